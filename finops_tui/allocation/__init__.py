@@ -1,0 +1,1 @@
+"""Allocation: effective tags (provider tags, key aliases, rules, manual edits) and the tag-edit journal."""

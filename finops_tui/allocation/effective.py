@@ -1,0 +1,103 @@
+"""Derived per-resource tables: `resources` (latest attributes) and `resource_tags` (effective tags)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import duckdb
+
+
+def refresh_resources(cur: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild `resources` from `charges`: each resource's latest name, type, group, subscription and tags."""
+    cur.execute("DELETE FROM resources")
+    cur.execute(
+        """
+        INSERT INTO resources
+        SELECT ResourceId,
+               arg_max(ResourceName, ChargePeriodStart) FILTER (WHERE ResourceName IS NOT NULL),
+               arg_max(ResourceType, ChargePeriodStart) FILTER (WHERE ResourceType IS NOT NULL),
+               arg_max(x_ResourceGroupName, ChargePeriodStart) FILTER (WHERE x_ResourceGroupName IS NOT NULL),
+               arg_max(SubAccountId, ChargePeriodStart) FILTER (WHERE SubAccountId IS NOT NULL),
+               arg_max(SubAccountName, ChargePeriodStart) FILTER (WHERE SubAccountName IS NOT NULL),
+               arg_max(RegionId, ChargePeriodStart) FILTER (WHERE RegionId IS NOT NULL),
+               arg_max(ServiceName, ChargePeriodStart) FILTER (WHERE ServiceName IS NOT NULL),
+               arg_max(ProviderName, ChargePeriodStart) FILTER (WHERE ProviderName IS NOT NULL),
+               arg_max(Tags, ChargePeriodStart) FILTER (WHERE Tags IS NOT NULL),
+               min(x_ChargeDate), max(x_ChargeDate)
+        FROM charges WHERE ResourceId IS NOT NULL
+        GROUP BY ResourceId
+        """
+    )
+
+
+def set_tag_aliases(cur: duckdb.DuckDBPyConnection, aliases: Mapping[str, str]) -> None:
+    """Store configured key aliases (raw key -> canonical key), replacing the previous set."""
+    cur.execute("DELETE FROM tag_aliases")
+    if aliases:
+        cur.executemany("INSERT INTO tag_aliases VALUES (?, ?)", [[k, v] for k, v in aliases.items()])
+
+
+def rebuild_resource_tags(cur: duckdb.DuckDBPyConnection, *, fold_case: bool = True) -> None:
+    """Recompute effective tags for every resource: manual edit > provider tag > allocation rule.
+
+    Provider keys fold through `tag_aliases` first, then (by default) to lower case, so `Team`, `TEAM`
+    and `team` count as one key. When one resource carries several variants, the canonical spelling wins.
+    """
+    canonical = "coalesce(a.canonical_key, lower(e.raw_key))" if fold_case else "coalesce(a.canonical_key, e.raw_key)"
+    cur.execute("DELETE FROM resource_tags")
+    cur.execute(
+        f"""
+        INSERT INTO resource_tags
+        WITH entries AS (
+            SELECT r.ResourceId, unnest(map_keys(r.Tags)) AS raw_key, unnest(map_values(r.Tags)) AS raw_value
+            FROM resources r WHERE r.Tags IS NOT NULL
+        ), folded AS (
+            SELECT e.ResourceId, {canonical} AS tag_key, trim(e.raw_value) AS tag_value, e.raw_key
+            FROM entries e LEFT JOIN tag_aliases a ON a.alias_key = e.raw_key
+            WHERE e.raw_value IS NOT NULL AND trim(e.raw_value) <> '' AND upper(trim(e.raw_value)) <> 'NULL'
+        )
+        SELECT ResourceId, tag_key,
+               arg_min(tag_value, (raw_key <> tag_key, raw_key)), 'provider',
+               arg_min(raw_key, (raw_key <> tag_key, raw_key))
+        FROM folded GROUP BY ResourceId, tag_key
+        """
+    )
+    _apply_rules(cur)
+    _apply_manual_edits(cur)
+
+
+def _apply_rules(cur: duckdb.DuckDBPyConnection) -> None:
+    """Allocation rules fill keys that neither provider tags nor manual edits set (see allocation.rules)."""
+    try:
+        from finops_tui.allocation import rules
+    except ImportError:
+        return
+    rules.apply_rules(cur)
+
+
+def _apply_manual_edits(cur: duckdb.DuckDBPyConnection) -> None:
+    """The newest live manual edit per (resource, key) wins; an edit to no value removes the tag."""
+    cur.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _latest_edits AS
+        SELECT ResourceId, tag_key, arg_max(new_value, edit_id) AS new_value
+        FROM tag_edits WHERE NOT undone GROUP BY ResourceId, tag_key
+        """
+    )
+    cur.execute(
+        "DELETE FROM resource_tags rt USING _latest_edits e "
+        "WHERE rt.ResourceId = e.ResourceId AND rt.tag_key = e.tag_key"
+    )
+    cur.execute(
+        """
+        INSERT INTO resource_tags
+        SELECT ResourceId, tag_key, new_value, 'manual', tag_key FROM _latest_edits WHERE new_value IS NOT NULL
+        """
+    )
+    cur.execute("DROP TABLE _latest_edits")
+
+
+def refresh_derived(cur: duckdb.DuckDBPyConnection, *, fold_case: bool = True) -> None:
+    """After charges change: rebuild resources and effective tags (inside the caller's transaction)."""
+    refresh_resources(cur)
+    rebuild_resource_tags(cur, fold_case=fold_case)

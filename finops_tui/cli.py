@@ -1,0 +1,138 @@
+"""Command line: parses arguments, then opens the explorer or runs one headless command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from finops_tui import __version__, paths
+from finops_tui.errors import UserError
+
+REPORT_FORMATS = ["table", "csv", "json", "md"]
+
+
+def _add_cache_arg(parser: argparse.ArgumentParser, default_help: str = "the default cache") -> None:
+    parser.add_argument(
+        "--cache", type=Path, default=None, metavar="PATH", help=f"cache file to use (default: {default_help})"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="finops-tui", description="Keyboard-driven terminal explorer for cloud cost (Azure first)."
+    )
+    parser.add_argument("--version", action="version", version=f"finops-tui {__version__}")
+    _add_cache_arg(parser, str(paths.default_cache_path()))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="build the synthetic demo estate into its own cache and open it")
+    _add_cache_arg(demo, str(paths.demo_cache_path()))
+    demo.add_argument("--months", type=int, default=13, help="months of daily cost (default 13)")
+    demo.add_argument("--rows", type=int, default=None, help="scale to about N cost rows (benchmarks)")
+    demo.add_argument("--end", default=None, metavar="YYYY-MM-DD", help="last day of data (default: yesterday)")
+    demo.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    demo.add_argument("--no-open", action="store_true", help="only build the cache and print a summary")
+    demo.add_argument("--force", action="store_true", help="rebuild even if the demo cache exists")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    imp = sub.add_parser("import", help="import FOCUS or Azure cost export files into the cache")
+    _add_cache_arg(imp)
+    imp.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="file or export directory")
+    imp.add_argument("--skip-bad-rows", action="store_true", help="import the good rows and list the bad ones")
+    imp.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    rep = sub.add_parser("report", help="print a view headless (overview, allocation, recommendations)")
+    _add_cache_arg(rep)
+    rep.add_argument("view", choices=["overview", "allocation", "recommendations"])
+    rep.add_argument("--period", default="mtd", help="START..END (END exclusive), mtd, last-month, 30d, 90d, all")
+    rep.add_argument("--metric", choices=["effective", "billed"], default="effective")
+    rep.add_argument("--format", choices=REPORT_FORMATS, default="table")
+    rep.add_argument("--by", default=None, help="overview: extra breakdown (tag:KEY); allocation: levels")
+    rep.add_argument("--depth", type=int, default=None, help="allocation: levels to print")
+    rep.add_argument("--currency", default=None, help="only this billing currency")
+    rep.add_argument("--top", type=int, default=None, help="rows per breakdown (default: all)")
+
+    sync = sub.add_parser("sync", help="pull cost from Azure Cost Management into the cache")
+    _add_cache_arg(sync)
+    sync.add_argument("--scope", action="append", default=None, help="ARM scope (repeatable); default from config")
+    sync.add_argument("--months", type=int, default=None, help="initial backfill in months (default 3, max 13)")
+    sync.add_argument("--metric", choices=["both", "actual", "amortized"], default="both")
+    sync.add_argument("--list-scopes", action="store_true", help="list the subscriptions the credential can see")
+    sync.add_argument("--device-code", action="store_true", help="sign in with a device code (SSH sessions)")
+    sync.add_argument("--arm-endpoint", default=None, metavar="URL", help="ARM endpoint (sovereign clouds)")
+    sync.add_argument("--path", choices=["auto", "query", "cost-details"], default="auto", dest="api_path")
+    sync.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    tags = sub.add_parser("tags", help="tag edits: set, list, push to Azure, export")
+    _add_cache_arg(tags)
+    tags_sub = tags.add_subparsers(dest="tags_command", metavar="ACTION", required=True)
+    tset = tags_sub.add_parser("set", help="set a tag on a resource or every resource of a resource group")
+    tset.add_argument("--resource", default=None, metavar="ID")
+    tset.add_argument("--resource-group", default=None, metavar="NAME")
+    tset.add_argument("--subscription", default=None, metavar="ID")
+    tset.add_argument("assignment", metavar="KEY=VALUE")
+    tags_sub.add_parser("list", help="print the tag edit journal")
+    tags_sub.add_parser("undo", help="undo the last tag edit batch")
+    tags_sub.add_parser("redo", help="redo the last undone batch")
+    tpush = tags_sub.add_parser("push", help="preview, then (--apply) merge pending tag edits into Azure")
+    tpush.add_argument("--apply", action="store_true", help="send the previewed changes")
+    tpush.add_argument("--yes", action="store_true", help="do not ask again after the preview (with --apply)")
+    tpush.add_argument("--arm-endpoint", default=None, metavar="URL")
+    tpush.add_argument("--device-code", action="store_true")
+    texp = tags_sub.add_parser("export", help="write pending edits as CSV or az CLI commands")
+    texp.add_argument("--format", choices=["csv", "az"], default="csv")
+    return parser
+
+
+def _cache_path(args: argparse.Namespace) -> Path:
+    if args.cache is not None:
+        return Path(args.cache)
+    if args.command == "demo":
+        return paths.demo_cache_path()
+    return paths.default_cache_path()
+
+
+def run(args: argparse.Namespace) -> int:
+    cache_path = _cache_path(args)
+    if args.command is None:
+        from finops_tui.ui.launch import run_explorer
+
+        return run_explorer(cache_path)
+    if args.command == "demo":
+        from finops_tui.ingest.demo_command import run_demo
+
+        return run_demo(args, cache_path)
+    if args.command == "import":
+        from finops_tui.ingest.command import run_import
+
+        return run_import(args, cache_path)
+    if args.command == "report":
+        from finops_tui.report.command import run_report
+
+        return run_report(args, cache_path)
+    if args.command == "sync":
+        from finops_tui.sync.command import run_sync
+
+        return run_sync(args, cache_path)
+    if args.command == "tags":
+        from finops_tui.allocation.command import run_tags
+
+        return run_tags(args, cache_path)
+    raise AssertionError(args.command)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UserError as exc:
+        print(f"finops-tui: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("finops-tui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

@@ -1,0 +1,190 @@
+"""Cache schema: FOCUS 1.2 `charges`, `sources`, `resources`, allocation state, and migrations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+SCHEMA_VERSION = 1
+
+# 26 integer digits hold a KRW reservation purchase; 12 decimals keep sub-cent unit charges exact.
+MONEY_TYPE = "DECIMAL(38,12)"
+
+# (column, DuckDB type) in table order. FOCUS 1.2 names; `x_` columns are Azure or finops-tui extras.
+CHARGE_COLUMNS: list[tuple[str, str]] = [
+    ("ChargePeriodStart", "TIMESTAMP"),
+    ("ChargePeriodEnd", "TIMESTAMP"),
+    ("BillingPeriodStart", "TIMESTAMP"),
+    ("BillingPeriodEnd", "TIMESTAMP"),
+    ("BillingAccountId", "VARCHAR"),
+    ("BillingAccountName", "VARCHAR"),
+    ("SubAccountId", "VARCHAR"),
+    ("SubAccountName", "VARCHAR"),
+    ("BilledCost", MONEY_TYPE),
+    ("EffectiveCost", MONEY_TYPE),
+    ("ListCost", MONEY_TYPE),
+    ("ContractedCost", MONEY_TYPE),
+    ("BillingCurrency", "VARCHAR"),
+    ("ChargeCategory", "VARCHAR"),
+    ("ChargeClass", "VARCHAR"),
+    ("ChargeFrequency", "VARCHAR"),
+    ("ChargeDescription", "VARCHAR"),
+    ("PricingCategory", "VARCHAR"),
+    ("PricingQuantity", "DOUBLE"),
+    ("PricingUnit", "VARCHAR"),
+    ("ConsumedQuantity", "DOUBLE"),
+    ("ConsumedUnit", "VARCHAR"),
+    ("ServiceName", "VARCHAR"),
+    ("ServiceCategory", "VARCHAR"),
+    ("ServiceSubcategory", "VARCHAR"),
+    ("ProviderName", "VARCHAR"),
+    ("PublisherName", "VARCHAR"),
+    ("InvoiceIssuerName", "VARCHAR"),
+    ("ResourceId", "VARCHAR"),  # lower-cased: Azure ids vary in case between rows
+    ("ResourceName", "VARCHAR"),
+    ("ResourceType", "VARCHAR"),
+    ("RegionId", "VARCHAR"),
+    ("RegionName", "VARCHAR"),
+    ("AvailabilityZone", "VARCHAR"),
+    ("CommitmentDiscountId", "VARCHAR"),
+    ("CommitmentDiscountName", "VARCHAR"),
+    ("CommitmentDiscountStatus", "VARCHAR"),
+    ("CommitmentDiscountType", "VARCHAR"),
+    ("CommitmentDiscountCategory", "VARCHAR"),
+    ("SkuId", "VARCHAR"),
+    ("SkuPriceId", "VARCHAR"),
+    ("Tags", "MAP(VARCHAR, VARCHAR)"),
+    ("x_ResourceGroupName", "VARCHAR"),
+    ("x_SkuMeterCategory", "VARCHAR"),
+    ("x_SkuMeterName", "VARCHAR"),
+    ("x_ChargeDate", "DATE"),  # day of ChargePeriodStart: every view groups by day
+    ("source_id", "INTEGER"),
+]
+
+_V1 = f"""
+CREATE TABLE schema_version (version INTEGER NOT NULL, migrated_at TIMESTAMP NOT NULL);
+
+CREATE SEQUENCE source_ids START 1;
+CREATE TABLE sources (
+    source_id INTEGER PRIMARY KEY DEFAULT nextval('source_ids'),
+    kind VARCHAR NOT NULL,          -- focus-file | azure-export | sync-query | sync-cost-details | demo
+    scope VARCHAR NOT NULL,         -- billing account / subscription the rows cover (lower-case)
+    path VARCHAR,
+    file_hash VARCHAR,
+    provider VARCHAR,
+    focus_version VARCHAR,
+    metric VARCHAR NOT NULL,        -- actual (BilledCost only) | amortized (EffectiveCost only) | focus (both)
+    period_start DATE,
+    period_end DATE,                -- exclusive
+    row_count BIGINT NOT NULL DEFAULT 0,
+    currencies VARCHAR,
+    imported_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE charges ({", ".join(f'"{name}" {kind}' for name, kind in CHARGE_COLUMNS)});
+
+CREATE TABLE resources (
+    ResourceId VARCHAR PRIMARY KEY,
+    ResourceName VARCHAR,
+    ResourceType VARCHAR,
+    x_ResourceGroupName VARCHAR,
+    SubAccountId VARCHAR,
+    SubAccountName VARCHAR,
+    RegionId VARCHAR,
+    ServiceName VARCHAR,
+    ProviderName VARCHAR,
+    Tags MAP(VARCHAR, VARCHAR),
+    first_seen DATE,
+    last_seen DATE
+);
+
+-- Effective tags per resource: manual > provider (after key aliases) > rule. Joined to charges at query time.
+CREATE TABLE resource_tags (
+    ResourceId VARCHAR NOT NULL,
+    tag_key VARCHAR NOT NULL,       -- canonical key after alias folding
+    tag_value VARCHAR NOT NULL,
+    origin VARCHAR NOT NULL,        -- provider | rule | manual
+    raw_key VARCHAR,                -- the key as the provider spelled it
+    PRIMARY KEY (ResourceId, tag_key)
+);
+
+CREATE TABLE tag_aliases (alias_key VARCHAR PRIMARY KEY, canonical_key VARCHAR NOT NULL);
+
+CREATE SEQUENCE tag_edit_ids START 1;
+CREATE TABLE tag_edits (
+    edit_id INTEGER PRIMARY KEY DEFAULT nextval('tag_edit_ids'),
+    ResourceId VARCHAR NOT NULL,
+    tag_key VARCHAR NOT NULL,
+    old_value VARCHAR,
+    new_value VARCHAR,
+    origin VARCHAR NOT NULL DEFAULT 'manual',
+    created_at TIMESTAMP NOT NULL,
+    batch_id INTEGER,
+    undone BOOLEAN NOT NULL DEFAULT false,
+    push_status VARCHAR NOT NULL DEFAULT 'pending',   -- pending | pushed | failed | local
+    push_error VARCHAR,
+    pushed_at TIMESTAMP
+);
+
+CREATE TABLE recommendation_state (
+    rec_id VARCHAR PRIMARY KEY,
+    state VARCHAR NOT NULL,         -- dismissed | snoozed | noted
+    until DATE,
+    note VARCHAR,
+    updated_at TIMESTAMP NOT NULL
+);
+
+CREATE TABLE sync_state (
+    scope VARCHAR NOT NULL,
+    metric VARCHAR NOT NULL,
+    window_start DATE NOT NULL,
+    window_end DATE NOT NULL,
+    status VARCHAR NOT NULL,        -- done | failed
+    rows BIGINT,
+    api_path VARCHAR,               -- query | cost-details
+    last_success TIMESTAMP,
+    last_error VARCHAR,
+    throttled_seconds DOUBLE DEFAULT 0,
+    PRIMARY KEY (scope, metric, window_start)
+);
+
+CREATE TABLE budgets (
+    budget_id VARCHAR PRIMARY KEY,
+    scope VARCHAR,
+    name VARCHAR,
+    amount {MONEY_TYPE},
+    currency VARCHAR,
+    time_grain VARCHAR,
+    period_start DATE,
+    period_end DATE,
+    current_spend {MONEY_TYPE},
+    forecast_spend {MONEY_TYPE},
+    synced_at TIMESTAMP
+);
+
+CREATE TABLE benefit_recommendations (
+    rec_id VARCHAR PRIMARY KEY,
+    scope VARCHAR,
+    kind VARCHAR,
+    term VARCHAR,
+    look_back VARCHAR,
+    currency VARCHAR,
+    commitment_amount {MONEY_TYPE},
+    savings_amount {MONEY_TYPE},
+    cost_without_benefit {MONEY_TYPE},
+    savings_percentage DOUBLE,
+    raw_json VARCHAR,
+    synced_at TIMESTAMP
+);
+"""
+
+Migration = Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _create_v1(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_V1)
+
+
+# MIGRATIONS[n] upgrades a cache at version n to n + 1; version 0 is an empty file.
+MIGRATIONS: dict[int, Migration] = {0: _create_v1}

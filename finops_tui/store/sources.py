@@ -1,0 +1,107 @@
+"""Windows of cost rows: replacing a (scope, metric, period) window atomically, and reading freshness."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import duckdb
+
+from finops_tui import clock
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one import or sync window covers; rows of the same scope and metric in [start, end) are replaced."""
+
+    kind: str
+    scope: str
+    metric: str
+    start: dt.date
+    end: dt.date  # exclusive
+    path: str | None = None
+    file_hash: str | None = None
+    provider: str | None = None
+    focus_version: str | None = None
+
+
+def begin_window(cur: duckdb.DuckDBPyConnection, window: Window) -> int:
+    """Inside the caller's transaction: drop the rows this window supersedes and register it.
+
+    Returns the new source_id; the caller inserts its charges with it, then calls `finish_window`.
+    """
+    scope = window.scope.lower()
+    cur.execute(
+        """
+        DELETE FROM charges
+        WHERE source_id IN (SELECT source_id FROM sources WHERE scope = ? AND metric = ?)
+          AND x_ChargeDate >= ? AND x_ChargeDate < ?
+        """,
+        [scope, window.metric, window.start, window.end],
+    )
+    row = cur.execute(
+        """
+        INSERT INTO sources (kind, scope, path, file_hash, provider, focus_version, metric,
+                             period_start, period_end, imported_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING source_id
+        """,
+        [
+            window.kind, scope, window.path, window.file_hash, window.provider, window.focus_version,
+            window.metric, window.start, window.end, clock.now(),
+        ],
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def finish_window(cur: duckdb.DuckDBPyConnection, source_id: int) -> int:
+    """Record the row count and currencies of a loaded window; forget sources left with no rows."""
+    cur.execute(
+        """
+        UPDATE sources SET
+            row_count = (SELECT count(*) FROM charges WHERE source_id = ?),
+            currencies = (SELECT string_agg(DISTINCT BillingCurrency, ',' ORDER BY BillingCurrency)
+                          FROM charges WHERE source_id = ?)
+        WHERE source_id = ?
+        """,
+        [source_id, source_id, source_id],
+    )
+    # Sources of the same scope and metric that the new window superseded entirely are forgotten;
+    # the others keep their days outside the window, so their counts are refreshed.
+    cur.execute(
+        """
+        UPDATE sources s SET row_count = (SELECT count(*) FROM charges c WHERE c.source_id = s.source_id)
+        WHERE s.source_id <> $id
+          AND (s.scope, s.metric) = (SELECT (scope, metric) FROM sources WHERE source_id = $id)
+        """,
+        {"id": source_id},
+    )
+    cur.execute(
+        """
+        DELETE FROM sources s WHERE s.source_id <> $id AND s.row_count = 0
+          AND (s.scope, s.metric) = (SELECT (scope, metric) FROM sources WHERE source_id = $id)
+        """,
+        {"id": source_id},
+    )
+    row = cur.execute("SELECT row_count FROM sources WHERE source_id = ?", [source_id]).fetchone()
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True)
+class Freshness:
+    data_start: dt.date | None
+    data_end: dt.date | None  # last day with cost rows
+    last_kind: str | None
+    last_path: str | None
+    last_loaded_at: dt.datetime | None
+
+
+def freshness(cur: duckdb.DuckDBPyConnection) -> Freshness:
+    bounds = cur.execute("SELECT min(x_ChargeDate), max(x_ChargeDate) FROM charges").fetchone()
+    last = cur.execute(
+        "SELECT kind, path, imported_at FROM sources ORDER BY imported_at DESC, source_id DESC LIMIT 1"
+    ).fetchone()
+    start, end = (bounds or (None, None))
+    if last is None:
+        return Freshness(start, end, None, None, None)
+    return Freshness(start, end, last[0], last[1], last[2])
