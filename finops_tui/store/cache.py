@@ -6,7 +6,7 @@ import datetime as dt
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -64,10 +64,8 @@ class Cache:
     def close(self) -> None:
         with self._lock:
             for cur in list(self._open_cursors):
-                try:
+                with suppress(duckdb.Error):
                     cur.interrupt()
-                except duckdb.Error:
-                    pass
         self._con.close()
 
     def __enter__(self) -> Cache:

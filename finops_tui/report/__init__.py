@@ -1,0 +1,1 @@
+"""Read models shared by the screens and the headless `report` command."""

@@ -1,0 +1,390 @@
+"""Overview read model: totals, previous period, forecast, daily series, breakdowns and movers."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import duckdb
+
+from finops_tui import clock
+from finops_tui.config import load_config
+from finops_tui.errors import UsageError
+from finops_tui.report.dimensions import NONE_LABEL, Dimension, dimension
+from finops_tui.report.periods import Period, parse_period
+from finops_tui.report.render import change_percent, money, percent, render_rows, to_json
+from finops_tui.store import Cache
+from finops_tui.store.sources import Freshness, freshness
+
+METRIC_COLUMNS = {"effective": "EffectiveCost", "billed": "BilledCost"}
+METRIC_TITLES = {"effective": "EffectiveCost (amortized)", "billed": "BilledCost (actual)"}
+DEFAULT_BREAKDOWNS = ("service", "service-category", "subscription", "resource-group", "region")
+ZERO = Decimal(0)
+
+
+def metric_column(metric: str) -> str:
+    try:
+        return METRIC_COLUMNS[metric]
+    except KeyError:
+        raise UsageError(f"--metric {metric}: expected effective or billed") from None
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    key: str | None
+    name: str
+    currency: str
+    cost: Decimal
+    previous: Decimal
+
+    @property
+    def change(self) -> Decimal:
+        return self.cost - self.previous
+
+
+@dataclass(frozen=True)
+class CurrencyTotal:
+    currency: str
+    cost: Decimal
+    previous: Decimal
+    rows: int
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Month-end projection: month to date plus the remaining days at the recent weekday run rate."""
+
+    currency: str
+    month_start: dt.date
+    month_end: dt.date  # exclusive
+    actual_to_date: Decimal
+    projected_remaining: Decimal
+
+    @property
+    def total(self) -> Decimal:
+        return self.actual_to_date + self.projected_remaining
+
+
+@dataclass
+class Overview:
+    period: Period
+    previous: Period
+    metric: str
+    currencies: list[str]
+    totals: list[CurrencyTotal]
+    daily: dict[str, list[tuple[dt.date, Decimal]]]
+    breakdowns: dict[str, list[BreakdownRow]]
+    untagged: dict[str, Decimal]  # currency -> cost without a value for the team key
+    team_key: str
+    forecast: list[Forecast]
+    movers: list[BreakdownRow]
+    freshness: Freshness
+    breakdown_titles: dict[str, str] = field(default_factory=dict)
+
+    def total_for(self, currency: str) -> CurrencyTotal | None:
+        return next((t for t in self.totals if t.currency == currency), None)
+
+
+def _date_filter(period: Period, previous: Period | None) -> tuple[str, list[object]]:
+    start = previous.start if previous is not None else period.start
+    return "c.x_ChargeDate >= ? AND c.x_ChargeDate < ?", [start, period.end]
+
+
+def currency_totals(
+    cur: duckdb.DuckDBPyConnection, period: Period, metric: str, previous: Period | None = None
+) -> list[CurrencyTotal]:
+    """Total cost per billing currency for the period (and the previous one); never across currencies."""
+    previous = previous or period.previous()
+    col = metric_column(metric)
+    rows = cur.execute(
+        f"""
+        SELECT c.BillingCurrency,
+               sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e),
+               sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe),
+               count(*) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e)
+        FROM charges c
+        WHERE c.x_ChargeDate >= least($s, $ps) AND c.x_ChargeDate < greatest($e, $pe)
+          AND c.BillingCurrency IS NOT NULL
+        GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1
+        """,
+        {"s": period.start, "e": period.end, "ps": previous.start, "pe": previous.end},
+    ).fetchall()
+    return [CurrencyTotal(r[0], r[1] or ZERO, r[2] or ZERO, int(r[3])) for r in rows if r[1] is not None or r[3]]
+
+
+def breakdown(
+    cur: duckdb.DuckDBPyConnection,
+    dim: Dimension,
+    period: Period,
+    metric: str,
+    *,
+    currency: str | None = None,
+    previous: Period | None = None,
+    limit: int | None = None,
+) -> list[BreakdownRow]:
+    """Cost per group of `dim` (per currency), with the previous period's cost, largest first."""
+    previous = previous or period.previous()
+    col = metric_column(metric)
+    currency_sql = " AND c.BillingCurrency = $cur" if currency else ""
+    params: dict[str, object] = {"s": period.start, "e": period.end, "ps": previous.start, "pe": previous.end}
+    if currency:
+        params["cur"] = currency
+    limit_sql = ""
+    if limit:
+        limit_sql = " QUALIFY row_number() OVER (PARTITION BY currency ORDER BY cost DESC NULLS LAST) <= $limit"
+        params["limit"] = limit
+    rows = cur.execute(
+        f"""
+        SELECT {dim.key_sql} AS key, any_value({dim.label_sql}) AS label, c.BillingCurrency AS currency,
+               sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e) AS cost,
+               sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe) AS prev
+        FROM charges c{dim.join_sql()}
+        WHERE c.x_ChargeDate >= least($s, $ps) AND c.x_ChargeDate < greatest($e, $pe){currency_sql}
+          AND c.BillingCurrency IS NOT NULL
+        GROUP BY key, currency
+        HAVING cost IS NOT NULL{limit_sql}
+        ORDER BY cost DESC, key NULLS LAST
+        """,
+        params,
+    ).fetchall()
+    return [
+        BreakdownRow(r[0], r[1] if r[1] is not None else NONE_LABEL, r[2], r[3] or ZERO, r[4] or ZERO) for r in rows
+    ]
+
+
+def daily_series(
+    cur: duckdb.DuckDBPyConnection, period: Period, metric: str, *, currency: str | None = None
+) -> dict[str, list[tuple[dt.date, Decimal]]]:
+    """Cost per day and currency across the whole period; days without rows are zero."""
+    col = metric_column(metric)
+    currency_sql = " AND c.BillingCurrency = $cur" if currency else ""
+    params: dict[str, object] = {"s": period.start, "e": period.end}
+    if currency:
+        params["cur"] = currency
+    rows = cur.execute(
+        f"""
+        SELECT c.BillingCurrency, c.x_ChargeDate, sum(c.{col})
+        FROM charges c
+        WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e{currency_sql} AND c.BillingCurrency IS NOT NULL
+        GROUP BY 1, 2 HAVING sum(c.{col}) IS NOT NULL
+        """,
+        params,
+    ).fetchall()
+    by_currency: dict[str, dict[dt.date, Decimal]] = defaultdict(dict)
+    for cur_code, day, cost in rows:
+        by_currency[cur_code][day] = cost
+    days = [period.start + dt.timedelta(days=i) for i in range(period.days)]
+    return {code: [(d, values.get(d, ZERO)) for d in days] for code, values in by_currency.items()}
+
+
+def untagged_cost(
+    cur: duckdb.DuckDBPyConnection, period: Period, metric: str, tag_key: str
+) -> dict[str, Decimal]:
+    """Cost per currency with no effective value for `tag_key` (provider tag, rule or manual edit)."""
+    col = metric_column(metric)
+    rows = cur.execute(
+        f"""
+        SELECT c.BillingCurrency, sum(c.{col})
+        FROM charges c LEFT JOIN resource_tags t ON t.ResourceId = c.ResourceId AND t.tag_key = $key
+        WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e AND t.tag_value IS NULL
+          AND c.BillingCurrency IS NOT NULL
+        GROUP BY 1
+        """,
+        {"s": period.start, "e": period.end, "key": tag_key.lower()},
+    ).fetchall()
+    return {r[0]: r[1] or ZERO for r in rows}
+
+
+def month_end_forecast(
+    cur: duckdb.DuckDBPyConnection, anchor: dt.date, metric: str, *, lookback_days: int = 28
+) -> list[Forecast]:
+    """Project the anchor's month: actual to date + each remaining day at its weekday's recent average.
+
+    Weekday averages over the last four weeks capture the weekend dip that a flat run rate misses.
+    """
+    col = metric_column(metric)
+    month_start = anchor.replace(day=1)
+    next_month = (month_start + dt.timedelta(days=32)).replace(day=1)
+    history_start = anchor - dt.timedelta(days=lookback_days - 1)
+    rows = cur.execute(
+        f"""
+        SELECT c.BillingCurrency, c.x_ChargeDate, sum(c.{col})
+        FROM charges c
+        WHERE c.x_ChargeDate >= least($hs, $ms) AND c.x_ChargeDate <= $a AND c.BillingCurrency IS NOT NULL
+        GROUP BY 1, 2 HAVING sum(c.{col}) IS NOT NULL
+        """,
+        {"hs": history_start, "ms": month_start, "a": anchor},
+    ).fetchall()
+    per_currency: dict[str, dict[dt.date, Decimal]] = defaultdict(dict)
+    for code, day, cost in rows:
+        per_currency[code][day] = cost
+    forecasts = []
+    remaining_days = [anchor + dt.timedelta(days=i) for i in range(1, (next_month - anchor).days)]
+    for code, days in sorted(per_currency.items()):
+        to_date = sum((v for d, v in days.items() if d >= month_start), ZERO)
+        weekday_totals: dict[int, list[Decimal]] = defaultdict(list)
+        for offset in range(lookback_days):
+            day = anchor - dt.timedelta(days=offset)
+            weekday_totals[day.weekday()].append(days.get(day, ZERO))
+        weekday_avg = {wd: sum(vals, ZERO) / len(vals) for wd, vals in weekday_totals.items()}
+        remaining = sum((weekday_avg.get(d.weekday(), ZERO) for d in remaining_days), ZERO)
+        forecasts.append(Forecast(code, month_start, next_month, to_date, remaining))
+    return forecasts
+
+
+def resolve_period(cur: duckdb.DuckDBPyConnection, spec: str) -> tuple[Period, Freshness]:
+    fresh = freshness(cur)
+    return parse_period(spec, today=clock.today(), data_start=fresh.data_start, data_end=fresh.data_end), fresh
+
+
+def overview(
+    cur: duckdb.DuckDBPyConnection,
+    period: Period,
+    metric: str,
+    *,
+    team_key: str = "team",
+    currency: str | None = None,
+    extra_breakdowns: tuple[str, ...] = (),
+    top: int | None = None,
+    fresh: Freshness | None = None,
+) -> Overview:
+    """Everything the Overview screen and `report overview` show, for one period and metric."""
+    previous = period.previous()
+    totals = currency_totals(cur, period, metric, previous)
+    if currency:
+        totals = [t for t in totals if t.currency == currency]
+    names = [*DEFAULT_BREAKDOWNS, f"tag:{team_key.lower()}"]
+    names += [n for n in extra_breakdowns if dimension(n).name not in names]
+    breakdowns: dict[str, list[BreakdownRow]] = {}
+    titles: dict[str, str] = {}
+    for name in names:
+        dim = dimension(name)
+        breakdowns[dim.name] = breakdown(cur, dim, period, metric, currency=currency, previous=previous, limit=top)
+        titles[dim.name] = dim.title
+    rg_rows = breakdowns["resource-group"]
+    if top:  # movers must see every group, not only the top ones by cost
+        rg_rows = breakdown(cur, dimension("resource-group"), period, metric, currency=currency, previous=previous)
+    movers = sorted((r for r in rg_rows if r.change > 0), key=lambda r: (-r.change, r.name))[:10]
+    untagged = untagged_cost(cur, period, metric, team_key)
+    forecast: list[Forecast] = []
+    if period.spec == "mtd":
+        forecast = month_end_forecast(cur, period.last_day, metric)
+        if currency:
+            forecast = [f for f in forecast if f.currency == currency]
+    return Overview(
+        period=period,
+        previous=previous,
+        metric=metric,
+        currencies=[t.currency for t in totals],
+        totals=totals,
+        daily=daily_series(cur, period, metric, currency=currency),
+        breakdowns=breakdowns,
+        untagged={k: v for k, v in untagged.items() if currency is None or k == currency},
+        team_key=team_key.lower(),
+        forecast=forecast,
+        movers=movers,
+        freshness=fresh or freshness(cur),
+        breakdown_titles=titles,
+    )
+
+
+def overview_document(ov: Overview) -> dict[str, object]:
+    """The JSON shape of `report overview --format json`."""
+    forecast = {f.currency: f for f in ov.forecast}
+    return {
+        "period": {"start": ov.period.start, "end": ov.period.end, "spec": ov.period.spec},
+        "previous_period": {"start": ov.previous.start, "end": ov.previous.end},
+        "metric": ov.metric,
+        "data_end": ov.freshness.data_end,
+        "anchored_on_data": ov.period.anchored_on_data,
+        "totals": [
+            {
+                "currency": t.currency,
+                "cost": t.cost,
+                "previous_cost": t.previous,
+                "untagged_cost": ov.untagged.get(t.currency, ZERO),
+                "forecast_month_end": forecast[t.currency].total if t.currency in forecast else None,
+            }
+            for t in ov.totals
+        ],
+        "team_key": ov.team_key,
+        "breakdowns": {
+            name: [
+                {"name": r.name, "key": r.key, "currency": r.currency, "cost": r.cost, "previous_cost": r.previous}
+                for r in rows
+            ]
+            for name, rows in ov.breakdowns.items()
+        },
+        "top_movers": [
+            {"name": r.name, "currency": r.currency, "cost": r.cost, "previous_cost": r.previous, "change": r.change}
+            for r in ov.movers
+        ],
+        "daily": {code: [{"date": d, "cost": v} for d, v in series] for code, series in ov.daily.items()},
+    }
+
+
+def overview_report(cache: Cache, args: argparse.Namespace) -> str:
+    """`finops-tui report overview`: one table per breakdown, or the JSON document."""
+    config = load_config()
+    extra = tuple(s.strip() for s in args.by.split(",") if s.strip()) if args.by else ()
+    with cache.cursor() as cur:
+        period, fresh = resolve_period(cur, args.period)
+        ov = overview(
+            cur, period, args.metric, team_key=config.team_key, currency=args.currency,
+            extra_breakdowns=extra, top=args.top, fresh=fresh,
+        )
+    if args.format == "json":
+        return to_json(overview_document(ov)) + "\n"
+    return _overview_text(ov, args.format)
+
+
+def _overview_text(ov: Overview, fmt: str) -> str:
+    parts: list[str] = []
+    metric_title = METRIC_TITLES[ov.metric]
+    header = f"Overview: {ov.period.describe()}, {metric_title}; compared with {ov.previous.start} .. {ov.previous.end}"
+    if ov.period.anchored_on_data and ov.freshness.data_end:
+        header += f"\nData ends {ov.freshness.data_end}; relative periods anchor on that day."
+    if fmt == "table":
+        parts.append(header + "\n")
+    elif fmt == "md":
+        parts.append(f"## {header}\n")
+    forecast = {f.currency: f for f in ov.forecast}
+    total_rows = [
+        [
+            t.currency, t.cost, t.previous, money(t.cost - t.previous, signed=True), change_percent(t.cost, t.previous),
+            forecast[t.currency].total if t.currency in forecast else "",
+            ov.untagged.get(t.currency, ZERO), percent(ov.untagged.get(t.currency, ZERO), t.cost),
+        ]
+        for t in ov.totals
+    ]
+    parts.append(render_rows(
+        ["currency", "cost", "previous", "change", "change %", "forecast month end",
+         f"untagged ({ov.team_key})", "untagged %"],
+        total_rows, fmt, title="Totals" if fmt != "csv" else None,
+    ))
+    if fmt == "csv":  # one CSV document: breakdown rows with their dimension
+        rows = [
+            [name, r.name, r.currency, r.cost, r.previous]
+            for name, items in ov.breakdowns.items() for r in items
+        ]
+        return render_rows(["breakdown", "name", "currency", "cost", "previous_cost"], rows, "csv")
+    for name, items in ov.breakdowns.items():
+        totals = {t.currency: t.cost for t in ov.totals}
+        rows = [
+            [r.name, r.currency, r.cost, percent(r.cost, totals.get(r.currency)), money(r.change, signed=True),
+             change_percent(r.cost, r.previous)]
+            for r in items
+        ]
+        parts.append("\n" + render_rows(
+            [ov.breakdown_titles.get(name, name), "currency", "cost", "share", "change", "change %"],
+            rows, fmt, title=f"By {ov.breakdown_titles.get(name, name).lower()}",
+        ))
+    if ov.movers:
+        rows = [[r.name, r.currency, r.previous, r.cost, money(r.change, signed=True)] for r in ov.movers]
+        parts.append("\n" + render_rows(
+            ["Resource group", "currency", "previous", "cost", "increase"], rows, fmt, title="Top movers"
+        ))
+    return "".join(parts)
