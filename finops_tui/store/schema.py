@@ -135,6 +135,24 @@ CREATE TABLE recommendation_state (
     updated_at TIMESTAMP NOT NULL
 );
 
+-- The last recommendation run, kept so the screen shows it at once and refreshes when a new run ends.
+CREATE TABLE recommendation_runs (
+    run_at TIMESTAMP NOT NULL,
+    data_end DATE,
+    metric VARCHAR,
+    currency VARCHAR,
+    duration_ms DOUBLE
+);
+CREATE TABLE recommendation_results (
+    rec_id VARCHAR NOT NULL,
+    position INTEGER NOT NULL,      -- rank in the run, by monthly impact
+    kind VARCHAR NOT NULL,
+    team VARCHAR,
+    currency VARCHAR NOT NULL,
+    monthly_impact {MONEY_TYPE} NOT NULL,
+    payload VARCHAR NOT NULL        -- the Recommendation as JSON (recommend.engine reads it back)
+);
+
 CREATE TABLE sync_state (
     scope VARCHAR NOT NULL,
     metric VARCHAR NOT NULL,
