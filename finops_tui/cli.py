@@ -103,7 +103,15 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         from finops_tui.ingest.demo_command import run_demo
 
-        return run_demo(args, cache_path)
+        code = run_demo(args, cache_path)  # builds or reuses the cache and prints its summary
+        if code or args.no_open:
+            return code
+        try:  # here, not in ingest: the data layer never imports the UI (import-linter contract)
+            from finops_tui.ui.launch import run_explorer
+        except ImportError:
+            print(f"the explorer is not available in this build; the demo cache is ready at {cache_path}")
+            return 0
+        return run_explorer(cache_path)
     if args.command == "import":
         from finops_tui.ingest.command import run_import
 
