@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import duckdb
 
@@ -37,20 +37,32 @@ def set_tag_aliases(cur: duckdb.DuckDBPyConnection, aliases: Mapping[str, str]) 
         cur.executemany("INSERT INTO tag_aliases VALUES (?, ?)", [[k, v] for k, v in aliases.items()])
 
 
-def rebuild_resource_tags(cur: duckdb.DuckDBPyConnection, *, fold_case: bool = True) -> None:
+def rebuild_resource_tags(
+    cur: duckdb.DuckDBPyConnection, *, fold_case: bool = True, resource_ids: Collection[str] | None = None
+) -> None:
     """Recompute effective tags for every resource: manual edit > provider tag > allocation rule.
 
     Provider keys fold through `tag_aliases` first, then (by default) to lower case, so `Team`, `TEAM`
     and `team` count as one key. When one resource carries several variants, the canonical spelling wins.
+    `resource_ids` limits the work to those resources (a tag edit repaints in milliseconds, not seconds).
     """
     canonical = "coalesce(a.canonical_key, lower(e.raw_key))" if fold_case else "coalesce(a.canonical_key, e.raw_key)"
-    cur.execute("DELETE FROM resource_tags")
+    scope_sql = ""
+    if resource_ids is None:
+        cur.execute("DELETE FROM resource_tags")
+    else:
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _tag_scope AS SELECT DISTINCT unnest(?::VARCHAR[]) AS ResourceId",
+            [list(resource_ids)],
+        )
+        cur.execute("DELETE FROM resource_tags WHERE ResourceId IN (SELECT ResourceId FROM _tag_scope)")
+        scope_sql = " AND r.ResourceId IN (SELECT ResourceId FROM _tag_scope)"
     cur.execute(
         f"""
         INSERT INTO resource_tags
         WITH entries AS (
             SELECT r.ResourceId, unnest(map_keys(r.Tags)) AS raw_key, unnest(map_values(r.Tags)) AS raw_value
-            FROM resources r WHERE r.Tags IS NOT NULL
+            FROM resources r WHERE r.Tags IS NOT NULL{scope_sql}
         ), folded AS (
             SELECT e.ResourceId, {canonical} AS tag_key, trim(e.raw_value) AS tag_value, e.raw_key
             FROM entries e LEFT JOIN tag_aliases a ON a.alias_key = e.raw_key
@@ -62,26 +74,30 @@ def rebuild_resource_tags(cur: duckdb.DuckDBPyConnection, *, fold_case: bool = T
         FROM folded GROUP BY ResourceId, tag_key
         """
     )
-    _apply_rules(cur)
-    _apply_manual_edits(cur)
+    scoped = resource_ids is not None
+    _apply_rules(cur, scoped)
+    _apply_manual_edits(cur, scoped)
+    if scoped:
+        cur.execute("DROP TABLE _tag_scope")
 
 
-def _apply_rules(cur: duckdb.DuckDBPyConnection) -> None:
+def _apply_rules(cur: duckdb.DuckDBPyConnection, scoped: bool = False) -> None:
     """Allocation rules fill keys that neither provider tags nor manual edits set (see allocation.rules)."""
     try:
         from finops_tui.allocation import rules
     except ImportError:
         return
-    rules.apply_rules(cur)
+    rules.apply_rules(cur, scope_table="_tag_scope" if scoped else None)
 
 
-def _apply_manual_edits(cur: duckdb.DuckDBPyConnection) -> None:
+def _apply_manual_edits(cur: duckdb.DuckDBPyConnection, scoped: bool = False) -> None:
     """The newest live manual edit per (resource, key) wins; an edit to no value removes the tag."""
+    scope_sql = " AND ResourceId IN (SELECT ResourceId FROM _tag_scope)" if scoped else ""
     cur.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE _latest_edits AS
         SELECT ResourceId, tag_key, arg_max(new_value, edit_id) AS new_value
-        FROM tag_edits WHERE NOT undone GROUP BY ResourceId, tag_key
+        FROM tag_edits WHERE NOT undone{scope_sql} GROUP BY ResourceId, tag_key
         """
     )
     cur.execute(

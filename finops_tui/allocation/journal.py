@@ -1,0 +1,233 @@
+"""The tag-edit journal: apply tags in batches, undo and redo them, list them; it lives in the cache file."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import duckdb
+
+from finops_tui import clock
+from finops_tui.allocation.effective import rebuild_resource_tags
+from finops_tui.errors import UserError
+from finops_tui.store import Cache
+
+Target = Cache | duckdb.DuckDBPyConnection
+
+# Edits still to send to Azure: never sent, or sent and refused (the reason is in push_error).
+UNSENT_STATUSES = ("pending", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class TagEdit:
+    """One journal row: a resource's key went from old_value (effective before) to new_value."""
+
+    edit_id: int
+    batch_id: int
+    resource_id: str
+    resource_name: str | None
+    tag_key: str
+    old_value: str | None
+    new_value: str | None  # None removes the tag locally
+    origin: str
+    created_at: dt.datetime
+    undone: bool
+    push_status: str  # pending | pushed | failed | local
+    push_error: str | None
+    pushed_at: dt.datetime | None
+
+    @property
+    def status(self) -> str:
+        """What a person wants to read: undone, or the push status."""
+        return "undone" if self.undone else self.push_status
+
+
+@dataclass(frozen=True, slots=True)
+class TagBatch:
+    """One apply (or undo/redo) of a key to a set of resources."""
+
+    batch_id: int
+    tag_key: str
+    new_value: str | None
+    resources: int
+    created_at: dt.datetime
+
+
+def normalise_key(key: str) -> str:
+    """Effective tag keys are canonical lower case (as provider keys are folded)."""
+    cleaned = key.strip().lower()
+    if not cleaned:
+        raise UserError("give a tag key, e.g. team=payments")
+    return cleaned
+
+
+@contextmanager
+def write_transaction(target: Target) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A Cache opens its own cursor and transaction; a cursor (not already in a transaction) gets one."""
+    if isinstance(target, Cache):
+        with target.transaction() as cur:
+            yield cur
+        return
+    target.execute("BEGIN TRANSACTION")
+    try:
+        yield target
+    except BaseException:
+        target.execute("ROLLBACK")
+        raise
+    target.execute("COMMIT")
+
+
+def apply_tags(
+    target: Target,
+    resource_ids: Collection[str],
+    key: str,
+    value: str | None,
+    origin: str = "manual",
+    *,
+    push: bool = True,
+    fold_case: bool | None = None,
+) -> int | None:
+    """Set `key` = `value` on resources (None removes it locally); returns the batch id, None if nothing changed.
+
+    The edits are journalled first, in the same transaction that updates the effective tags of just
+    those resources, so the change applies retroactively to the whole cached history in milliseconds.
+    Resources that already carry the value from a provider tag or an earlier edit are skipped.
+    `push=False` keeps the edits local (never sent to Azure); removals are always local.
+    """
+    key = normalise_key(key)
+    value = value.strip() if value is not None else None
+    if value == "":
+        raise UserError(f"{key}=: give a value, e.g. {key}=payments")
+    ids = sorted({r.strip().lower() for r in resource_ids if r and r.strip()})
+    if not ids:
+        return None
+    if fold_case is None:
+        from finops_tui.config import load_config
+
+        fold_case = load_config().fold_key_case
+    status = "pending" if push and value is not None else "local"
+    with write_transaction(target) as cur:
+        unknown = cur.execute(
+            "SELECT id FROM unnest(?::VARCHAR[]) u(id) WHERE id NOT IN (SELECT ResourceId FROM resources) LIMIT 1",
+            [ids],
+        ).fetchone()
+        if unknown:
+            raise UserError(f"{unknown[0]}: no such resource in the cache")
+        row = cur.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM tag_edits").fetchone()
+        batch_id = int(row[0]) if row else 1
+        inserted = cur.execute(
+            """
+            INSERT INTO tag_edits (ResourceId, tag_key, old_value, new_value, origin, created_at, batch_id, push_status)
+            SELECT u.id, $key, rt.tag_value, $value, $origin, $now, $batch, $status
+            FROM unnest($ids::VARCHAR[]) u(id)
+            LEFT JOIN resource_tags rt ON rt.ResourceId = u.id AND rt.tag_key = $key
+            -- skip resources already carrying the value for real (a rule's value is worth making real)
+            WHERE NOT (coalesce(rt.origin IN ('provider', 'manual'), false)
+                       AND rt.tag_value IS NOT DISTINCT FROM $value)
+              AND NOT (rt.tag_value IS NULL AND $value IS NULL)
+            ORDER BY u.id
+            RETURNING ResourceId
+            """,
+            {"key": key, "value": value, "origin": origin, "now": clock.now(), "batch": batch_id,
+             "status": status, "ids": ids},
+        ).fetchall()
+        if not inserted:
+            return None
+        rebuild_resource_tags(cur, fold_case=fold_case, resource_ids=[r[0] for r in inserted])
+    return batch_id
+
+
+def _batch(cur: duckdb.DuckDBPyConnection, batch_id: int) -> TagBatch:
+    row = cur.execute(
+        "SELECT any_value(tag_key), any_value(new_value), count(*), min(created_at) FROM tag_edits WHERE batch_id = ?",
+        [batch_id],
+    ).fetchone()
+    assert row is not None
+    return TagBatch(batch_id, row[0], row[1], int(row[2]), row[3])
+
+
+def _set_undone(cur: duckdb.DuckDBPyConnection, batch_id: int, undone: bool, fold_case: bool | None) -> TagBatch:
+    if fold_case is None:
+        from finops_tui.config import load_config
+
+        fold_case = load_config().fold_key_case
+    cur.execute("UPDATE tag_edits SET undone = ? WHERE batch_id = ?", [undone, batch_id])
+    ids = [r[0] for r in cur.execute("SELECT DISTINCT ResourceId FROM tag_edits WHERE batch_id = ?",
+                                     [batch_id]).fetchall()]
+    rebuild_resource_tags(cur, fold_case=fold_case, resource_ids=ids)
+    return _batch(cur, batch_id)
+
+
+def undo(target: Target, *, fold_case: bool | None = None) -> TagBatch | None:
+    """Undo the last live batch (its resources get back what they had); None when there is nothing to undo.
+
+    A batch already merged into Azure cannot be undone here: set the tag again instead, so the cache
+    and Azure never silently disagree.
+    """
+    with write_transaction(target) as cur:
+        row = cur.execute(
+            "SELECT max(batch_id) FROM tag_edits WHERE NOT undone"
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        batch_id = int(row[0])
+        pushed = cur.execute(
+            "SELECT count(*) FROM tag_edits WHERE batch_id = ? AND push_status = 'pushed'", [batch_id]
+        ).fetchone()
+        if pushed and pushed[0]:
+            raise UserError(
+                f"batch {batch_id} was already sent to Azure; set the tag again to change it "
+                "(`finops-tui tags set ...`)"
+            )
+        return _set_undone(cur, batch_id, True, fold_case)
+
+
+def redo(target: Target, *, fold_case: bool | None = None) -> TagBatch | None:
+    """Redo the most recently undone batch, unless a new batch was applied since (as in an editor)."""
+    with write_transaction(target) as cur:
+        row = cur.execute(
+            """
+            SELECT min(batch_id) FROM tag_edits
+            WHERE undone AND batch_id > (SELECT coalesce(max(batch_id), 0) FROM tag_edits WHERE NOT undone)
+            """
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return _set_undone(cur, int(row[0]), False, fold_case)
+
+
+_EDIT_COLUMNS = """
+    e.edit_id, e.batch_id, e.ResourceId, r.ResourceName, e.tag_key, e.old_value, e.new_value, e.origin,
+    e.created_at, e.undone, e.push_status, e.push_error, e.pushed_at
+"""
+
+
+def list_edits(
+    cur: duckdb.DuckDBPyConnection, *, limit: int | None = None, include_undone: bool = True
+) -> list[TagEdit]:
+    """The journal, oldest first (the last `limit` edits when given)."""
+    where = "" if include_undone else " WHERE NOT e.undone"
+    limit_sql = f" ORDER BY e.edit_id DESC LIMIT {int(limit)}" if limit is not None else ""
+    rows = cur.execute(
+        f"SELECT * FROM (SELECT {_EDIT_COLUMNS} FROM tag_edits e "
+        f"LEFT JOIN resources r ON r.ResourceId = e.ResourceId{where}{limit_sql}) ORDER BY edit_id"
+    ).fetchall()
+    return [TagEdit(*row) for row in rows]
+
+
+def pending_edits(cur: duckdb.DuckDBPyConnection) -> list[TagEdit]:
+    """Live edits still to send to Azure: the latest edit of each (resource, key), if unsent and a value."""
+    rows = cur.execute(
+        f"""
+        WITH latest AS (
+            SELECT max(edit_id) AS edit_id FROM tag_edits WHERE NOT undone GROUP BY ResourceId, tag_key
+        )
+        SELECT {_EDIT_COLUMNS} FROM tag_edits e JOIN latest USING (edit_id)
+        LEFT JOIN resources r ON r.ResourceId = e.ResourceId
+        WHERE e.push_status IN ('pending', 'failed') AND e.new_value IS NOT NULL
+        ORDER BY e.ResourceId, e.tag_key
+        """
+    ).fetchall()
+    return [TagEdit(*row) for row in rows]

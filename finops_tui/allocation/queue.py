@@ -1,0 +1,272 @@
+"""The unallocated queue: resources with no value for a tag key, ranked by cost, with suggested values."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from finops_tui.allocation.arm_ids import arm_resource_id
+from finops_tui.report.allocation import resolve_currency
+from finops_tui.report.overview import metric_column
+from finops_tui.report.periods import Period
+
+ZERO = Decimal(0)
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A likely value for the key, and why: `siblings`, `other-tag` or `group-name` evidence."""
+
+    value: str
+    kind: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    resource_id: str
+    name: str | None
+    resource_type: str | None
+    resource_group: str | None
+    subscription_id: str | None
+    subscription_name: str | None
+    cost: Decimal
+    suggestions: tuple[Suggestion, ...] = ()
+
+    @property
+    def arm_id(self) -> str:
+        """The id in the provider's casing (computed on demand: the queue can hold 100k resources)."""
+        return arm_resource_id(self.resource_id, self.resource_group, self.name)
+
+    @property
+    def suggestion(self) -> Suggestion | None:
+        """The strongest suggestion, if any."""
+        return self.suggestions[0] if self.suggestions else None
+
+
+@dataclass(slots=True)
+class QueueGroup:
+    """A resource group's unallocated resources: subtotal and count over all of them, items as listed."""
+
+    resource_group: str | None
+    cost: Decimal
+    resources: int
+    items: list[QueueItem] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class QueueSubscription:
+    subscription_id: str | None
+    subscription_name: str | None
+    cost: Decimal
+    resources: int
+    groups: list[QueueGroup] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class UnallocatedQueue:
+    """What to tag next for `key`: the biggest unallocated spend first.
+
+    `total` equals the tree's "(unallocated)" node: every queued resource plus `without_resource`,
+    the cost of charges that belong to no resource (purchases, support) and so cannot be tagged.
+    """
+
+    key: str
+    currency: str
+    period: Period
+    total: Decimal
+    without_resource: Decimal
+    resources: int  # all resources in the queue (items may be fewer, with a limit)
+    items: list[QueueItem]  # by cost, largest first
+    subscriptions: list[QueueSubscription]  # subtotals over every queued resource; items as listed
+
+
+def unallocated_queue(
+    cur: duckdb.DuckDBPyConnection,
+    key: str,
+    period: Period,
+    metric: str = "effective",
+    currency: str | None = None,
+    *,
+    limit: int | None = None,
+) -> UnallocatedQueue:
+    """Resources lacking an effective value for `key` in the period, ranked by cost, with suggestions.
+
+    Resources with no cost in the period are left out (nothing to allocate). `limit` lists only the
+    costliest N (and suggests values for them); subtotals and counts still cover every resource.
+    One scan of the period's charges; the rest works on per-resource sums.
+    """
+    key = key.strip().lower()
+    code = resolve_currency(cur, period, metric, currency)
+    col = metric_column(metric)
+    cur.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _rc AS
+        SELECT ResourceId, sum({col}) AS cost FROM charges
+        WHERE x_ChargeDate >= $s AND x_ChargeDate < $e AND BillingCurrency = $cur
+        GROUP BY 1
+        """,
+        {"s": period.start, "e": period.end, "cur": code},
+    )
+    try:
+        cur.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _queue AS
+            SELECT rc.ResourceId, rc.cost, r.ResourceName, r.ResourceType, r.x_ResourceGroupName, r.SubAccountId,
+                   r.SubAccountName
+            FROM _rc rc LEFT JOIN resources r ON r.ResourceId = rc.ResourceId
+            WHERE rc.ResourceId IS NOT NULL AND rc.cost <> 0
+              AND rc.ResourceId NOT IN (SELECT ResourceId FROM resource_tags WHERE tag_key = ?)
+            """,
+            [key],
+        )
+        orphan = cur.execute("SELECT sum(cost) FROM _rc WHERE ResourceId IS NULL").fetchone()
+        without_resource = orphan[0] if orphan and orphan[0] is not None else ZERO
+        limit_sql = f" LIMIT {int(limit)}" if limit is not None else ""
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _shown AS SELECT * FROM _queue "
+            f"ORDER BY cost DESC, ResourceId{limit_sql}"
+        )
+        rows = cur.execute(
+            "SELECT ResourceId, cost, ResourceName, ResourceType, x_ResourceGroupName, SubAccountId, SubAccountName "
+            "FROM _shown ORDER BY cost DESC, ResourceId"
+        ).fetchall()
+        group_rows = cur.execute(
+            """
+            SELECT SubAccountId, any_value(SubAccountName), lower(x_ResourceGroupName), any_value(x_ResourceGroupName),
+                   sum(cost), count(*)
+            FROM _queue GROUP BY 1, 3
+            """
+        ).fetchall()
+        suggestions = _suggest(cur, key)
+    finally:
+        for table in ("_rc", "_queue", "_shown"):
+            cur.execute(f"DROP TABLE IF EXISTS {table}")
+    items = [
+        QueueItem(
+            resource_id=rid, name=name, resource_type=rtype, resource_group=rg, subscription_id=sub,
+            subscription_name=sub_name, cost=cost, suggestions=tuple(suggestions.get(rid, ())),
+        )
+        for rid, cost, name, rtype, rg, sub, sub_name in rows
+    ]
+    subscriptions = _group(items, group_rows)
+    return UnallocatedQueue(
+        key=key, currency=code, period=period,
+        total=sum((s.cost for s in subscriptions), ZERO) + without_resource, without_resource=without_resource,
+        resources=sum(s.resources for s in subscriptions), items=items, subscriptions=subscriptions,
+    )
+
+
+def _group(items: list[QueueItem], group_rows: list[tuple[Any, ...]]) -> list[QueueSubscription]:
+    subs: dict[str | None, QueueSubscription] = {}
+    groups: dict[tuple[str | None, str | None], QueueGroup] = {}
+    for sub_id, sub_name, rg_key, rg, cost, count in group_rows:
+        sub = subs.setdefault(sub_id, QueueSubscription(sub_id, sub_name, ZERO, 0))
+        sub.cost += cost
+        sub.resources += int(count)
+        group = groups[(sub_id, rg_key)] = QueueGroup(rg, cost, int(count))
+        sub.groups.append(group)
+    for item in items:
+        groups[(item.subscription_id, item.resource_group.lower() if item.resource_group else None)].items.append(item)
+    for sub in subs.values():
+        sub.groups.sort(key=lambda g: (-g.cost, g.resource_group or ""))
+    return sorted(subs.values(), key=lambda s: (-s.cost, s.subscription_id or ""))
+
+
+def _suggest(cur: duckdb.DuckDBPyConnection, key: str) -> dict[str, list[Suggestion]]:
+    """Evidence for each listed resource (`_shown`), strongest first: siblings, another tag, the group name."""
+    found: dict[str, list[Suggestion]] = {}
+
+    # (a) Tagged siblings in the same subscription and resource group: the value carrying most of their
+    # cost in the period (resources without cost still count, by number, so a quiet group is not mute).
+    rows = cur.execute(
+        """
+        WITH tagged AS (
+            SELECT r.SubAccountId AS sub, lower(r.x_ResourceGroupName) AS rg, t.tag_value AS value,
+                   count(*) AS n, coalesce(sum(rc.cost), 0) AS cost
+            FROM resource_tags t JOIN resources r ON r.ResourceId = t.ResourceId
+            LEFT JOIN _rc rc ON rc.ResourceId = t.ResourceId
+            WHERE t.tag_key = $key
+              AND (r.SubAccountId, lower(r.x_ResourceGroupName)) IN (
+                  SELECT (SubAccountId, lower(x_ResourceGroupName)) FROM _shown)
+            GROUP BY 1, 2, 3
+        ), best AS (
+            SELECT sub, rg, arg_max(value, (cost, n, value)) AS value, arg_max(n, (cost, n, value)) AS n,
+                   arg_max(cost, (cost, n, value)) AS cost, sum(n) AS siblings, sum(cost) AS siblings_cost
+            FROM tagged GROUP BY 1, 2
+        )
+        SELECT q.ResourceId, b.value, b.n, b.siblings, b.cost, b.siblings_cost, q.x_ResourceGroupName
+        FROM _shown q JOIN best b ON b.sub IS NOT DISTINCT FROM q.SubAccountId AND b.rg = lower(q.x_ResourceGroupName)
+        """,
+        {"key": key},
+    ).fetchall()
+    for rid, value, n, siblings, cost, siblings_cost, rg in rows:
+        share = f", {cost / siblings_cost:.0%} of their cost" if siblings_cost > 0 else ""
+        reason = f"{n} of {siblings} tagged resources in {rg} have {key}={value}{share}"
+        found.setdefault(rid, []).append(Suggestion(value, "siblings", reason))
+
+    # (c) Another tag whose value maps to exactly one value of `key` on every resource carrying both.
+    rows = cur.execute(
+        """
+        WITH pairs AS (
+            SELECT o.tag_key AS other_key, o.tag_value AS other_value, t.tag_value AS value, count(*) AS n
+            FROM resource_tags o JOIN resource_tags t ON t.ResourceId = o.ResourceId AND t.tag_key = $key
+            WHERE o.tag_key <> $key
+            GROUP BY 1, 2, 3
+        ), mapping AS (
+            SELECT other_key, other_value, any_value(value) AS value, sum(n) AS n FROM pairs
+            GROUP BY 1, 2 HAVING count(*) = 1 AND sum(n) >= 2
+        )
+        SELECT q.ResourceId, arg_max(m.value, (m.n, m.other_key)), arg_max(m.other_key, (m.n, m.other_key)),
+               arg_max(m.other_value, (m.n, m.other_key)), max(m.n)
+        FROM _shown q JOIN resource_tags o ON o.ResourceId = q.ResourceId
+        JOIN mapping m ON m.other_key = o.tag_key AND m.other_value = o.tag_value
+        GROUP BY 1
+        """,
+        {"key": key},
+    ).fetchall()
+    for rid, value, other_key, other_value, n in rows:
+        reason = f"{other_key}={other_value} goes with {key}={value} on all {n} resources that carry both"
+        _add(found, rid, Suggestion(value, "other-tag", reason))
+
+    # (b) The resource group's name contains a known value as whole words (rg-payments-prod -> payments).
+    values = [r[0] for r in cur.execute(
+        "SELECT DISTINCT tag_value FROM resource_tags WHERE tag_key = ?", [key]
+    ).fetchall()]
+    value_tokens = sorted(
+        ((v, _TOKEN.findall(v.lower())) for v in values), key=lambda vt: (-len(vt[1]), -len(vt[0]), vt[0])
+    )
+    value_tokens = [(v, t) for v, t in value_tokens if t]
+    groups = cur.execute(
+        "SELECT x_ResourceGroupName, list(ResourceId) FROM _shown WHERE x_ResourceGroupName IS NOT NULL GROUP BY 1"
+    ).fetchall()
+    for rg, ids in groups:
+        match = _name_match(rg, value_tokens)
+        if match is None:
+            continue
+        reason = f"resource group name {rg} contains {match!r}"
+        for rid in ids:
+            _add(found, rid, Suggestion(match, "group-name", reason))
+    return found
+
+
+def _add(found: dict[str, list[Suggestion]], rid: str, suggestion: Suggestion) -> None:
+    """Keep one suggestion per value: the first (strongest) reason wins."""
+    existing = found.setdefault(rid, [])
+    if all(s.value != suggestion.value for s in existing):
+        existing.append(suggestion)
+
+
+def _name_match(name: str, value_tokens: list[tuple[str, list[str]]]) -> str | None:
+    """The longest known value whose words appear in a row in the name's words."""
+    words = _TOKEN.findall(name.lower())
+    for value, tokens in value_tokens:
+        size = len(tokens)
+        if any(words[i : i + size] == tokens for i in range(len(words) - size + 1)):
+            return value
+    return None

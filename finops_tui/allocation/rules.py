@@ -1,0 +1,366 @@
+"""Allocation rules: ordered `[[rule]]` tables in rules.toml that fill tag keys nothing else set."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from finops_tui import paths
+from finops_tui.errors import UserError
+from finops_tui.report.periods import Period
+from finops_tui.store import Cache
+
+RULES_FILE = "rules.toml"
+
+# Match fields of a rule (all optional, all case-insensitive globs: `*`, `?`, `[abc]`).
+MATCH_FIELDS = ("subscription", "resource_group", "resource_type", "service", "resource_name", "region")
+_KNOWN_FIELDS = {"name", "set", "tags", *MATCH_FIELDS}
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Resources matching every given field get `set` (key -> value) where they have no other value.
+
+    `subscription` matches the id or the name; `resource_type` the FOCUS type or the ARM type
+    (`microsoft.compute/virtualmachines`); `tags` matches other effective tags (key -> value glob).
+    """
+
+    set_tags: dict[str, str]
+    name: str | None = None
+    subscription: str | None = None
+    resource_group: str | None = None
+    resource_type: str | None = None
+    service: str | None = None
+    resource_name: str | None = None
+    region: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    index: int = 0  # 1-based position in rules.toml; earlier rules win
+
+    @property
+    def label(self) -> str:
+        """The rule's name, or a description built from what it matches."""
+        return self.name or self.describe()
+
+    def describe(self) -> str:
+        """e.g. `resource_group=rg-payments-* → team=payments`."""
+        conditions = [f"{f}={getattr(self, f)}" for f in MATCH_FIELDS if getattr(self, f)]
+        conditions += [f"tag {k}={v}" for k, v in self.tags.items()]
+        sets = ", ".join(f"{k}={v}" for k, v in self.set_tags.items())
+        return f"{' and '.join(conditions) or 'every resource'} → {sets}"
+
+
+def rules_path() -> Path:
+    return paths.config_dir() / RULES_FILE
+
+
+def load_rules(path: Path | None = None) -> list[Rule]:
+    """Read rules.toml in order; no file means no rules, a broken one a clear error naming the rule."""
+    path = path or rules_path()
+    if not path.exists():
+        return []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid TOML ({exc}); fix or delete the file") from None
+    tables = data.get("rule", [])
+    if not isinstance(tables, list):
+        raise UserError(f"{path}: rules are [[rule]] tables (an array of tables)")
+    return [_parse_rule(path, i + 1, table) for i, table in enumerate(tables)]
+
+
+def _parse_rule(path: Path, index: int, table: Any) -> Rule:
+    where = f"{path}: rule {index}"
+    if not isinstance(table, dict):
+        raise UserError(f"{where}: expected a [[rule]] table")
+    unknown = sorted(set(table) - _KNOWN_FIELDS)
+    if unknown:
+        raise UserError(f"{where}: unknown field {unknown[0]!r}; use {', '.join(sorted(_KNOWN_FIELDS))}")
+    sets = table.get("set")
+    if not isinstance(sets, dict) or not sets:
+        raise UserError(f'{where}: give the tags to set, e.g. set = {{ team = "payments" }}')
+    tags = table.get("tags", {})
+    if not isinstance(tags, dict):
+        raise UserError(f'{where}: tags is a table of key = "value glob"')
+    fields: dict[str, str | None] = {}
+    for name in (*MATCH_FIELDS, "name"):
+        value = table.get(name)
+        if value is not None and not isinstance(value, str):
+            raise UserError(f"{where}: {name} must be a string")
+        fields[name] = value
+    set_tags = {str(k).strip().lower(): str(v).strip() for k, v in sets.items()}
+    if any(not k or not v for k, v in set_tags.items()):
+        raise UserError(f"{where}: tag keys and values in `set` must not be empty")
+    return Rule(
+        set_tags=set_tags, tags={str(k).strip().lower(): str(v) for k, v in tags.items()}, index=index,
+        name=fields["name"], subscription=fields["subscription"], resource_group=fields["resource_group"],
+        resource_type=fields["resource_type"], service=fields["service"], resource_name=fields["resource_name"],
+        region=fields["region"],
+    )
+
+
+def _toml_string(value: str) -> str:
+    # A JSON string is a valid TOML basic string (same escapes, \uXXXX included).
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _toml_key(key: str) -> str:
+    return key if _BARE_KEY.match(key) else _toml_string(key)
+
+
+def rule_to_toml(rule: Rule) -> str:
+    lines = ["[[rule]]"]
+    if rule.name:
+        lines.append(f"name = {_toml_string(rule.name)}")
+    for name in MATCH_FIELDS:
+        value = getattr(rule, name)
+        if value:
+            lines.append(f"{name} = {_toml_string(value)}")
+    if rule.tags:
+        lines.append(f"tags = {_inline_table(rule.tags)}")
+    lines.append(f"set = {_inline_table(rule.set_tags)}")
+    return "\n".join(lines) + "\n"
+
+
+def _inline_table(pairs: dict[str, str]) -> str:
+    return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_string(v)}" for k, v in pairs.items()) + " }"
+
+
+def save_rule(rule: Rule, path: Path | None = None) -> Rule:
+    """Append a rule to rules.toml (keeping the file's text and comments); returns it with its index.
+
+    Effective tags change only after `rebuild_resource_tags` (see `reapply_rules`).
+    """
+    path = path or rules_path()
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    before = len(load_rules(path)) if existing else 0
+    separator = "" if not existing or existing.endswith("\n\n") else ("\n" if existing.endswith("\n") else "\n\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(existing + separator + rule_to_toml(rule), encoding="utf-8")
+    saved = load_rules(path)
+    if len(saved) != before + 1:
+        raise UserError(f"{path}: the rule did not read back; check the file")
+    return saved[-1]
+
+
+def reapply_rules(target: Cache | duckdb.DuckDBPyConnection) -> None:
+    """Recompute every effective tag after rules.toml changed, in one transaction (readers never see half).
+
+    `target` is a Cache, or a cursor not already in a transaction. A few thousand resources: milliseconds.
+    """
+    from finops_tui.allocation.effective import rebuild_resource_tags
+    from finops_tui.allocation.journal import write_transaction
+    from finops_tui.config import load_config
+
+    fold_case = load_config().fold_key_case
+    with write_transaction(target) as cur:
+        rebuild_resource_tags(cur, fold_case=fold_case)
+
+
+# --- Evaluation -----------------------------------------------------------------------------------
+
+
+def _glob(column_sql: str, value: str, params: list[Any]) -> str:
+    params.append(value.lower())
+    return f"lower({column_sql}) GLOB ?"
+
+
+def _match_sql(rule: Rule, params: list[Any]) -> str:
+    """A WHERE clause over `resources r` (and `_rule_view` for tag conditions)."""
+    parts: list[str] = []
+    if rule.subscription:
+        parts.append(f"({_glob('r.SubAccountId', rule.subscription, params)} "
+                     f"OR {_glob('r.SubAccountName', rule.subscription, params)})")
+    if rule.resource_group:
+        parts.append(_glob("r.x_ResourceGroupName", rule.resource_group, params))
+    if rule.resource_type:
+        arm_type = r"regexp_extract(r.ResourceId, '/providers/([^/]+/[^/]+)/[^/]+$', 1)"
+        parts.append(f"({_glob('r.ResourceType', rule.resource_type, params)} "
+                     f"OR {_glob(arm_type, rule.resource_type, params)})")
+    if rule.service:
+        parts.append(_glob("r.ServiceName", rule.service, params))
+    if rule.resource_name:
+        parts.append(_glob("coalesce(r.ResourceName, regexp_extract(r.ResourceId, '[^/]+$'))",
+                           rule.resource_name, params))
+    if rule.region:
+        parts.append(_glob("r.RegionId", rule.region, params))
+    for key, value in rule.tags.items():
+        params.append(key)
+        parts.append(
+            "EXISTS (SELECT 1 FROM _rule_view v WHERE v.ResourceId = r.ResourceId AND v.tag_key = ? "
+            f"AND {_glob('v.tag_value', value, params)})"
+        )
+    return " AND ".join(parts) or "true"
+
+
+def evaluate_rules(
+    cur: duckdb.DuckDBPyConnection, rules: Sequence[Rule], scope_table: str | None = None
+) -> None:
+    """Fill TEMP table `_rule_output(ResourceId, tag_key, tag_value, rule_index)` with what the rules set.
+
+    Inputs are provider tags and live manual edits (a rule never overrides either, and matches on
+    them), then each rule in order sees what earlier rules set. The same inputs give the same output
+    whether called while rebuilding effective tags or later to say which rule set a tag.
+    """
+    scope = f" AND ResourceId IN (SELECT ResourceId FROM {scope_table})" if scope_table else ""
+    r_scope = f" AND r.ResourceId IN (SELECT ResourceId FROM {scope_table})" if scope_table else ""
+    cur.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _rule_manual AS
+        SELECT ResourceId, tag_key, arg_max(new_value, edit_id) AS tag_value
+        FROM tag_edits WHERE NOT undone{scope} GROUP BY 1, 2
+        """
+    )
+    # Keys a rule must leave alone: any provider value or manual edit (an edit to no value included).
+    cur.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _rule_blocked AS
+        SELECT ResourceId, tag_key FROM resource_tags WHERE origin = 'provider'{scope}
+        UNION SELECT ResourceId, tag_key FROM _rule_manual
+        """
+    )
+    cur.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _rule_view AS
+        SELECT ResourceId, tag_key, tag_value FROM resource_tags t WHERE origin = 'provider'{scope}
+          AND NOT EXISTS (SELECT 1 FROM _rule_manual m WHERE m.ResourceId = t.ResourceId AND m.tag_key = t.tag_key)
+        UNION ALL SELECT ResourceId, tag_key, tag_value FROM _rule_manual WHERE tag_value IS NOT NULL
+        """
+    )
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE _rule_output "
+        "(ResourceId VARCHAR, tag_key VARCHAR, tag_value VARCHAR, rule_index INTEGER)"
+    )
+    for rule in rules:
+        params: list[Any] = []
+        where = _match_sql(rule, params)
+        cur.execute(
+            f"CREATE OR REPLACE TEMP TABLE _rule_match AS SELECT r.ResourceId FROM resources r WHERE {where}{r_scope}",
+            params,
+        )
+        for key, value in rule.set_tags.items():
+            cur.execute(
+                """
+                INSERT INTO _rule_output
+                SELECT m.ResourceId, $key, $value, $index FROM _rule_match m
+                WHERE NOT EXISTS (SELECT 1 FROM _rule_blocked b WHERE b.ResourceId = m.ResourceId AND b.tag_key = $key)
+                  AND NOT EXISTS (SELECT 1 FROM _rule_output o WHERE o.ResourceId = m.ResourceId AND o.tag_key = $key)
+                """,
+                {"key": key, "value": value, "index": rule.index},
+            )
+        cur.execute(
+            "INSERT INTO _rule_view SELECT ResourceId, tag_key, tag_value FROM _rule_output WHERE rule_index = ?",
+            [rule.index],
+        )
+    for name in ("_rule_manual", "_rule_blocked", "_rule_view", "_rule_match"):
+        cur.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def apply_rules(
+    cur: duckdb.DuckDBPyConnection, *, scope_table: str | None = None, rules: Sequence[Rule] | None = None
+) -> None:
+    """Called by `rebuild_resource_tags` after provider tags: add each rule's tags with origin 'rule'.
+
+    `scope_table` (a TEMP table of ResourceId) limits the work to some resources.
+    """
+    rules = load_rules() if rules is None else rules
+    if not rules:
+        return
+    evaluate_rules(cur, rules, scope_table)
+    cur.execute(
+        "INSERT INTO resource_tags SELECT ResourceId, tag_key, tag_value, 'rule', tag_key FROM _rule_output"
+    )
+    cur.execute("DROP TABLE _rule_output")
+
+
+def rule_attribution(
+    cur: duckdb.DuckDBPyConnection, resource_ids: Sequence[str] | None = None, rules: Sequence[Rule] | None = None
+) -> dict[tuple[str, str], Rule]:
+    """(resource, key) -> the rule that set it, for the given resources (all when None)."""
+    rules = load_rules() if rules is None else rules
+    if not rules:
+        return {}
+    scope = None
+    if resource_ids is not None:
+        cur.execute(
+            "CREATE OR REPLACE TEMP TABLE _attribution_scope AS SELECT DISTINCT unnest(?::VARCHAR[]) AS ResourceId",
+            [[r.lower() for r in resource_ids]],
+        )
+        scope = "_attribution_scope"
+    evaluate_rules(cur, rules, scope)
+    by_index = {r.index: r for r in rules}
+    rows = cur.execute("SELECT ResourceId, tag_key, rule_index FROM _rule_output").fetchall()
+    cur.execute("DROP TABLE _rule_output")
+    if scope:
+        cur.execute(f"DROP TABLE {scope}")
+    return {(rid, key): by_index[index] for rid, key, index in rows}
+
+
+@dataclass(frozen=True)
+class RuleAllocation:
+    """How much spend one rule allocates in a period: the resources it tagged and their cost.
+
+    `cost` counts each resource once; `cost_by_key` splits it by the keys the rule filled (a rule that
+    sets team and env may fill env only where a provider tag already says the team).
+    """
+
+    rule: Rule
+    currency: str
+    resources: int
+    cost: Decimal
+    cost_by_key: dict[str, Decimal] = field(default_factory=dict)
+
+
+def rule_allocations(
+    cur: duckdb.DuckDBPyConnection, period: Period, metric: str = "effective", currency: str | None = None,
+    *, rules: Sequence[Rule] | None = None,
+) -> list[RuleAllocation]:
+    """Each rule in file order with the resources it tagged and their cost in `period` (one currency).
+
+    Rules that allocate nothing are listed with zero, so dead rules are easy to spot.
+    """
+    from finops_tui.report.allocation import resolve_currency
+    from finops_tui.report.overview import metric_column
+
+    rules = load_rules() if rules is None else rules
+    if not rules:
+        return []
+    code = resolve_currency(cur, period, metric, currency)
+    col = metric_column(metric)
+    evaluate_rules(cur, rules)
+    rows = cur.execute(
+        f"""
+        WITH rc AS (
+            SELECT ResourceId, sum({col}) AS cost FROM charges
+            WHERE x_ChargeDate >= ? AND x_ChargeDate < ? AND BillingCurrency = ?
+              AND ResourceId IN (SELECT ResourceId FROM _rule_output)
+            GROUP BY 1
+        )
+        SELECT o.rule_index, o.tag_key, count(*), coalesce(sum(rc.cost), 0) FROM _rule_output o
+        LEFT JOIN rc USING (ResourceId) GROUP BY 1, 2
+        UNION ALL
+        SELECT h.rule_index, NULL, count(*), coalesce(sum(rc.cost), 0)
+        FROM (SELECT DISTINCT rule_index, ResourceId FROM _rule_output) h LEFT JOIN rc USING (ResourceId) GROUP BY 1
+        """,
+        [period.start, period.end, code],
+    ).fetchall()
+    cur.execute("DROP TABLE _rule_output")
+    totals: dict[int, tuple[int, Decimal]] = {}
+    by_key: dict[int, dict[str, Decimal]] = {}
+    for index, key, count, cost in rows:
+        if key is None:
+            totals[int(index)] = (int(count), cost)
+        else:
+            by_key.setdefault(int(index), {})[key] = cost
+    return [
+        RuleAllocation(rule, code, *totals.get(rule.index, (0, Decimal(0))), by_key.get(rule.index, {}))
+        for rule in rules
+    ]
