@@ -54,6 +54,41 @@ def begin_window(cur: duckdb.DuckDBPyConnection, window: Window) -> int:
     return int(row[0])
 
 
+def claim_window(cur: duckdb.DuckDBPyConnection, source_id: int, window: Window) -> None:
+    """For loaders that learn their window from the rows they just loaded (file imports).
+
+    They register a source first with `begin_window` and an empty provisional window (start == end,
+    a scope of their own), insert rows under its source_id (so rows are written once, never updated),
+    then claim the real window here: the rows it supersedes, other than this source's, are dropped
+    and the source takes the window's attributes. Then `finish_window` as usual.
+    """
+    cur.execute(
+        """
+        DELETE FROM charges
+        WHERE source_id IN (SELECT source_id FROM sources WHERE scope = ? AND metric = ? AND source_id <> ?)
+          AND x_ChargeDate >= ? AND x_ChargeDate < ?
+        """,
+        [window.scope.lower(), window.metric, source_id, window.start, window.end],
+    )
+    cur.execute(
+        """
+        UPDATE sources SET kind = ?, scope = ?, path = ?, file_hash = ?, provider = ?, focus_version = ?,
+                           metric = ?, period_start = ?, period_end = ?
+        WHERE source_id = ?
+        """,
+        [
+            window.kind, window.scope.lower(), window.path, window.file_hash, window.provider, window.focus_version,
+            window.metric, window.start, window.end, source_id,
+        ],
+    )
+
+
+def discard_source(cur: duckdb.DuckDBPyConnection, source_id: int) -> None:
+    """Forget a registered source and its rows (a load that ended with nothing to keep)."""
+    cur.execute("DELETE FROM charges WHERE source_id = ?", [source_id])
+    cur.execute("DELETE FROM sources WHERE source_id = ?", [source_id])
+
+
 def finish_window(cur: duckdb.DuckDBPyConnection, source_id: int) -> int:
     """Record the row count and currencies of a loaded window; forget sources left with no rows."""
     cur.execute(

@@ -1,0 +1,30 @@
+"""`finops-tui import PATH...`: load cost files into the cache and print one summary line per file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import duckdb
+
+from finops_tui.errors import UserError
+from finops_tui.ingest.importer import import_paths
+from finops_tui.ingest.progress import StderrReporter
+from finops_tui.store.cache import open_cache
+
+
+def run_import(args: argparse.Namespace, cache_path: Path) -> int:
+    """Import `args.paths`; exit 0 when everything was imported, 1 when a file had to be skipped."""
+    reporter = StderrReporter(quiet=args.quiet)
+    with open_cache(cache_path) as cache:
+        try:
+            outcome = import_paths(cache, list(args.paths), skip_bad_rows=args.skip_bad_rows, reporter=reporter)
+        except duckdb.Error as exc:
+            # The transaction rolled back; say so in one line rather than with a traceback.
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(
+                f"import failed, the cache is unchanged ({first_line}); check the files, or report this with them"
+            ) from None
+    for result in outcome.results:
+        print(result.summary())
+    return 1 if outcome.skipped_files else 0

@@ -1,0 +1,234 @@
+"""Looking at a cost file before loading it: format, compression, header, size; and the DuckDB reader for it."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import io
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from finops_tui.errors import UserError
+from finops_tui.ingest.mapping import NULL_SPELLINGS, quote_ident, quote_literal, sql_list
+
+_HEAD_BYTES = 1 << 20  # enough for a header and a few hundred rows, to sniff and estimate
+_FINGERPRINT_BYTES = 1 << 20
+_PARQUET_MAGIC = b"PAR1"
+_GZIP_MAGIC = b"\x1f\x8b"
+_UTF8_BOM = "\ufeff"
+NULL_TEXTS = "(" + ", ".join(quote_literal(v) for v in ("", *NULL_SPELLINGS)) + ")"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file to load, as inspected: never holds rows, only its shape."""
+
+    path: Path
+    format: str  # csv | parquet
+    compression: str  # none | gzip
+    columns: tuple[str, ...]  # as the file spells them (BOM stripped, duplicates renamed)
+    types: dict[str, str]  # DuckDB type per column (VARCHAR for every CSV column)
+    size: int
+    fingerprint: str
+    delimiter: str = ","
+    estimated_rows: int | None = None
+    first_row: dict[str, str] = field(default_factory=dict)  # first data row of a CSV, for version hints
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def column(self, *candidates: str) -> str | None:
+        """The file's spelling of the first candidate present, matching names case-insensitively."""
+        by_lower = {c.lower(): c for c in self.columns}
+        for candidate in candidates:
+            found = by_lower.get(candidate.lower())
+            if found is not None:
+                return found
+        return None
+
+    def has(self, *candidates: str) -> bool:
+        return self.column(*candidates) is not None
+
+    def ref(self, column: str, alias: str = "src") -> str:
+        """SQL for a source column, as it is (for text copied into a text column)."""
+        return f"{alias}.{quote_ident(column)}"
+
+    def parse_ref(self, column: str, alias: str = "src") -> str:
+        """SQL for a source column about to be parsed: Parquet text gets the NULL handling the CSV reader
+        applies, so that `NULL` is no value rather than an unparsable one. (Text copied as text is
+        cleaned after loading, on the few rows that need it: see `text_null_cleanup_sql`.)"""
+        ref = self.ref(column, alias)
+        if self.needs_null_cleanup and self.types.get(column, "").upper() == "VARCHAR":
+            return f"(CASE WHEN length({ref}) <= 4 AND {ref} IN {NULL_TEXTS} THEN NULL ELSE {ref} END)"
+        return ref
+
+    @property
+    def columnar(self) -> bool:
+        """Reading one column again is cheap (Parquet), unlike CSV where it means parsing every line."""
+        return self.format == "parquet"
+
+    @property
+    def needs_null_cleanup(self) -> bool:
+        """CSV reading already turns empty fields and NULL into nulls; other formats need it done."""
+        return self.format != "csv"
+
+    def reader_sql(self, *, rejects_table: str | None = None, row_numbers: bool = False) -> str:
+        """The DuckDB table function reading this file; `_row` is the 1-based data row when asked for."""
+        path = quote_literal(str(self.path))
+        if self.format == "parquet":
+            if row_numbers:
+                return (
+                    f"(SELECT file_row_number + 1 AS _row, * EXCLUDE (file_row_number) "
+                    f"FROM read_parquet({path}, file_row_number = true))"
+                )
+            return f"read_parquet({path})"
+        columns = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in self.columns) + "}"
+        options = [
+            "header = true",
+            "auto_detect = false",
+            f"columns = {columns}",
+            f"delim = {quote_literal(self.delimiter)}",
+            "quote = '\"'",
+            "escape = '\"'",
+            f"nullstr = {sql_list(['', *NULL_SPELLINGS])}",
+            "strict_mode = true",
+            "null_padding = false",
+            f"compression = {quote_literal(self.compression)}",
+            "ignore_errors = true",
+        ]
+        if rejects_table:
+            # Rows with the wrong number of fields (a file cut mid-row, a stray quote) land here with
+            # their line number instead of failing the whole statement.
+            options += [
+                "store_rejects = true",
+                f"rejects_table = {quote_literal(rejects_table)}",
+                f"rejects_scan = {quote_literal(rejects_table + '_scans')}",
+            ]
+        reader = f"read_csv({path}, {', '.join(options)})"
+        if row_numbers:
+            return f"(SELECT row_number() OVER () AS _row, * FROM {reader})"
+        return reader
+
+
+def inspect(path: Path) -> SourceFile:
+    """Format, header and size of `path`, or a UserError saying why it cannot be a cost file."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise UserError(f"{path}: a directory without manifest.json; pass the files, or the export folder that has one")
+    size = path.stat().st_size
+    if size == 0:
+        raise UserError(f"{path.name}: empty file, not a cost file; export the cost data again")
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    fingerprint = _fingerprint(path, size)
+    if magic == _PARQUET_MAGIC:
+        return _inspect_parquet(path, size, fingerprint)
+    compression = "gzip" if magic[:2] == _GZIP_MAGIC else "none"
+    return _inspect_csv(path, size, fingerprint, compression)
+
+
+def _fingerprint(path: Path, size: int) -> str:
+    """A cheap identity for a file: its size, first and last MB (hashing gigabytes would cost seconds)."""
+    digest = hashlib.sha256(str(size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(_FINGERPRINT_BYTES))
+        if size > _FINGERPRINT_BYTES:
+            handle.seek(max(size - _FINGERPRINT_BYTES, _FINGERPRINT_BYTES))
+            digest.update(handle.read(_FINGERPRINT_BYTES))
+    return "head-tail-sha256:" + digest.hexdigest()
+
+
+def _inspect_parquet(path: Path, size: int, fingerprint: str) -> SourceFile:
+    con = duckdb.connect()
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({quote_literal(str(path))})").fetchall()
+        row = con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({quote_literal(str(path))})").fetchone()
+    except duckdb.Error as exc:
+        reason = str(exc).splitlines()[0]
+        raise UserError(
+            f"{path.name}: not a readable Parquet file ({reason}); the file is probably truncated, copy it again"
+        ) from None
+    finally:
+        con.close()
+    columns = tuple(str(name) for name, *_ in described)
+    types = {str(name): str(kind) for name, kind, *_ in described}
+    rows = int(row[0]) if row and row[0] is not None else None
+    return SourceFile(path, "parquet", "none", columns, types, size, fingerprint, estimated_rows=rows)
+
+
+def _inspect_csv(path: Path, size: int, fingerprint: str, compression: str) -> SourceFile:
+    head, ratio = _read_head(path, compression)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{path.name}: UTF-16 text; save the file as UTF-8 CSV and import it again")
+    if b"\x00" in head[:4096]:
+        raise UserError(f"{path.name}: a binary file, not a CSV or Parquet cost file; check the path")
+    text = head.decode("utf-8", errors="replace")
+    if text.startswith(_UTF8_BOM):
+        text = text[1:]
+    first_line = text.split("\n", 1)[0]
+    delimiter = _sniff_delimiter(first_line)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        raise UserError(f"{path.name}: no header line, not a cost file; export the cost data again") from None
+    columns = _unique_names(header)
+    first_row: dict[str, str] = {}
+    try:
+        values = next(reader)
+        first_row = dict(zip(columns, values, strict=False))
+    except (StopIteration, csv.Error):
+        pass
+    # Rows per byte from the head, scaled to the whole (uncompressed) file: enough for an ETA.
+    data_lines = text.count("\n") - 1
+    estimated: int | None = None
+    if len(head) < _HEAD_BYTES:
+        estimated = max(data_lines + (0 if text.endswith("\n") else 1), 0) if first_row else 0
+    elif data_lines > 0:
+        estimated = int(size * ratio / (len(head) / data_lines))
+    types = dict.fromkeys(columns, "VARCHAR")
+    return SourceFile(path, "csv", compression, columns, types, size, fingerprint, delimiter, estimated, first_row)
+
+
+def _read_head(path: Path, compression: str) -> tuple[bytes, float]:
+    """The first MB of (decompressed) text, and the uncompressed/compressed size ratio."""
+    if compression == "none":
+        with path.open("rb") as handle:
+            return handle.read(_HEAD_BYTES), 1.0
+    try:
+        with gzip.open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+        with path.open("rb") as raw:
+            compressed = raw.read(_HEAD_BYTES // 8)
+        inflater = zlib.decompressobj(wbits=31)
+        sample = inflater.decompress(compressed)
+    except (OSError, EOFError, zlib.error):
+        raise UserError(f"{path.name}: a damaged or truncated gzip file; download or copy it again") from None
+    return head, max(len(sample) / max(len(compressed), 1), 1.0)
+
+
+def _sniff_delimiter(header_line: str) -> str:
+    try:
+        return csv.Sniffer().sniff(header_line, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _unique_names(header: list[str]) -> tuple[str, ...]:
+    """Header names made usable: trimmed, blanks named by position, case-insensitive duplicates numbered."""
+    seen: set[str] = set()
+    names: list[str] = []
+    for index, raw in enumerate(header, start=1):
+        name = raw.strip() or f"column{index}"
+        candidate, n = name, 2
+        while candidate.lower() in seen:
+            candidate, n = f"{name}_{n}", n + 1
+        seen.add(candidate.lower())
+        names.append(candidate)
+    return tuple(names)

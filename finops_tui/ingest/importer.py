@@ -1,0 +1,610 @@
+"""Import cost files into the cache: each file (or export folder) one window, all in one transaction.
+
+How one window loads, inside the transaction, without rows passing through Python:
+
+1. The window is registered with a provisional scope and no days (`begin_window`), because its real
+   scope and days are only known from the rows; so rows are written once, never moved afterwards.
+2. One `INSERT INTO charges SELECT ... FROM read_csv/read_parquet(...)` per file, every column read with
+   an explicit type, values parsed with TRY_CAST; each row's checks send it to the window's source_id,
+   or to a negative placeholder (never committed) when it is bad or kept with a note (unreadable Tags).
+3. Aggregates over the new rows check distinct values (currency codes, ChargeCategory, names holding
+   numbers) and gather the window: days, billing accounts, providers, currency totals.
+4. Bad rows refuse the import (one line naming file, row, field, value and what was expected), or
+   with --skip-bad-rows are deleted and listed on stderr. Finding which rows reads the file again,
+   only then.
+5. `claim_window` drops the rows the window supersedes (same scope and metric, same days) and gives
+   the source its real scope and period; `finish_window` records counts; `refresh_derived` runs once.
+
+A file that cannot be read at all (a truncated gzip, say) refuses the whole import; with
+--skip-bad-rows the transaction is replayed without that file and the file is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import itertools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from finops_tui.allocation.effective import refresh_derived
+from finops_tui.errors import UserError
+from finops_tui.ingest import azure_legacy, focus, lookups
+from finops_tui.ingest.badrows import (
+    BadRowReport,
+    StructuralReject,
+    find_bad_rows,
+    read_rejects,
+    structural_report,
+    value_check_sql,
+)
+from finops_tui.ingest.currencies import ISO_4217_CODES
+from finops_tui.ingest.files import NULL_TEXTS, SourceFile, inspect
+from finops_tui.ingest.manifest import MANIFEST_NAME, ExportManifest, is_export_directory, read_manifest
+from finops_tui.ingest.mapping import Mapping, RowCheck, ValueCheck, quote_ident
+from finops_tui.ingest.progress import Reporter, SilentReporter
+from finops_tui.store.cache import Cache
+from finops_tui.store.schema import CHARGE_COLUMNS
+from finops_tui.store.sources import Window, begin_window, claim_window, discard_source, finish_window
+
+_SHIFT_HINT = "(the row looks shifted by a column)"
+_DAY0 = dt.date(1970, 1, 1)  # a provisional window's empty range [day0, day0)
+
+
+@dataclass
+class ImportResult:
+    """What one window brought in, for the summary line."""
+
+    label: str
+    rows: int
+    start: dt.date | None
+    end: dt.date | None  # exclusive
+    providers: list[str]
+    dialect: str
+    metric: str
+    totals: dict[str, tuple[Decimal | None, Decimal | None]]  # currency -> (billed, effective)
+    source_id: int | None
+    skipped_rows: int = 0
+    noted_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.rows == 0:
+            return f"{self.label}: 0 rows ({self.dialect}); nothing to import"
+        last = (self.end - dt.timedelta(days=1)) if self.end else None
+        period = f"{self.start}..{last}" if self.start and last and last != self.start else f"{self.start}"
+        money = "; ".join(
+            _money_text(currency, billed, effective, self.metric)
+            for currency, (billed, effective) in sorted(self.totals.items())
+        )
+        skipped = f"; skipped {self.skipped_rows} bad rows" if self.skipped_rows else ""
+        return (
+            f"{self.label}: {self.rows:,} rows, {period}, {'+'.join(self.providers) or 'unknown provider'}, "
+            f"{self.dialect}, metric {self.metric}, {money}{skipped}"
+        )
+
+
+@dataclass
+class ImportOutcome:
+    results: list[ImportResult]
+    skipped_files: list[str]  # one line per file that could not be read at all (--skip-bad-rows)
+
+
+@dataclass(frozen=True)
+class _Part:
+    source: SourceFile
+    mapping: Mapping
+    expected_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One window to load: a single file, or an export folder's parts."""
+
+    label: str
+    path: Path
+    parts: list[_Part]
+    manifest: ExportManifest | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return hashlib.sha256("|".join(p.source.fingerprint for p in self.parts).encode()).hexdigest()
+
+
+class _UnreadableFile(Exception):
+    """A file DuckDB could not read through (it aborts the transaction)."""
+
+    def __init__(self, unit: _Unit, message: str) -> None:
+        super().__init__(message)
+        self.unit = unit
+        self.message = message
+
+
+def import_paths(
+    cache: Cache,
+    paths: Sequence[Path],
+    *,
+    skip_bad_rows: bool = False,
+    reporter: Reporter | None = None,
+) -> ImportOutcome:
+    """Import every path (file or export folder) in one transaction; refused input raises UserError."""
+    sink: Reporter = reporter or SilentReporter()
+    units, skipped = _plan(paths, skip_bad_rows=skip_bad_rows, reporter=sink)
+    while True:
+        try:
+            with cache.transaction() as cur:
+                results = _load_all(cur, units, skip_bad_rows=skip_bad_rows, reporter=sink)
+        except _UnreadableFile as exc:
+            if not skip_bad_rows:
+                raise UserError(exc.message) from None
+            # The failed read aborted the transaction: replay it without the unreadable file.
+            skipped.append(exc.message)
+            sink.note(f"{exc.message} (skipped: importing the other files)")
+            units = [u for u in units if u is not exc.unit]
+            continue
+        return ImportOutcome(results, skipped)
+
+
+def _plan(paths: Sequence[Path], *, skip_bad_rows: bool, reporter: Reporter) -> tuple[list[_Unit], list[str]]:
+    units: list[_Unit] = []
+    skipped: list[str] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        try:
+            unit = _plan_one(Path(path))
+        except UserError as exc:
+            if not skip_bad_rows or len(paths) == 1:
+                raise
+            skipped.append(str(exc))
+            reporter.note(f"{exc} (skipped: importing the other files)")
+            continue
+        if unit.fingerprint in seen:
+            reporter.note(f"{unit.label}: same content as {seen[unit.fingerprint]}, imported once")
+            continue
+        seen[unit.fingerprint] = unit.label
+        units.append(unit)
+    return units, skipped
+
+
+def _plan_one(path: Path) -> _Unit:
+    if path.name == MANIFEST_NAME and path.is_file():
+        path = path.parent  # the manifest stands for its export folder
+    if is_export_directory(path):
+        manifest = read_manifest(path)
+        hint = azure_legacy.metric_from_name(manifest.dataset or "") or azure_legacy.metric_from_name(
+            manifest.export_name or ""
+        )
+        parts = [
+            _Part(source, _mapping_for(source, hint), part.expected_rows)
+            for part in manifest.parts
+            for source in [inspect(part.path)]
+        ]
+        return _Unit(path.name or str(path), path, parts, manifest)
+    source = inspect(path)
+    return _Unit(source.name, path, [_Part(source, _mapping_for(source, None))])
+
+
+def _mapping_for(source: SourceFile, metric_hint: str | None) -> Mapping:
+    if focus.looks_like_focus(source):
+        missing = focus.missing_required(source)
+        if missing:
+            raise UserError(
+                f"{source.name}: FOCUS file without the required column(s) {', '.join(missing)}; "
+                "export it again with all FOCUS columns"
+            )
+        return focus.build_mapping(source)
+    if azure_legacy.looks_like_azure_export(source):
+        return azure_legacy.build_mapping(source, metric_hint or azure_legacy.metric_from_name(source.name))
+    raise UserError(
+        f"{source.name}: not a cost file: its header has neither FOCUS columns (BilledCost, ChargePeriodStart, "
+        "BillingCurrency, ...) nor Azure cost details columns (Date, Cost or CostInBillingCurrency, MeterCategory, "
+        "...); export FOCUS or Azure cost details and import that"
+    )
+
+
+def _load_all(
+    cur: duckdb.DuckDBPyConnection, units: list[_Unit], *, skip_bad_rows: bool, reporter: Reporter
+) -> list[ImportResult]:
+    # Timestamps with an offset convert to UTC, and naive ones are read as UTC, whatever the machine's zone.
+    cur.execute("SET TimeZone = 'UTC'")
+    if any(p.mapping.prepare for u in units for p in u.parts):
+        lookups.create_lookups(cur)
+    placeholders = itertools.count(-1, -1)
+    loaded: list[tuple[_Unit, Window]] = []
+    results = []
+    for unit in units:
+        result, window = _load_unit(cur, unit, placeholders, skip_bad_rows=skip_bad_rows, reporter=reporter)
+        if window is not None:
+            _refuse_overlap(unit, window, loaded)
+            loaded.append((unit, window))
+        results.append(result)
+    if any(r.source_id is not None for r in results):  # rows were added or replaced
+        refresh_derived(cur)
+    return results
+
+
+@dataclass
+class _Ids:
+    """Where one window's rows go while loading: good rows straight under the window's source_id (rows
+    are written once: updating a million just-written rows costs as much as a third of writing them),
+    rows with a note and bad rows under negative placeholders that are never committed."""
+
+    ok: int
+    noted: int
+    bad: int
+
+    @property
+    def all(self) -> list[int]:
+        return [self.ok, self.noted, self.bad]
+
+
+def _load_unit(
+    cur: duckdb.DuckDBPyConnection,
+    unit: _Unit,
+    placeholders: itertools.count[int],
+    *,
+    skip_bad_rows: bool,
+    reporter: Reporter,
+) -> tuple[ImportResult, Window | None]:
+    mapping = unit.parts[0].mapping
+    # The real window (scope, days) is known only once the rows are in: register a provisional one.
+    provisional = Window(mapping.kind, f"pending-import:{uuid.uuid4()}", mapping.metric or "actual", _DAY0, _DAY0)
+    ids = _Ids(begin_window(cur, provisional), next(placeholders), next(placeholders))
+    rejects: list[list[StructuralReject]] = []
+    for index, part in enumerate(unit.parts):
+        rejects_table = f"_finops_rejects_{-next(placeholders)}" if part.source.format == "csv" else None
+        sql = part.mapping.insert_sql(
+            part.source.reader_sql(rejects_table=rejects_table), ok_id=ids.ok, warn_id=ids.noted, bad_id=ids.bad
+        )
+        label = part.source.name
+        if len(unit.parts) > 1:
+            label = f"{unit.label}/{part.source.name} ({index + 1}/{len(unit.parts)})"
+        with reporter.watch(cur, label, part.source.estimated_rows):
+            try:
+                inserted_row = cur.execute(sql).fetchone()
+            except duckdb.Error as exc:
+                raise _UnreadableFile(unit, _unreadable_message(part.source, exc)) from None
+        part_rejects = read_rejects(cur, rejects_table) if rejects_table else []
+        if rejects_table:
+            cur.execute(f"DROP TABLE IF EXISTS {quote_ident(rejects_table)}")
+            cur.execute(f"DROP TABLE IF EXISTS {quote_ident(rejects_table + '_scans')}")
+        rejects.append(part_rejects)
+        inserted = int(inserted_row[0]) if inserted_row else 0
+        _check_row_count(unit, part, inserted + len(part_rejects))
+        if part.source.needs_null_cleanup:
+            _clean_null_texts(cur, ids.all)
+
+    invalid = _invalid_values(cur, mapping, [ids.ok, ids.noted])
+    if invalid:
+        _mark_bad_values(cur, ids, invalid)
+    bad = _count(cur, [ids.bad]) + sum(len(r) for r in rejects)
+    if bad:
+        report = BadRowReport()
+        value_checks = [_value_row_check(check, values) for check, values in invalid.items()]
+        for part, part_rejects in zip(unit.parts, rejects, strict=True):
+            rejected_rows = [r.row for r in part_rejects]
+            report.add(structural_report(part.source, part_rejects))
+            report.add(
+                find_bad_rows(cur, part.source, part.mapping, [*part.mapping.row_checks, *value_checks], rejected_rows)
+            )
+        report.total = bad
+        if not skip_bad_rows:
+            raise UserError(_refusal(unit, report))
+        cur.execute(f"DELETE FROM charges WHERE source_id = {ids.bad}")
+        reporter.note(_skip_text(unit, report))
+
+    notes: list[str] = []
+    noted = _count(cur, [ids.noted])
+    if noted:
+        warn_report = BadRowReport()
+        for part, part_rejects in zip(unit.parts, rejects, strict=True):
+            warn_report.add(
+                find_bad_rows(cur, part.source, part.mapping, part.mapping.row_warnings, [r.row for r in part_rejects])
+            )
+        first = warn_report.examples[0].describe() if warn_report.examples else ""
+        notes.append(f"{unit.label}: {noted} rows kept without tags, their Tags did not parse (first: {first})")
+        reporter.note(notes[-1])
+        cur.execute(f"UPDATE charges SET source_id = {ids.ok} WHERE source_id = {ids.noted}")
+
+    stats = _window_stats(cur, ids.ok)
+    if stats.rows == 0 and (unit.manifest is None or unit.manifest.start is None):
+        # An export with no rows and no period has nothing to replace: nothing is registered.
+        discard_source(cur, ids.ok)
+        metric = mapping.metric or "actual"
+        return ImportResult(unit.label, 0, None, None, [], mapping.dialect, metric, {}, None, skipped_rows=bad), None
+
+    metric = mapping.metric or _decide_metric(stats, unit, reporter, notes)
+    if mapping.metric is None:
+        # Both cost columns held the cost until the rows told which metric the file is.
+        emptied = "EffectiveCost" if metric == "actual" else "BilledCost"
+        cur.execute(f"UPDATE charges SET {emptied} = NULL WHERE source_id = {ids.ok}")
+    window = _window(unit, mapping, metric, stats)
+    claim_window(cur, ids.ok, window)
+    finish_window(cur, ids.ok)
+    totals = {
+        currency: (billed if metric != "amortized" else None, effective if metric != "actual" else None)
+        for currency, (billed, effective) in stats.totals.items()
+    }
+    result = ImportResult(
+        label=unit.label,
+        rows=stats.rows,
+        start=window.start,
+        end=window.end,
+        providers=stats.providers,
+        dialect=mapping.dialect,
+        metric=metric,
+        totals=totals,
+        source_id=ids.ok,
+        skipped_rows=bad,
+        noted_rows=noted,
+        notes=notes,
+    )
+    return result, window
+
+
+def _id_list(ids: list[int]) -> str:
+    return ", ".join(str(i) for i in ids)
+
+
+def _count(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> int:
+    row = cur.execute(f"SELECT count(*) FROM charges WHERE source_id IN ({_id_list(ids)})").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _clean_null_texts(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> None:
+    """Text columns loaded from Parquet: empty and NULL texts become nulls, as CSV reading does.
+
+    Done after loading, because doing it in the INSERT would expand every dictionary-encoded Parquet
+    column; here the shortest length per column (cheap) rules out most columns before any real check.
+    """
+    id_list = _id_list(ids)
+    columns = [name for name, kind in CHARGE_COLUMNS if kind == "VARCHAR"]
+    shortest = cur.execute(
+        f"SELECT {', '.join(f'min(length({quote_ident(c)}))' for c in columns)} FROM charges "
+        f"WHERE source_id IN ({id_list})"
+    ).fetchone()
+    suspects = [c for c, length in zip(columns, shortest or [], strict=False) if length is not None and length <= 4]
+    for column in suspects:
+        condition = f"length({quote_ident(column)}) <= 4 AND {quote_ident(column)} IN {NULL_TEXTS}"
+        cur.execute(f"UPDATE charges SET {quote_ident(column)} = NULL WHERE source_id IN ({id_list}) AND {condition}")
+
+
+def _check_row_count(unit: _Unit, part: _Part, found: int) -> None:
+    """An export part holding fewer rows than its manifest promised was cut short."""
+    if part.expected_rows is not None and found != part.expected_rows:
+        raise _UnreadableFile(
+            unit,
+            f"{unit.label}/{part.source.name}: manifest.json says {part.expected_rows:,} rows, the file has "
+            f"{found:,}; the part is incomplete, download the export folder again",
+        )
+
+
+def _unreadable_message(source: SourceFile, exc: duckdb.Error) -> str:
+    text = str(exc)
+    lowered = text.lower()
+    if "out of memory" in lowered:
+        return f"{source.name}: not enough memory to import it ({text.splitlines()[0]}); close other programs and retry"
+    if "gzip" in lowered or "zlib" in lowered or "deflate" in lowered:
+        return f"{source.name}: the gzip data ends early or is damaged (a truncated download?); copy the file again"
+    if "parquet" in lowered or "magic" in lowered or "footer" in lowered or "thrift" in lowered:
+        return f"{source.name}: a damaged Parquet file ({text.splitlines()[0]}); copy the file again"
+    return f"{source.name}: cannot read the file ({text.splitlines()[0]}); check that it is a complete cost export"
+
+
+def _invalid_values(
+    cur: duckdb.DuckDBPyConnection, mapping: Mapping, source_ids: list[int]
+) -> dict[ValueCheck, list[str | None]]:
+    """Distinct values of the checked columns that fail their check (one pass over the new rows)."""
+    checks = mapping.value_checks
+    if not checks:
+        return {}
+    ids = _id_list(source_ids)
+    lists = ", ".join(f"list(DISTINCT {quote_ident(c.column)})" for c in checks)
+    nulls = ", ".join(f"bool_or({quote_ident(c.column)} IS NULL)" for c in checks)
+    row = cur.execute(f"SELECT {lists}, {nulls} FROM charges WHERE source_id IN ({ids})").fetchone()
+    if row is None:
+        return {}
+    invalid: dict[ValueCheck, list[str | None]] = {}
+    for index, check in enumerate(checks):
+        values = [v for v in (row[index] or []) if v is not None]
+        bad_values: list[str | None] = [v for v in values if not _value_ok(check, str(v))]
+        if check.required and row[len(checks) + index]:
+            bad_values.append(None)
+        if bad_values:
+            invalid[check] = bad_values
+    return invalid
+
+
+def _value_ok(check: ValueCheck, value: str) -> bool:
+    if check.kind == "currency":
+        return value in ISO_4217_CODES
+    if check.kind == "enum":
+        return value in check.allowed
+    if check.kind == "zone" and value.strip().isdigit():
+        return 1 <= int(value) <= 9  # zones are numbered from 1 (Azure's 1, 2, 3); 0 or 37 is a slid value
+    return not _looks_like_number_or_date(value)
+
+
+def _looks_like_number_or_date(value: str) -> bool:
+    """A bare decimal number (0.05, -1.2E-05) or an ISO date; integers pass (Azure zones are 1, 2, 3)."""
+    text = value.strip()
+    if len(text) >= 10 and text[4] == "-" and text[7] == "-" and text[:4].isdigit() and text[5:7].isdigit():
+        return True
+    if not any(ch in text for ch in ".eE"):
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.lower() not in {"inf", "nan", "infinity", "-inf", "+inf"}
+
+
+def _value_row_check(check: ValueCheck, values: list[str | None]) -> RowCheck:
+    """The per-row form of a failed value check, to find the rows holding the bad values."""
+    hint = f" {_SHIFT_HINT}" if check.kind in ("not-a-number", "zone") else ""
+    return RowCheck(check.field, check.expected + hint, value_check_sql(check, values), quote_ident(check.column))
+
+
+def _mark_bad_values(cur: duckdb.DuckDBPyConnection, ids: _Ids, invalid: dict[ValueCheck, list[str | None]]) -> None:
+    condition = " OR ".join(value_check_sql(check, values) for check, values in invalid.items())
+    cur.execute(
+        f"UPDATE charges SET source_id = {ids.bad} WHERE source_id IN ({ids.ok}, {ids.noted}) AND ({condition})"
+    )
+
+
+@dataclass
+class _Stats:
+    rows: int
+    first_day: dt.date | None
+    last_day: dt.date | None
+    billing_accounts: list[str]
+    sub_accounts: list[str]
+    providers: list[str]
+    totals: dict[str, tuple[Decimal | None, Decimal | None]]
+    unused_commitment_rows: int = 0
+    covered_usage_with_cost: int = 0
+    commitment_purchases_with_cost: int = 0
+
+
+def _window_stats(cur: duckdb.DuckDBPyConnection, source_id: int) -> _Stats:
+    ids = str(source_id)
+    row = cur.execute(
+        f"""
+        SELECT count(*), min(x_ChargeDate), max(x_ChargeDate),
+               list(DISTINCT lower(BillingAccountId)) FILTER (WHERE BillingAccountId IS NOT NULL),
+               list(DISTINCT ProviderName) FILTER (WHERE ProviderName IS NOT NULL),
+               count(*) FILTER (WHERE CommitmentDiscountStatus = 'Unused'),
+               count(*) FILTER (WHERE CommitmentDiscountStatus = 'Used' AND BilledCost <> 0),
+               count(*) FILTER (WHERE ChargeCategory = 'Purchase' AND CommitmentDiscountType IS NOT NULL
+                                  AND BilledCost <> 0)
+        FROM charges WHERE source_id IN ({ids})
+        """
+    ).fetchone()
+    assert row is not None
+    totals = {
+        str(currency): (billed, effective)
+        for currency, billed, effective in cur.execute(
+            f"SELECT BillingCurrency, sum(BilledCost), sum(EffectiveCost) FROM charges "
+            f"WHERE source_id IN ({ids}) GROUP BY ALL"
+        ).fetchall()
+    }
+    billing_accounts = sorted(row[3] or [])
+    sub_accounts: list[str] = []
+    if not billing_accounts and row[0]:
+        sub_row = cur.execute(
+            f"SELECT list(DISTINCT lower(SubAccountId)) FILTER (WHERE SubAccountId IS NOT NULL) "
+            f"FROM charges WHERE source_id IN ({ids})"
+        ).fetchone()
+        sub_accounts = sorted(sub_row[0] or []) if sub_row else []
+    return _Stats(
+        rows=int(row[0]),
+        first_day=row[1],
+        last_day=row[2],
+        billing_accounts=billing_accounts,
+        sub_accounts=sub_accounts,
+        providers=sorted(row[4] or []),
+        totals=totals,
+        unused_commitment_rows=int(row[5]),
+        covered_usage_with_cost=int(row[6]),
+        commitment_purchases_with_cost=int(row[7]),
+    )
+
+
+def _decide_metric(stats: _Stats, unit: _Unit, reporter: Reporter, notes: list[str]) -> str:
+    """Actual or amortized from the rows of an Azure export whose name does not say."""
+    amortized = stats.unused_commitment_rows > 0 or stats.covered_usage_with_cost > 0
+    actual = stats.commitment_purchases_with_cost > 0
+    if amortized and not actual:
+        return "amortized"
+    if actual and not amortized:
+        return "actual"
+    why = "it has both amortized and actual signs" if actual else "it has no reservation or savings plan rows"
+    note = (
+        f"{unit.label}: cannot tell actual from amortized cost ({why}); imported as actual. "
+        "Rename the file to contain ActualCost or AmortizedCost to choose"
+    )
+    notes.append(note)
+    reporter.note(note)
+    return "actual"
+
+
+def _window(unit: _Unit, mapping: Mapping, metric: str, stats: _Stats) -> Window:
+    manifest = unit.manifest
+    start, end = stats.first_day, (stats.last_day + dt.timedelta(days=1)) if stats.last_day else None
+    if manifest and manifest.start and manifest.end:
+        # The export's period, widened if some rows fall outside it, so a newer export replaces them all.
+        start = min(manifest.start, start) if start else manifest.start
+        end = max(manifest.end, end) if end else manifest.end
+    assert start is not None and end is not None
+    if manifest and manifest.scope:
+        scope = manifest.scope
+    elif stats.billing_accounts:
+        scope = ",".join(stats.billing_accounts)
+    else:
+        scope = _sub_account_scope(stats)
+    provider = "+".join(stats.providers) or None
+    return Window(
+        kind=mapping.kind,
+        scope=scope,
+        metric=metric,
+        start=start,
+        end=end,
+        path=str(unit.path.resolve()),
+        file_hash=unit.fingerprint,
+        provider=provider,
+        focus_version=mapping.focus_version,
+    )
+
+
+def _sub_account_scope(stats: _Stats) -> str:
+    provider = ("+".join(stats.providers) or "unknown").lower()
+    accounts = stats.sub_accounts
+    if len(accounts) <= 5:
+        return f"{provider}:{','.join(accounts)}"
+    digest = hashlib.sha256(",".join(accounts).encode()).hexdigest()[:16]
+    return f"{provider}:{len(accounts)}-sub-accounts-{digest}"
+
+
+def _refuse_overlap(unit: _Unit, window: Window, loaded: list[tuple[_Unit, Window]]) -> None:
+    """Two inputs of one command replacing each other's days would silently drop the first one's rows."""
+    for other_unit, other in loaded:
+        same_data = (other.scope, other.metric) == (window.scope, window.metric)
+        if same_data and window.start < other.end and other.start < window.end:
+            raise UserError(
+                f"{unit.label} and {other_unit.label} cover the same scope ({window.scope}), metric ({window.metric}) "
+                f"and days; the later would replace the earlier. Import an export's part files together as its "
+                "folder (with manifest.json), or import the files one at a time"
+            )
+
+
+def _refusal(unit: _Unit, report: BadRowReport) -> str:
+    first = report.examples[0].describe() if report.examples else "a bad row"
+    more = f"; {report.total:,} bad rows in all ({report.counts_text()})" if report.total > 1 else ""
+    return (
+        f"{unit.label}: {first}{more}. Import refused, the cache is unchanged; "
+        "fix the file or use --skip-bad-rows to import the rest"
+    )
+
+
+def _skip_text(unit: _Unit, report: BadRowReport) -> str:
+    lines = [f"{unit.label}: skipped {report.total:,} bad rows ({report.counts_text()}); first:"]
+    for row in report.examples:
+        where = f"{row.file}: " if row.file != unit.label else ""
+        lines.append(f"  {where}{row.describe()}")
+    return "\n".join(lines)
+
+
+def _money_text(currency: str, billed: Decimal | None, effective: Decimal | None, metric: str) -> str:
+    def fmt(value: Decimal | None) -> str:
+        return "n/a" if value is None else f"{value.quantize(Decimal('0.01')):,}"
+
+    if metric == "actual":
+        return f"{currency} {fmt(billed)}"
+    if metric == "amortized":
+        return f"{currency} {fmt(effective)}"
+    return f"{currency} billed {fmt(billed)} effective {fmt(effective)}"
