@@ -58,7 +58,7 @@ def _period_results(cur: duckdb.DuckDBPyConnection, spec: str, rows: int) -> lis
              "WHERE x_ChargeDate >= $s AND x_ChargeDate < $e GROUP BY 1, 2", current)),
         ("untagged", lambda: untagged_cost(cur, period, "effective", "team"),
          raw("SELECT c.BillingCurrency, sum(c.EffectiveCost) FROM charges c LEFT JOIN resource_tags t "
-             "ON t.ResourceId = c.ResourceId AND t.tag_key = 'team' WHERE c.x_ChargeDate >= $s "
+             "ON t.resource_key = c.x_ResourceKey AND t.tag_key = 'team' WHERE c.x_ChargeDate >= $s "
              "AND c.x_ChargeDate < $e AND t.tag_value IS NULL GROUP BY 1", current)),
         ("forecast", lambda: month_end_forecast(cur, period.last_day, "effective"),
          raw("SELECT BillingCurrency, x_ChargeDate, sum(EffectiveCost) FROM charges "

@@ -23,7 +23,8 @@ DEFAULT_SIZES = (1_000_000, 10_000_000)
 # A fixed end date: the same cache (and figures) every day, so runs compare.
 END = dt.date(2026, 11, 26)
 # Scenario modules beside this file, in run order. bench_import also gets a scratch directory.
-SCENARIOS = ("bench_import", "bench_reports", "bench_ui", "bench_allocation", "bench_recommend", "bench_sync")
+SCENARIOS = ("bench_import", "bench_reports", "bench_ui", "bench_allocation", "bench_ui_allocation",
+             "bench_recommend", "bench_sync")
 COLUMNS = ("name", "rows", "app_ms", "raw_ms", "ratio")
 
 Result = dict[str, Any]
@@ -35,7 +36,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="cache size in charge rows (repeatable; default 1,000,000 and 10,000,000)")
     parser.add_argument("--json", action="store_true", help="one JSON object per scenario per line")
     parser.add_argument("--only", action="append", metavar="NAME",
-                        help="run only these scenarios: demo, import, reports, ui, allocation, recommend, sync")
+                        help="run only these scenarios: demo, import, reports, ui, allocation, ui_allocation, "
+                             "recommend, sync")
     parser.add_argument("--force", action="store_true", help="rebuild the demo caches even if they match")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where caches live (default {DEFAULT_OUT})")
     return parser.parse_args(argv)

@@ -20,7 +20,8 @@ def build_small_cache(path: Path, *, end: dt.date = dt.date(2026, 11, 26), days:
             INSERT INTO charges (ChargePeriodStart, ChargePeriodEnd, x_ChargeDate, ResourceId, ResourceName,
                 ServiceName, ServiceCategory, SubAccountId, SubAccountName, x_ResourceGroupName, RegionId,
                 RegionName, BillingCurrency, EffectiveCost, BilledCost, ChargeCategory, Tags, source_id)
-            SELECT d::TIMESTAMP, (d + 1)::TIMESTAMP, d, '/subscriptions/s' || (r % 3) || '/resourcegroups/rg-' || (r % 7)
+            SELECT d::TIMESTAMP, (d + 1)::TIMESTAMP, d,
+                   '/subscriptions/s' || (r % 3) || '/resourcegroups/rg-' || (r % 7)
                        || '/providers/microsoft.compute/virtualmachines/vm' || r,
                    'vm' || r, ['Virtual Machines', 'Storage', 'Azure SQL Database', 'Key Vault'][1 + r % 4],
                    ['Compute', 'Storage', 'Databases', 'Security'][1 + r % 4],

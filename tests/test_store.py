@@ -76,7 +76,10 @@ def test_second_process_gets_the_holder_named(tmp_path: Path) -> None:
 
 def test_locked_error_in_process_names_pid(tmp_path: Path) -> None:
     path = tmp_path / "c.duckdb"
-    code = f"from finops_tui.store import open_cache; import time; c = open_cache({str(path)!r}); print('ok', flush=True); time.sleep(30)"
+    code = (
+        f"from finops_tui.store import open_cache; import time; c = open_cache({str(path)!r}); "
+        "print('ok', flush=True); time.sleep(30)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ok"

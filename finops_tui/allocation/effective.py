@@ -6,6 +6,8 @@ from collections.abc import Collection, Mapping
 
 import duckdb
 
+from finops_tui.store.sources import assign_resource_keys
+
 
 def refresh_resources(cur: duckdb.DuckDBPyConnection) -> None:
     """Rebuild `resources` from `charges`: each resource's latest name, type, group, subscription and tags."""
@@ -59,7 +61,7 @@ def rebuild_resource_tags(
         scope_sql = " AND r.ResourceId IN (SELECT ResourceId FROM _tag_scope)"
     cur.execute(
         f"""
-        INSERT INTO resource_tags
+        INSERT INTO resource_tags (ResourceId, tag_key, tag_value, origin, raw_key)
         WITH entries AS (
             SELECT r.ResourceId, unnest(map_keys(r.Tags)) AS raw_key, unnest(map_values(r.Tags)) AS raw_value
             FROM resources r WHERE r.Tags IS NOT NULL{scope_sql}
@@ -77,6 +79,10 @@ def rebuild_resource_tags(
     scoped = resource_ids is not None
     _apply_rules(cur, scoped)
     _apply_manual_edits(cur, scoped)
+    cur.execute(
+        "UPDATE resource_tags SET resource_key = k.resource_key FROM resource_keys k "
+        "WHERE resource_tags.resource_key IS NULL AND k.ResourceId = resource_tags.ResourceId"
+    )
     if scoped:
         cur.execute("DROP TABLE _tag_scope")
 
@@ -106,7 +112,7 @@ def _apply_manual_edits(cur: duckdb.DuckDBPyConnection, scoped: bool = False) ->
     )
     cur.execute(
         """
-        INSERT INTO resource_tags
+        INSERT INTO resource_tags (ResourceId, tag_key, tag_value, origin, raw_key)
         SELECT ResourceId, tag_key, new_value, 'manual', tag_key FROM _latest_edits WHERE new_value IS NOT NULL
         """
     )
@@ -115,5 +121,6 @@ def _apply_manual_edits(cur: duckdb.DuckDBPyConnection, scoped: bool = False) ->
 
 def refresh_derived(cur: duckdb.DuckDBPyConnection, *, fold_case: bool = True) -> None:
     """After charges change: rebuild resources and effective tags (inside the caller's transaction)."""
+    assign_resource_keys(cur)  # rows written without finish_window (tests, tools) still join to their tags
     refresh_resources(cur)
     rebuild_resource_tags(cur, fold_case=fold_case)

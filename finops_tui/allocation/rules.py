@@ -276,7 +276,8 @@ def apply_rules(
         return
     evaluate_rules(cur, rules, scope_table)
     cur.execute(
-        "INSERT INTO resource_tags SELECT ResourceId, tag_key, tag_value, 'rule', tag_key FROM _rule_output"
+        "INSERT INTO resource_tags (ResourceId, tag_key, tag_value, origin, raw_key) "
+        "SELECT ResourceId, tag_key, tag_value, 'rule', tag_key FROM _rule_output"
     )
     cur.execute("DROP TABLE _rule_output")
 

@@ -1171,7 +1171,7 @@ def untagged_share(cur: duckdb.DuckDBPyConnection, key: str = "team") -> float:
     row = cur.execute(
         """
         SELECT sum(c.EffectiveCost) FILTER (WHERE t.ResourceId IS NULL), sum(c.EffectiveCost)
-        FROM charges c LEFT JOIN resource_tags t ON t.ResourceId = c.ResourceId AND t.tag_key = ?
+        FROM charges c LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey AND t.tag_key = ?
         """,
         [key],
     ).fetchone()

@@ -14,9 +14,11 @@ NULL_SPELLINGS: tuple[str, ...] = tuple(
     "".join(letters) for letters in itertools.product(*((c.lower(), c.upper()) for c in "null"))
 )
 
-# Columns filled by the loader itself rather than by a mapping.
+# Columns filled by the loader itself rather than by a mapping; finish_window stamps x_ResourceKey.
 LOADER_COLUMNS = ("x_ChargeDate", "source_id")
-MAPPED_COLUMNS: tuple[str, ...] = tuple(name for name, _ in CHARGE_COLUMNS if name not in LOADER_COLUMNS)
+MAPPED_COLUMNS: tuple[str, ...] = tuple(
+    name for name, _ in CHARGE_COLUMNS if name not in (*LOADER_COLUMNS, "x_ResourceKey")
+)
 
 
 def quote_ident(name: str) -> str:

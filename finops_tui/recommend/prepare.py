@@ -110,7 +110,7 @@ def _build(cur: duckdb.DuckDBPyConnection, ctx: Context) -> None:
                t.tag_value AS team, c.ResourceId IS NOT NULL AS taggable,
                sum({cost}) AS cost
         FROM charges c
-        LEFT JOIN resource_tags t ON t.ResourceId = c.ResourceId AND t.tag_key = '{team_key}'
+        LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey AND t.tag_key = '{team_key}'
         WHERE c.x_ChargeDate BETWEEN $start AND $end AND {cost} IS NOT NULL{_currency_filter(ctx)}
           -- unused commitment hours have their own finding; as cost moves they would only repeat it
           AND c.CommitmentDiscountStatus IS DISTINCT FROM 'Unused'

@@ -482,12 +482,12 @@ def tag_keys(
         rows = cur.execute(
             f"""
             WITH rc AS (
-                SELECT ResourceId, sum({col}) AS cost FROM charges
+                SELECT x_ResourceKey, sum({col}) AS cost FROM charges
                 WHERE x_ChargeDate >= $s AND x_ChargeDate < $e AND BillingCurrency = $cur GROUP BY 1
             )
             SELECT NULL, sum(cost) FROM rc
             UNION ALL
-            SELECT t.tag_key, sum(rc.cost) FROM resource_tags t JOIN rc ON rc.ResourceId = t.ResourceId GROUP BY 1
+            SELECT t.tag_key, sum(rc.cost) FROM resource_tags t JOIN rc ON rc.x_ResourceKey = t.resource_key GROUP BY 1
             """,
             {"s": period.start, "e": period.end, "cur": currency},
         ).fetchall()
@@ -634,6 +634,15 @@ def effective_tags(cur: duckdb.DuckDBPyConnection, resource_id: str) -> list[Eff
         )
         for key, value, origin, raw_key in rows
     ]
+
+
+def tag_values(cur: duckdb.DuckDBPyConnection, key: str) -> list[str]:
+    """The effective values of a tag key across resources, most used first (for autocompleting a new value)."""
+    rows = cur.execute(
+        "SELECT tag_value FROM resource_tags WHERE tag_key = ? GROUP BY 1 ORDER BY count(*) DESC, 1",
+        [key.strip().lower()],
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def _scalar(cur: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Any:

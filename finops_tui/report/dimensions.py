@@ -32,7 +32,7 @@ class Dimension:
             return ""
         key = self.tag_key.replace("'", "''")
         return (
-            f" LEFT JOIN resource_tags {alias} ON {alias}.ResourceId = c.ResourceId"
+            f" LEFT JOIN resource_tags {alias} ON {alias}.resource_key = c.x_ResourceKey"
             f" AND {alias}.tag_key = '{key}'"
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -188,7 +189,7 @@ def untagged_cost(
     rows = cur.execute(
         f"""
         SELECT c.BillingCurrency, sum(c.{col})
-        FROM charges c LEFT JOIN resource_tags t ON t.ResourceId = c.ResourceId AND t.tag_key = $key
+        FROM charges c LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey AND t.tag_key = $key
         WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e AND t.tag_value IS NULL
           AND c.BillingCurrency IS NOT NULL
         GROUP BY 1
@@ -240,6 +241,24 @@ def resolve_period(cur: duckdb.DuckDBPyConnection, spec: str) -> tuple[Period, F
     return parse_period(spec, today=clock.today(), data_start=fresh.data_start, data_end=fresh.data_end), fresh
 
 
+def _top_per_currency(rows: list[BreakdownRow], top: int | None) -> list[BreakdownRow]:
+    """The first `top` rows of each currency (rows come sorted by cost)."""
+    if not top:
+        return rows
+    seen: dict[str, int] = defaultdict(int)
+    kept = []
+    for row in rows:
+        if seen[row.currency] < top:
+            kept.append(row)
+            seen[row.currency] += 1
+    return kept
+
+
+def top_movers(rows: Iterable[BreakdownRow], limit: int = 10) -> list[BreakdownRow]:
+    """The largest increases since the previous period (compare rows of one currency only)."""
+    return sorted((r for r in rows if r.change > 0), key=lambda r: (-r.change, r.name))[:limit]
+
+
 def overview(
     cur: duckdb.DuckDBPyConnection,
     period: Period,
@@ -250,25 +269,34 @@ def overview(
     extra_breakdowns: tuple[str, ...] = (),
     top: int | None = None,
     fresh: Freshness | None = None,
+    breakdown_names: tuple[str, ...] | None = None,
 ) -> Overview:
-    """Everything the Overview screen and `report overview` show, for one period and metric."""
+    """Everything the Overview screen and `report overview` show, for one period and metric.
+
+    `breakdown_names` limits the breakdowns computed (the screen shows fewer than the report prints);
+    resource groups are always computed, for the movers.
+    """
     previous = period.previous()
     totals = currency_totals(cur, period, metric, previous)
     if currency:
         totals = [t for t in totals if t.currency == currency]
-    names = [*DEFAULT_BREAKDOWNS, f"tag:{team_key.lower()}"]
+    team = f"tag:{team_key.lower()}"
+    names = [*DEFAULT_BREAKDOWNS, team] if breakdown_names is None else [*breakdown_names]
+    # Resource groups feed the movers and the team key the untagged share, so both are always computed.
+    names += [n for n in ("resource-group", team) if n not in names]
     names += [n for n in extra_breakdowns if dimension(n).name not in names]
     breakdowns: dict[str, list[BreakdownRow]] = {}
     titles: dict[str, str] = {}
+    # Unlimited queries, cut in Python: groups are few (Decimal conversion is cheap), and the movers
+    # and the untagged share need every group, not only the top ones.
+    full: dict[str, list[BreakdownRow]] = {}
     for name in names:
         dim = dimension(name)
-        breakdowns[dim.name] = breakdown(cur, dim, period, metric, currency=currency, previous=previous, limit=top)
+        full[dim.name] = breakdown(cur, dim, period, metric, currency=currency, previous=previous)
+        breakdowns[dim.name] = _top_per_currency(full[dim.name], top)
         titles[dim.name] = dim.title
-    rg_rows = breakdowns["resource-group"]
-    if top:  # movers must see every group, not only the top ones by cost
-        rg_rows = breakdown(cur, dimension("resource-group"), period, metric, currency=currency, previous=previous)
-    movers = sorted((r for r in rg_rows if r.change > 0), key=lambda r: (-r.change, r.name))[:10]
-    untagged = untagged_cost(cur, period, metric, team_key)
+    movers = top_movers(full["resource-group"])
+    untagged = {r.currency: r.cost for r in full[dimension(team).name] if r.key is None}
     forecast: list[Forecast] = []
     if period.spec == "mtd":
         forecast = month_end_forecast(cur, period.last_day, metric)

@@ -60,6 +60,9 @@ CHARGE_COLUMNS: list[tuple[str, str]] = [
     ("x_SkuMeterName", "VARCHAR"),
     ("x_ChargeDate", "DATE"),  # day of ChargePeriodStart: every view groups by day
     ("source_id", "INTEGER"),
+    # Integer stand-in for ResourceId (see resource_keys): joining 10M rows to per-resource tags on
+    # an integer is about 4x faster than on the long id strings.
+    ("x_ResourceKey", "INTEGER"),
 ]
 
 _V1 = f"""
@@ -84,6 +87,11 @@ CREATE TABLE sources (
 
 CREATE TABLE charges ({", ".join(f'"{name}" {kind}' for name, kind in CHARGE_COLUMNS)});
 
+CREATE TABLE resource_keys (
+    ResourceId VARCHAR PRIMARY KEY,
+    resource_key INTEGER NOT NULL UNIQUE
+);
+
 CREATE TABLE resources (
     ResourceId VARCHAR PRIMARY KEY,
     ResourceName VARCHAR,
@@ -106,6 +114,7 @@ CREATE TABLE resource_tags (
     tag_value VARCHAR NOT NULL,
     origin VARCHAR NOT NULL,        -- provider | rule | manual
     raw_key VARCHAR,                -- the key as the provider spelled it
+    resource_key INTEGER,           -- resource_keys.resource_key, the join key to charges.x_ResourceKey
     PRIMARY KEY (ResourceId, tag_key)
 );
 

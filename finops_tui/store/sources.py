@@ -89,8 +89,33 @@ def discard_source(cur: duckdb.DuckDBPyConnection, source_id: int) -> None:
     cur.execute("DELETE FROM sources WHERE source_id = ?", [source_id])
 
 
+def assign_resource_keys(cur: duckdb.DuckDBPyConnection, source_id: int | None = None) -> None:
+    """Give new resource ids an integer key and stamp it on rows that lack one (of one source, or all)."""
+    rows = "c.x_ResourceKey IS NULL" + (" AND c.source_id = $id" if source_id is not None else "")
+    params = {"id": source_id} if source_id is not None else {}
+    cur.execute(
+        f"""
+        INSERT INTO resource_keys
+        SELECT ResourceId, (SELECT coalesce(max(resource_key), 0) FROM resource_keys)
+                           + row_number() OVER (ORDER BY ResourceId)
+        FROM (SELECT DISTINCT c.ResourceId FROM charges c
+              WHERE {rows} AND c.ResourceId IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM resource_keys k WHERE k.ResourceId = c.ResourceId))
+        """,
+        params,
+    )
+    cur.execute(
+        f"""
+        UPDATE charges SET x_ResourceKey = k.resource_key FROM resource_keys k
+        WHERE {rows.replace("c.", "charges.")} AND k.ResourceId = charges.ResourceId
+        """,
+        params,
+    )
+
+
 def finish_window(cur: duckdb.DuckDBPyConnection, source_id: int) -> int:
     """Record the row count and currencies of a loaded window; forget sources left with no rows."""
+    assign_resource_keys(cur, source_id)
     cur.execute(
         """
         UPDATE sources SET

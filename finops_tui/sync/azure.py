@@ -1,0 +1,442 @@
+"""Azure plumbing for the sync: endpoint checks, credentials, pipeline policies and clients."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ClientAuthenticationError
+from azure.core.pipeline import PipelineRequest, PipelineResponse
+from azure.core.pipeline.policies import HTTPPolicy, RetryPolicy, SansIOHTTPPolicy
+
+from finops_tui.errors import AzureError, UserError
+
+PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+NOT_SIGNED_IN = "not signed in to Azure: run `az login` (or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET)"
+CREDENTIAL_MODES = ("auto", "device-code", "managed-identity", "cli")
+
+# Cost Management answers 429 with these instead of a standard Retry-After (AZURE_API.md §2.4).
+RETRY_AFTER_HEADERS = (
+    "x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after",
+    "x-ms-ratelimit-microsoft.costmanagement-entity-retry-after",
+    "x-ms-ratelimit-microsoft.costmanagement-tenant-retry-after",
+    "x-ms-ratelimit-microsoft.costmanagement-clienttype-retry-after",
+    "x-ms-ratelimit-microsoft.costmanagement-client-retry-after",
+    "x-ms-ratelimit-microsoft.consumption-retry-after",
+)
+QPU_REMAINING_HEADER = "x-ms-ratelimit-microsoft.costmanagement-qpu-remaining"
+# ARM host → Entra ID host of the sovereign clouds (tokens for them come from their own authority).
+SOVEREIGN_AUTHORITIES = {
+    "management.chinacloudapi.cn": "login.chinacloudapi.cn",
+    "management.usgovcloudapi.net": "login.microsoftonline.us",
+}
+
+_log = logging.getLogger(__name__)
+# azure-identity logs every failed credential of a chain at WARNING. With no handler configured anywhere,
+# Python's last-resort handler would print those multi-line reports to stderr (over the TUI, or next to our
+# one clear line); a NullHandler keeps them for apps that do configure logging and silent otherwise.
+logging.getLogger("azure").addHandler(logging.NullHandler())
+
+
+class SyncCancelled(Exception):
+    """The caller set the cancel event; raised between pages or while waiting out throttling."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An ARM endpoint the sync may talk to; plain http only ever for loopback addresses."""
+
+    url: str
+    allow_http: bool
+
+    @property
+    def credential_scope(self) -> str:
+        return f"{self.url}/.default"
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_endpoint(url: str | None) -> Endpoint:
+    """Validate `--arm-endpoint` / `sync.arm_endpoint`: https anywhere, http only on loopback."""
+    if not url:
+        return Endpoint(PUBLIC_ARM_ENDPOINT, allow_http=False)
+    parts = urlsplit(url.strip())
+    host = parts.hostname or ""
+    if parts.scheme not in ("https", "http") or not host:
+        raise UserError(f"--arm-endpoint {url}: expected an https:// URL such as {PUBLIC_ARM_ENDPOINT}")
+    if parts.query or parts.fragment:
+        raise UserError(f"--arm-endpoint {url}: the endpoint takes no query string or fragment")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise UserError(
+            f"--arm-endpoint {url}: plain http is accepted only for loopback addresses "
+            "(127.0.0.0/8, ::1, localhost); use https"
+        )
+    return Endpoint(f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}", allow_http=parts.scheme == "http")
+
+
+def check_url_allowed(url: str) -> None:
+    """Refuse downloads (Cost Details blob links) over plain http anywhere but loopback."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and is_loopback_host(parts.hostname or ""):
+        return
+    raise AzureError(f"refusing to download {parts.scheme}://{parts.hostname}/…: only https links are accepted")
+
+
+def sign_in_authority(endpoint: Endpoint) -> str | None:
+    """The Entra ID host for a sovereign cloud's ARM endpoint (None: the public cloud, or AZURE_AUTHORITY_HOST)."""
+    if os.environ.get("AZURE_AUTHORITY_HOST"):
+        return None  # azure-identity reads it itself
+    host = (urlsplit(endpoint.url).hostname or "").lower()
+    return SOVEREIGN_AUTHORITIES.get(host)
+
+
+def make_credential(
+    mode: str = "auto",
+    *,
+    endpoint: Endpoint | None = None,
+    device_code_prompt: Callable[[str, str, Any], None] | None = None,
+) -> TokenCredential:
+    """The credential for `mode`; "auto" is service-principal env vars, then the az CLI login.
+
+    No managed-identity probe unless asked for: on a laptop it stalls for seconds on 169.254.169.254.
+    The az CLI signs in to whichever cloud `az cloud set` chose; the others get the sovereign authority.
+    """
+    from azure.identity import (
+        AzureCliCredential,
+        ChainedTokenCredential,
+        DeviceCodeCredential,
+        EnvironmentCredential,
+        ManagedIdentityCredential,
+    )
+
+    authority = sign_in_authority(endpoint) if endpoint else None
+    extra: dict[str, Any] = {"authority": authority} if authority else {}
+    if mode == "auto":
+        return ChainedTokenCredential(EnvironmentCredential(**extra), AzureCliCredential(process_timeout=20))
+    if mode == "cli":
+        return AzureCliCredential(process_timeout=20)
+    if mode == "device-code":
+        if device_code_prompt:
+            extra["prompt_callback"] = device_code_prompt
+        return DeviceCodeCredential(**extra)
+    if mode == "managed-identity":
+        return ManagedIdentityCredential()
+    raise UserError(f"sync.credential = {mode!r}: expected one of {', '.join(CREDENTIAL_MODES)}")
+
+
+def check_signed_in(credential: TokenCredential, endpoint: Endpoint, mode: str = "auto") -> None:
+    """Fetch one token up front so a missing login fails fast with one clear line (the token is not kept)."""
+    try:
+        credential.get_token(endpoint.credential_scope)
+    except ClientAuthenticationError as exc:
+        if mode == "managed-identity":
+            reason = " ".join(str(exc.message or exc).split())[:200]
+            raise AzureError(f'no managed identity here (sync.credential = "managed-identity"): {reason}') from None
+        if mode == "device-code":
+            raise AzureError("device code sign-in did not complete: run the sync again and enter the code") from None
+        raise AzureError(NOT_SIGNED_IN) from None
+    except ValueError as exc:  # an invalid scope string, e.g. a malformed endpoint
+        raise AzureError(f"cannot request a token for {endpoint.credential_scope}: {exc}") from None
+
+
+@dataclass
+class SyncMonitor:
+    """Shared by the policies of one sync: counts calls, waits (cancellably) and reports waits."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    sleep: Callable[[float], None] | None = None  # injectable: tests must not really sleep
+    on_wait: Callable[[str], None] = lambda text: None
+    max_wait_seconds: float = 900.0
+    api_calls: int = 0
+    throttled_seconds: float = 0.0
+    throttle_events: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise SyncCancelled()
+
+    def count_call(self) -> None:
+        with self._lock:
+            self.api_calls += 1
+
+    def wait(self, seconds: float, reason: str, *, throttled: bool, retrying: bool = True) -> None:
+        """Wait `seconds` (capped) while telling the caller why; a cancel ends the wait at once."""
+        seconds = max(0.0, min(float(seconds), self.max_wait_seconds))
+        self.check_cancel()
+        if throttled:
+            with self._lock:
+                self.throttled_seconds += seconds
+                self.throttle_events += 1
+        if seconds <= 0:
+            return
+        self.on_wait(f"{reason}, {'retrying in' if retrying else 'waiting'} {_format_seconds(seconds)}")
+        if self.sleep is not None:
+            self.sleep(seconds)
+        elif self.cancel.wait(seconds):
+            raise SyncCancelled()
+        self.check_cancel()
+
+
+def _format_seconds(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
+
+
+class AllowHttpPolicy(SansIOHTTPPolicy):
+    """Lets the bearer policy send to a loopback http endpoint (a local fake or proxy); added only then."""
+
+    def on_request(self, request: PipelineRequest[Any]) -> None:
+        request.context["enforce_https"] = False
+
+
+class CostMgmtRetryPolicy(RetryPolicy):
+    """azure-core's RetryPolicy, plus Cost Management's own retry-after headers and retried POST queries.
+
+    Query and report POSTs are read-only, so retrying them is safe. Waits go through the SyncMonitor so
+    the user sees "throttled, retrying in N s" and a cancel interrupts the wait.
+    """
+
+    def __init__(self, monitor: SyncMonitor, *, server_error_retries: int = 4, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._monitor = monitor
+        self._server_error_retries = server_error_retries
+        self._method_whitelist = frozenset(["HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"])
+
+    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+        # A throttled request is worth many retries (the service says when); a failing server only a few,
+        # or an outage would keep a cron job backing off for minutes per request.
+        if response.http_response.status_code >= 500:
+            failures = sum(
+                1
+                for attempt in settings["history"]
+                if attempt.http_response is not None and attempt.http_response.status_code >= 500
+            )
+            if failures >= self._server_error_retries:
+                return False
+        return bool(super().is_retry(settings, response))
+
+    def get_retry_after(self, response: PipelineResponse[Any, Any]) -> float | None:
+        standard = super().get_retry_after(response)
+        if standard:
+            return standard
+        headers = response.http_response.headers
+        values = []
+        for name in RETRY_AFTER_HEADERS:
+            raw = headers.get(name)
+            if raw:
+                try:
+                    values.append(float(raw))
+                except ValueError:
+                    _log.debug("ignoring unparsable %s: %r", name, raw)
+        return max(values) if values else None
+
+    def sleep(
+        self, settings: dict[str, Any], transport: Any, response: PipelineResponse[Any, Any] | None = None
+    ) -> None:
+        delay: float | None = None
+        if response is not None:
+            delay = self.get_retry_after(response)
+            status = response.http_response.status_code
+            throttled = status == 429
+            reason = "throttled" if throttled else f"server error {status}"
+        else:
+            throttled, reason = False, "connection failed"
+        if not delay:
+            # Throttled without a hint: the first retry would be immediate; wait a little instead.
+            delay = max(self.get_backoff_time(settings), 1.0 if throttled else 0.0)
+        self._monitor.wait(delay, reason, throttled=throttled)
+
+
+@dataclass
+class QpuPacer:
+    """Reads the qpu-remaining header and holds the next request when the per-10 s or per-minute budget is spent."""
+
+    monitor: SyncMonitor
+    hold_until: float = 0.0
+    remaining: dict[str, int] = field(default_factory=dict)
+
+    def observe(self, headers: Any) -> None:
+        raw = headers.get(QPU_REMAINING_HEADER)
+        if not raw:
+            return
+        remaining: dict[str, int] = {}
+        for part in str(raw).split(","):
+            name, _, value = part.partition(":")
+            try:
+                remaining[name.strip()] = int(value)
+            except ValueError:
+                continue
+        self.remaining = remaining
+        now = time.monotonic()
+        if remaining.get("QueriesPerMin", 1) <= 0:
+            self.hold_until = max(self.hold_until, now + 60)
+        elif remaining.get("QueriesPer10Sec", 1) <= 0:
+            self.hold_until = max(self.hold_until, now + 10)
+        elif remaining.get("QueriesPerHour", 1) <= 0:
+            self.hold_until = max(self.hold_until, now + 300)
+
+    def before_request(self) -> None:
+        delay = self.hold_until - time.monotonic()
+        self.hold_until = 0.0
+        if delay > 0:
+            self.monitor.wait(delay, "query budget spent", throttled=True, retrying=False)
+
+
+class MonitorPolicy(HTTPPolicy):
+    """Per attempt: check cancel, pace by the qpu budget, count the call, read the budget headers."""
+
+    def __init__(self, monitor: SyncMonitor, pacer: QpuPacer) -> None:
+        super().__init__()
+        self._monitor = monitor
+        self._pacer = pacer
+
+    def send(self, request: PipelineRequest[Any]) -> PipelineResponse[Any, Any]:
+        self._monitor.check_cancel()
+        self._pacer.before_request()
+        self._monitor.count_call()
+        response = self.next.send(request)
+        self._pacer.observe(response.http_response.headers)
+        return response
+
+
+def _client_kwargs(endpoint: Endpoint, monitor: SyncMonitor, *, retries: int) -> dict[str, Any]:
+    per_call: list[Any] = [AllowHttpPolicy()] if endpoint.allow_http else []
+    return {
+        "per_call_policies": per_call,
+        "per_retry_policies": [MonitorPolicy(monitor, QpuPacer(monitor))],
+        "retry_policy": CostMgmtRetryPolicy(
+            monitor, retry_total=retries, retry_status=retries, retry_connect=3, retry_read=3, retry_backoff_max=60
+        ),
+        "credential_scopes": [endpoint.credential_scope],
+        "user_agent": "finops-tui",
+        # An undocumented but widely used trick: our own ClientType gets its own throttling bucket.
+        "headers": {"ClientType": "finops-tui"},
+    }
+
+
+def cost_management_client(
+    credential: TokenCredential,
+    endpoint: Endpoint,
+    monitor: SyncMonitor,
+    *,
+    retries: int = 8,
+    polling_interval: float = 30,
+) -> Any:
+    from azure.mgmt.costmanagement import CostManagementClient
+
+    return CostManagementClient(
+        credential,
+        base_url=endpoint.url,
+        polling_interval=polling_interval,
+        **_client_kwargs(endpoint, monitor, retries=retries),
+    )
+
+
+def arm_client(credential: TokenCredential, endpoint: Endpoint, monitor: SyncMonitor, *, retries: int = 4) -> Any:
+    """A bare ARMPipelineClient with the same credential and policies, for plain ARM GETs."""
+    from azure.core.pipeline import policies
+    from azure.mgmt.core import ARMPipelineClient
+    from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
+
+    kwargs = _client_kwargs(endpoint, monitor, retries=retries)
+    pipeline_policies = [
+        policies.RequestIdPolicy(),
+        policies.HeadersPolicy(kwargs["headers"]),
+        policies.UserAgentPolicy(sdk_moniker="finops-tui"),
+        *kwargs["per_call_policies"],
+        policies.ContentDecodePolicy(),
+        policies.RedirectPolicy(),
+        kwargs["retry_policy"],
+        ARMChallengeAuthenticationPolicy(credential, endpoint.credential_scope),
+        *kwargs["per_retry_policies"],
+        policies.NetworkTraceLoggingPolicy(),
+    ]
+    return ARMPipelineClient(base_url=endpoint.url, policies=pipeline_policies)
+
+
+@dataclass(frozen=True)
+class Subscription:
+    subscription_id: str
+    name: str
+    state: str
+    tenant_id: str
+
+    @property
+    def scope(self) -> str:
+        return f"/subscriptions/{self.subscription_id}"
+
+
+def list_subscriptions(client: Any, endpoint: Endpoint) -> Iterator[Subscription]:
+    """GET /subscriptions, following nextLink."""
+    from azure.core.exceptions import HttpResponseError
+    from azure.core.rest import HttpRequest
+
+    url: str | None = f"{endpoint.url}/subscriptions?api-version={SUBSCRIPTIONS_API_VERSION}"
+    while url:
+        response = client.send_request(HttpRequest("GET", url))
+        if response.status_code == 401:
+            raise AzureError(f"Azure refused the credentials (HTTP 401): {_error_message(response)}")
+        try:
+            response.raise_for_status()
+        except HttpResponseError:
+            raise AzureError(
+                f"listing subscriptions failed (HTTP {response.status_code}): {_error_message(response)}"
+            ) from None
+        try:
+            body = response.json()
+            items = body.get("value", [])
+        except (ValueError, AttributeError):
+            raise AzureError("listing subscriptions: the answer was not the expected JSON") from None
+        for item in items:
+            yield Subscription(
+                subscription_id=str(item.get("subscriptionId", "")),
+                name=str(item.get("displayName", "")),
+                state=str(item.get("state", "")),
+                tenant_id=str(item.get("tenantId", "")),
+            )
+        url = body.get("nextLink") or None
+
+
+def _error_message(response: Any) -> str:
+    try:
+        error = response.json().get("error", {})
+        return f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+    except (ValueError, AttributeError):
+        return (response.text() or "")[:200]
+
+
+def describe_http_error(exc: Exception) -> str:
+    """One line for an azure-core error: status, ARM error code and message, no traceback."""
+    from azure.core.exceptions import HttpResponseError
+
+    if isinstance(exc, HttpResponseError):
+        status = exc.status_code
+        code = getattr(exc.error, "code", None) if exc.error is not None else None
+        message = getattr(exc.error, "message", None) if exc.error is not None else None
+        if not message:
+            message = str(exc.message or exc).splitlines()[0]
+        message = " ".join(str(message).split())
+        return _clip(f"HTTP {status}" + (f" {code}" if code else "") + f": {message}")
+    return _clip(" ".join(str(exc).split()) or type(exc).__name__)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,106 @@
+"""`finops-tui sync`: the headless sync (for cron) and `--list-scopes`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from finops_tui.config import Config, load_config
+from finops_tui.errors import UserError
+from finops_tui.sync.engine import SyncOptions, SyncProgress, SyncResult
+from finops_tui.sync.windows import METRICS
+
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+def options_from(args: argparse.Namespace, config: Config) -> SyncOptions:
+    """Command line over config.toml's [sync] table over the defaults."""
+    sync_table: dict[str, Any] = config.raw.get("sync", {}) if isinstance(config.raw.get("sync"), dict) else {}
+    credential_mode = "device-code" if args.device_code else str(sync_table.get("credential", "auto"))
+    max_groupings = sync_table.get("query_max_groupings")
+    return SyncOptions(
+        scopes=list(args.scope or config.scopes),
+        months=args.months if args.months is not None else config.sync_months,
+        metrics=METRICS if args.metric == "both" else (args.metric,),
+        api_path=args.api_path,
+        arm_endpoint=args.arm_endpoint or config.arm_endpoint,
+        credential_mode=credential_mode,
+        tag_keys=list(config.tag_keys),
+        query_max_groupings=int(max_groupings) if max_groupings is not None else None,
+    )
+
+
+class _ProgressPrinter:
+    """One line per event on stderr; download progress at most every few seconds (cron logs stay short)."""
+
+    def __init__(self) -> None:
+        self._last_download = 0.0
+
+    def __call__(self, p: SyncProgress) -> None:
+        if p.state == "downloading":
+            now = time.monotonic()
+            if now - self._last_download < PROGRESS_EVERY_SECONDS:
+                return
+            self._last_download = now
+            state = f"downloading, {p.rows:,} rows so far"
+        elif p.state == "written":
+            state = f"{p.rows:,} rows written"
+        else:
+            state = p.state
+        where = p.scope + (f" {p.window:%Y-%m} {p.metric}" if p.window and p.metric else "")
+        counter = f"[{p.windows_done}/{p.windows_total}] " if p.windows_total else ""
+        print(f"{counter}{where}: {state}", file=sys.stderr, flush=True)
+
+
+def _list_scopes(options: SyncOptions) -> int:
+    from finops_tui.sync import azure
+
+    endpoint = azure.parse_endpoint(options.arm_endpoint)
+    credential = azure.make_credential(options.credential_mode, endpoint=endpoint)
+    azure.check_signed_in(credential, endpoint, options.credential_mode)
+    client = azure.arm_client(credential, endpoint, azure.SyncMonitor())
+    subscriptions = sorted(azure.list_subscriptions(client, endpoint), key=lambda s: s.name.lower())
+    if not subscriptions:
+        print("no subscriptions visible to this sign-in", file=sys.stderr)
+        return 0
+    width = max(len(s.name) for s in subscriptions)
+    for sub in subscriptions:
+        print(f"{sub.name:<{width}}  {sub.state:<9}  {sub.scope}")
+    return 0
+
+
+def _report(result: SyncResult, quiet: bool) -> int:
+    for warning in result.warnings:
+        print(f"finops-tui: warning: {warning}", file=sys.stderr)
+    for failure in result.failures:
+        print(
+            f"finops-tui: {failure.scope} {failure.window:%Y-%m} {failure.metric}: {failure.error}",
+            file=sys.stderr,
+        )
+    if not quiet or result.failures:
+        throttled = f", throttled {result.throttled_seconds:.0f} s" if result.throttle_events else ""
+        print(
+            f"synced {result.windows_done} window(s), {result.rows:,} rows; {result.windows_skipped} up to date; "
+            f"{len(result.failures)} failed; {result.api_calls} API calls{throttled}",
+            file=sys.stderr,
+        )
+    if result.cancelled:
+        return 130
+    return 3 if result.failures else 0
+
+
+def run_sync(args: argparse.Namespace, cache_path: Path) -> int:
+    from finops_tui.store.cache import open_cache
+    from finops_tui.sync.engine import run_sync as run
+
+    options = options_from(args, load_config())
+    if args.list_scopes:
+        return _list_scopes(options)
+    if not options.scopes:
+        raise UserError("no scope to sync: pass --scope /subscriptions/ID (see --list-scopes) or set sync.scopes")
+    with open_cache(cache_path) as cache:
+        result = run(cache, options, progress=None if args.quiet else _ProgressPrinter())
+    return _report(result, args.quiet)

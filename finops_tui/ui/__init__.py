@@ -1,0 +1,1 @@
+"""The Textual explorer: the only layer that imports textual."""

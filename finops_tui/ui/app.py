@@ -1,0 +1,276 @@
+"""The explorer app: views as Textual modes looked up in a registry, app-wide keys, theme, errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import ModalScreen, Screen
+from textual.worker import Worker, WorkerState
+
+from finops_tui import clock
+from finops_tui.config import Config, load_config, save_setting
+from finops_tui.errors import UserError
+from finops_tui.store import Cache
+from finops_tui.ui.commands import PaletteCommand, ViewCommands
+from finops_tui.ui.dialogs.help import HelpDialog, KeyHelp
+from finops_tui.ui.messages import CacheFoundEmpty, TagsChanged
+
+
+@dataclass(frozen=True)
+class View:
+    """One view of the app: its Textual mode, default key, title, and screen class as `module:Class`."""
+
+    mode: str
+    key: str
+    title: str
+    screen: str
+
+
+# The registry: a view whose module cannot be imported yet shows a one-line notice instead.
+# To plug a screen in, create the module and class named here (subclass FinopsScreen).
+VIEWS: tuple[View, ...] = (
+    View("overview", "1", "Overview", "finops_tui.ui.screens.overview:OverviewScreen"),
+    View("allocation", "2", "Allocation", "finops_tui.ui.screens.allocation:AllocationScreen"),
+    View("recommendations", "3", "Recommendations", "finops_tui.ui.screens.recommendations:RecommendationsScreen"),
+    View("tagging", "4", "Tagging", "finops_tui.ui.screens.tagging:TaggingScreen"),
+)
+VIEWS_BY_MODE = {view.mode: view for view in VIEWS}
+WELCOME_MODE = "welcome"
+
+
+def import_screen(path: str) -> tuple[type[Screen[Any]] | None, str]:
+    """The screen class at `module:Class`, or None and why (not built yet, or failing to import)."""
+    module_name, _, class_name = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None, "not available yet"
+        return None, f"failed to load ({exc})"
+    except Exception as exc:  # a broken screen module must not take the app down
+        return None, f"failed to load ({type(exc).__name__}: {exc})"
+    screen = getattr(module, class_name, None)
+    if not (isinstance(screen, type) and issubclass(screen, Screen)):
+        return None, "not available yet"
+    return screen, ""
+
+
+@dataclass
+class ViewState:
+    """What every view shows, shared so switching views keeps the same period, metric and currency."""
+
+    period: str = "mtd"
+    metric: str = "effective"
+    currency: str | None = None  # None: the currency with the most cost
+
+
+@dataclass(frozen=True)
+class ReopenCache:
+    """The app's return value when it should be started again on another cache (e.g. the demo)."""
+
+    path: Path
+
+
+def _view_bindings() -> list[BindingType]:
+    return [
+        # Hidden from the footer: the view row in each screen's context bar shows them.
+        Binding(view.key, f"switch_view('{view.mode}')", view.title, id=f"app.view.{view.mode}", show=False,
+                tooltip=f"Show the {view.title} view")
+        for view in VIEWS
+    ]
+
+
+class FinopsApp(App[ReopenCache | None]):
+    """finops-tui: a keyboard-driven explorer over one open cache."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "finops-tui"
+    COMMANDS: ClassVar[set[Any]] = {ViewCommands}
+    COMMAND_PALETTE_DISPLAY = ":"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *_view_bindings(),
+        Binding("question_mark", "help", "Help", id="app.help", tooltip="List the keys of this screen"),
+        Binding("colon", "command_palette", "Commands", id="app.command_palette", show=False,
+                tooltip="Search every action (also ctrl+p)"),
+        Binding("R", "sync", "Sync", id="app.sync", show=False, tooltip="Pull fresh cost from Azure"),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave finops-tui"),
+    ]
+
+    def __init__(
+        self,
+        cache: Cache,
+        *,
+        config: Config | None = None,
+        now: Callable[[], dt.datetime] = clock.now,
+        demo_end: dt.date | None = None,
+    ) -> None:
+        super().__init__()
+        self.cache = cache
+        self.config = config or load_config()
+        self.now = now  # injectable so "synced 3 h ago" is stable in snapshots
+        self.demo_end = demo_end  # the demo estate's last day (default: yesterday)
+        self.view_state = ViewState()
+        self.tags_version = 0  # bumped by TagsChanged; views loaded before it reload when shown again
+        if self.config.theme in self.available_themes:
+            self.theme = self.config.theme
+
+    def on_mount(self) -> None:
+        if self.config.keymap:
+            self.set_keymap(self.config.keymap)
+        self.add_mode(WELCOME_MODE, self._welcome_screen)
+        self.show_view("overview")
+
+    @staticmethod
+    def _welcome_screen() -> Screen[Any]:
+        from finops_tui.ui.screens.welcome import WelcomeScreen
+
+        return WelcomeScreen()
+
+    # ----------------------------------------------------------------------------------------------
+    # views
+
+    def show_view(self, mode: str) -> bool:
+        """Switch to a view, importing its screen on first use; a missing screen gives a notice."""
+        if mode not in self._modes:
+            view = VIEWS_BY_MODE[mode]
+            screen_class, problem = import_screen(view.screen)
+            if screen_class is None:
+                self.notify(f"The {view.title} view is {problem}.", timeout=4,
+                            severity="information" if problem == "not available yet" else "error")
+                return False
+            self.add_mode(mode, screen_class)
+        self.switch_mode(mode)
+        return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Views do not switch underneath a dialog: its answer belongs to the view that opened it.
+        return not (action == "switch_view" and isinstance(self.screen, ModalScreen))
+
+    def action_switch_view(self, mode: str) -> None:
+        if self.current_mode == WELCOME_MODE:
+            self.notify("This cache is empty: open the demo estate or import a file first.", timeout=4)
+            return
+        self.show_view(mode)
+
+    def open_allocation(self, dimension: str, key: str | None) -> None:
+        """Open one slice (e.g. service = Storage) in the allocation view, or say it is not there yet.
+
+        The allocation screen receives it through `open_slice(dimension, key)` if it defines one.
+        """
+        if not self.show_view("allocation"):
+            return
+        opener = getattr(self.screen, "open_slice", None)
+        if callable(opener):
+            self.call_later(opener, dimension, key)
+
+    @on(TagsChanged)
+    def _tags_changed(self, message: TagsChanged) -> None:
+        self.tags_version += 1
+
+    @on(CacheFoundEmpty)
+    def show_welcome(self) -> None:
+        self.switch_mode(WELCOME_MODE)
+
+    def show_loaded_cache(self) -> None:
+        """After an import into the open cache: back to the overview, queried afresh."""
+        self.switch_mode("overview")
+        reload = getattr(self.screen, "reload", None)
+        if callable(reload):
+            reload()
+
+    # ----------------------------------------------------------------------------------------------
+    # app-wide actions
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if isinstance(screen, HelpDialog):
+            return
+        self.push_screen(HelpDialog(getattr(screen, "VIEW_TITLE", "") or type(screen).__name__, self.key_help(screen)))
+
+    def key_help(self, screen: Screen[Any]) -> list[KeyHelp]:
+        """The keys active on `screen` (ours: the ones with an id), the screen's first, the app's last."""
+        keys_by_id: dict[str, list[str]] = {}
+        rows: dict[str, tuple[str, Binding]] = {}
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.id:
+                continue  # Textual's own plumbing (tab, copy); ours all have ids
+            keys_by_id.setdefault(binding.id, []).append(self.get_key_display(binding))
+            if binding.id not in rows:
+                node = active.node
+                where = "App" if node is self else getattr(node, "VIEW_TITLE", "") or getattr(node, "HELP_GROUP", "")
+                rows[binding.id] = (where or type(node).__name__, binding)
+        title = getattr(screen, "VIEW_TITLE", "")
+        ordered = sorted(rows.items(), key=lambda item: (item[1][0] == "App", item[1][0] != title))
+        return [
+            KeyHelp(where, ", ".join(keys_by_id[binding_id]), binding.description or binding.action, binding.tooltip,
+                    binding_id)
+            for binding_id, (where, binding) in ordered
+        ]
+
+    def action_sync(self) -> None:
+        self.notify(
+            "Syncing from inside the explorer is not available yet: quit (q) and run `finops-tui sync`.",
+            timeout=5,
+        )
+
+    def palette_commands(self, screen: Screen[Any]) -> Iterable[PaletteCommand]:
+        """Everything the palette offers on `screen`: its own actions first, then views and app actions."""
+        own = getattr(screen, "palette_commands", None)
+        if callable(own):
+            yield from own()
+        for view in VIEWS:
+            yield PaletteCommand(f"View: {view.title}", f"Switch to the {view.title} view (key {view.key})",
+                                 partial(self.action_switch_view, view.mode))
+        yield PaletteCommand("Theme…", "Choose a colour theme (remembered in config.toml)", self.action_change_theme)
+        yield PaletteCommand("Help: keys", "List the keys of this screen", self.action_help)
+        yield PaletteCommand("Sync now", "Pull fresh cost from Azure", self.action_sync)
+        yield PaletteCommand("Quit", "Leave finops-tui", self.action_quit)
+
+    def watch_theme(self, theme: str) -> None:
+        if theme != self.config.theme:
+            self.config.theme = theme
+            try:
+                save_setting(None, "theme", theme)
+            except OSError as exc:
+                self.notify(f"Theme not saved: {exc}", severity="warning")
+
+    def handle_bindings_clash(self, clashed_bindings: set[Binding], node: Any) -> None:
+        keys = ", ".join(sorted(b.key for b in clashed_bindings))
+        self.notify(f"config.toml [keys]: {keys} is bound twice; the first binding wins.", severity="warning")
+
+    # ----------------------------------------------------------------------------------------------
+    # worker errors: every screen forwards failures here
+
+    @on(Worker.StateChanged)
+    def _app_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.report_worker_failure(event.worker)
+
+    def report_worker_failure(self, worker: Worker[Any]) -> None:
+        """One line for the user: beside the control that failed if its screen has a place, else a toast."""
+        text = failure_line(worker.error)
+        show_inline = getattr(worker.node, "show_failure", None)
+        if callable(show_inline):
+            show_inline(worker, text)
+            return
+        self.notify(text, title=f"{worker.name or 'background task'} failed", severity="error", timeout=10)
+
+
+def failure_line(error: BaseException | None) -> str:
+    """A UserError's own message, else the error type and the first line of its message."""
+    if error is None:
+        return "failed"
+    message = str(error).strip()
+    if isinstance(error, UserError) and message:
+        return message.splitlines()[0]
+    return f"{type(error).__name__}: {message.splitlines()[0]}" if message else type(error).__name__

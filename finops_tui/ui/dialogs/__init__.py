@@ -1,0 +1,1 @@
+"""Modal dialogs (ModalScreen[T]) that return one value with `dismiss(value)`."""

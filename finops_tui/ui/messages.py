@@ -1,0 +1,77 @@
+"""Typed messages that workers and widgets post: past-tense events, small and immutable."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.message import Message
+
+from finops_tui.report.overview import Overview
+
+
+@dataclass(frozen=True)
+class OverviewRequest:
+    """One query of the overview: a period spec and a metric (every currency comes back at once)."""
+
+    serial: int
+    period: str
+    metric: str
+
+
+@dataclass
+class OverviewLoaded(Message):
+    """A worker finished the overview read model for `request`."""
+
+    request: OverviewRequest
+    overview: Overview
+
+
+@dataclass
+class OverviewPrefetched(Message):
+    """A background worker computed an overview the user is likely to ask for next."""
+
+    period: str
+    metric: str
+    day: dt.date  # "today" when it ran: relative periods depend on it
+    generation: int  # the screen's reload count when it started: a reload makes it stale
+    overview: Overview
+
+
+class CacheFoundEmpty(Message):
+    """The cache has no cost rows: the app shows the welcome screen."""
+
+
+@dataclass
+class SliceChosen(Message):
+    """The user asked to open one slice (e.g. service = Storage) in the allocation view."""
+
+    dimension: str
+    key: str | None
+    name: str
+
+
+@dataclass
+class DemoBuilt(Message):
+    """The demo estate is ready in its own cache file."""
+
+    path: Path
+
+
+@dataclass
+class FileImported(Message):
+    """An import into the open cache finished."""
+
+    summary: str
+
+
+@dataclass
+class TagsChanged(Message):
+    """Effective tags changed (a tag edit, an undo or redo, a new rule): every view reloads when next shown.
+
+    Post it to the app; it bumps `app.tags_version`, which each view compares when it is shown again.
+    """
+
+    key: str
+    resources: int

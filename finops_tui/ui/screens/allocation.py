@@ -1,0 +1,991 @@
+"""Allocation screen: the cost tree over a hierarchy of dimensions, expanded lazily, with breadcrumbs."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+import duckdb
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from finops_tui import clock
+from finops_tui.config import DEFAULT_HIERARCHY, save_setting
+from finops_tui.errors import UserError
+from finops_tui.report.allocation import (
+    Node,
+    TagKeyCoverage,
+    children,
+    currencies,
+    folded_keys,
+    resolve_hierarchy,
+    tag_keys,
+)
+from finops_tui.report.dimensions import dimension
+from finops_tui.report.overview import resolve_period
+from finops_tui.report.periods import Period
+from finops_tui.report.render import money
+from finops_tui.store.sources import Freshness
+from finops_tui.ui.commands import PaletteCommand
+from finops_tui.ui.dialogs.period import CUSTOM, CustomPeriodDialog, PeriodDialog
+from finops_tui.ui.formatting import (
+    METRIC_LABELS,
+    PERIOD_CHOICES,
+    freshness_line,
+    old_data_notice,
+    period_title,
+    short_path,
+    span_text,
+)
+from finops_tui.ui.queries import QueryGate
+from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.widgets.alloc_tree import SORT_MODES, SORT_TITLES, AllocTree, Branch, NodePath
+from finops_tui.ui.widgets.status_bar import StatusBar
+from finops_tui.ui.widgets.view_tabs import ViewTabs
+
+if TYPE_CHECKING:
+    from finops_tui.ui.dialogs.hierarchy import HierarchyChoice
+
+CHILDREN_LIMIT = 200  # children per expansion; the smaller ones fold into one "(N more)" row
+PREFETCH_LIMIT = 40  # expansions computed ahead of the user per plan
+RESULT_CACHE_SIZE = 512  # expansions kept (a few kB each)
+LOADING_DELAY = 0.1  # seconds before a pending query shows the loading state
+NARROW = 100  # columns under which the screens drop secondary text
+
+ExpansionKey = tuple[tuple[str, ...], NodePath, Period, str, str]
+_now = time.monotonic
+
+
+# --------------------------------------------------------------------------------------------------
+# shared by the allocation, resource and tagging screens
+
+
+def pick_currency(asked: str | None, found: Sequence[str]) -> str:
+    """The currency the user chose if it has cost in the period, else the largest one."""
+    if asked and asked in found:
+        return asked
+    return found[0] if found else (asked or "USD")
+
+
+def level_title(name: str) -> str:
+    """`tag:team` → `team`, `resource-group` → `resource group`: how a level reads in bars and crumbs."""
+    return name[4:] if name.startswith("tag:") else name.replace("-", " ")
+
+
+class CostViewScreen(FinopsScreen):
+    """A view of cost for the shared period, metric and currency (`p`, `m`, `c`), reloaded when they change.
+
+    Subclasses implement `request_view()` and set `period`, `currency`, `known_currencies` and
+    `shown_state` when their data arrives.
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "choose_period", "Period", id="view.period",
+                tooltip="Month to date, last month, 30/90 days, all, custom (shared by every view)"),
+        Binding("m", "toggle_metric", "Metric", id="view.metric",
+                tooltip="EffectiveCost (amortized) ↔ BilledCost (actual)"),
+        Binding("c", "cycle_currency", "Currency", id="view.currency",
+                tooltip="Next billing currency (never added to another)"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.period: Period | None = None
+        self.freshness: Freshness | None = None
+        self.currency: str | None = None  # the currency on screen (resolved)
+        self.known_currencies: list[str] = []
+        self.shown_state: tuple[str, str, str | None] | None = None  # (period, metric, currency) asked for
+        self.requested_state: tuple[str, str, str | None] | None = None
+        self._stopped_while_hidden = False
+
+    @property
+    def narrow(self) -> bool:
+        return self.size.width < NARROW
+
+    def state_key(self) -> tuple[str, str, str | None]:
+        state = self.finops.view_state
+        return (state.period, state.metric, state.currency)
+
+    def request_view(self) -> None:
+        """Query what the screen shows for the shared state (override)."""
+        raise NotImplementedError
+
+    def reload(self) -> None:
+        """The data changed (tags edited elsewhere): query again."""
+        self.request_view()
+
+    def cancel_pending(self) -> bool:
+        """Stop queries still running for this screen; True if one was stopped (override)."""
+        return False
+
+    def on_screen_suspend(self) -> None:
+        # Hidden: whatever is still loading would only slow the view the user went to. Load it on return.
+        if self.cancel_pending():
+            self._stopped_while_hidden = True
+
+    def on_screen_resume(self) -> None:
+        seen = self._tags_version_seen
+        if seen is not None and seen != self.finops.tags_version:
+            self._stopped_while_hidden = False
+            return  # tags changed meanwhile: FinopsScreen calls `reload()`, which queries everything again
+        # Another view may have changed the shared period, metric or currency meanwhile.
+        stale = self.requested_state is not None and self.requested_state != self.state_key()
+        if stale or self._stopped_while_hidden:
+            self._stopped_while_hidden = False
+            self.request_view()
+
+    # the shared period, metric and currency -------------------------------------------------------
+
+    def set_period(self, spec: str) -> None:
+        self.finops.view_state.period = spec
+        self.request_view()
+
+    def set_metric(self, metric: str) -> None:
+        self.finops.view_state.metric = metric
+        self.request_view()
+
+    def set_currency(self, currency: str) -> None:
+        self.finops.view_state.currency = currency
+        self.request_view()
+
+    def action_toggle_metric(self) -> None:
+        self.set_metric("billed" if self.finops.view_state.metric == "effective" else "effective")
+
+    def action_choose_period(self) -> None:
+        def chosen(spec: str | None) -> None:
+            if spec == CUSTOM:
+                self.ask_custom_period()
+            elif spec:
+                self.set_period(spec)
+
+        self.app.push_screen(PeriodDialog(self.finops.view_state.period), chosen)
+
+    def ask_custom_period(self) -> None:
+        if self.period is not None:
+            start, end = self.period.start, self.period.end
+        else:
+            end = clock.today()
+            start = end.replace(day=1)
+        self.app.push_screen(CustomPeriodDialog(start, end), lambda spec: self.set_period(spec) if spec else None)
+
+    def action_cycle_currency(self) -> None:
+        codes = self.known_currencies
+        if len(codes) <= 1:
+            self.notify(f"Only {codes[0] if codes else 'no'} cost in this period.", timeout=3)
+            return
+        following = codes[(codes.index(self.currency) + 1) % len(codes)] if self.currency in codes else codes[0]
+        self.set_currency(following)
+
+    def view_palette_commands(self) -> Iterable[PaletteCommand]:
+        state = self.finops.view_state
+        for spec, label in PERIOD_CHOICES:
+            yield PaletteCommand(f"Period: {label}", f"Show {label.lower()}", partial(self.set_period, spec))
+        yield PaletteCommand("Period: custom range…", "Pick START and END (END exclusive)", self.ask_custom_period)
+        other = "billed" if state.metric == "effective" else "effective"
+        yield PaletteCommand(f"Metric: {METRIC_LABELS[other]}", "Switch the cost metric",
+                             partial(self.set_metric, other))
+        for code in self.known_currencies:
+            if code != self.currency:
+                yield PaletteCommand(f"Currency: {code}", f"Show the cost billed in {code}",
+                                     partial(self.set_currency, code))
+
+    # shared bars ----------------------------------------------------------------------------------
+
+    def context_content(self) -> Content:
+        """Period, comparison, metric and currency: always visible at the top."""
+        state = self.finops.view_state
+        parts: list[Content] = []
+        if self.period is not None:
+            parts += [Content.styled(period_title(self.period), "bold"),
+                      Content.styled(f"  {span_text(self.period, year=not self.narrow)}", "$text-muted")]
+            if not self.narrow:
+                parts.append(Content.styled(f"  vs {span_text(self.period.previous(), year=False)}", "$text-muted"))
+        else:
+            parts.append(Content.styled(dict(PERIOD_CHOICES).get(state.period, state.period), "bold"))
+        parts += [Content.styled("  │  ", "$text-muted"),
+                  Content.styled(METRIC_LABELS[state.metric], "bold $text-accent")]
+        if self.currency:
+            parts += [Content.styled("  │  ", "$text-muted"), Content.styled(self.currency, "bold")]
+        return Content.assemble(*parts)
+
+    def notice_lines(self) -> list[Content]:
+        """Old data and other currencies: one line each, shown under the context bar."""
+        lines: list[Content] = []
+        if self.period is not None and self.freshness is not None:
+            old = old_data_notice(self.period, self.freshness)
+            if old:
+                lines.append(Content.styled(f"⚠ {old}", "$text-warning"))
+        others = [code for code in self.known_currencies if code != self.currency]
+        if self.currency and others:
+            lines.append(Content.assemble(
+                Content.styled(f"◆ showing {self.currency}; also billed in {', '.join(others)}", "$text-accent"),
+                Content.styled(" (press c to switch; currencies are never added up)", "$text-muted"),
+            ))
+        return lines
+
+    def show_status(self) -> None:
+        path = self.finops.cache.path
+        line = freshness_line(self.freshness, self.finops.now()) if self.freshness else "loading…"
+        self.query_one(StatusBar).show(line, path.name if self.narrow and path else short_path(path))
+
+
+# --------------------------------------------------------------------------------------------------
+# requests and results
+
+
+@dataclass(frozen=True)
+class TreeRequest:
+    """One query of the tree's top level for a hierarchy and the shared period, metric and currency."""
+
+    generation: int
+    data_version: int
+    hierarchy: tuple[str, ...]
+    period: str
+    metric: str
+    currency: str | None
+    keep_state: bool  # a reload of the same tree: expanded nodes come back
+
+
+@dataclass
+class TreeLoaded(Message):
+    """A worker resolved the period and currency and loaded the top level."""
+
+    request: TreeRequest
+    period: Period
+    freshness: Freshness
+    currencies: list[str]
+    currency: str
+    nodes: list[Node]
+    folded: dict[str, list[str]]  # tag key -> the provider spellings folded into it
+
+
+@dataclass(frozen=True)
+class ExpansionRequest:
+    """The children of one node (`path`) for one hierarchy, period, metric and currency."""
+
+    key: ExpansionKey
+    data_version: int
+    hierarchy: tuple[str, ...]
+    path: NodePath
+    period: Period
+    metric: str
+    currency: str
+
+
+@dataclass
+class ChildrenLoaded(Message):
+    """A worker loaded one node's children (asked for by the user, or computed ahead of them)."""
+
+    request: ExpansionRequest
+    nodes: list[Node]
+    prefetched: bool
+
+
+@dataclass
+class TagKeysLoaded(Message):
+    """Tag keys present in the cache, with coverage, for the hierarchy dialog."""
+
+    keys: list[TagKeyCoverage]
+
+
+def expansion_query(request: ExpansionRequest, cur: duckdb.DuckDBPyConnection) -> list[Node]:
+    return children(cur, request.hierarchy, list(request.path), request.period, request.metric, request.currency,
+                    limit=CHILDREN_LIMIT)
+
+
+class ResultCache:
+    """The last few hundred expansions, so going back, re-expanding or switching back is instant."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[ExpansionKey, list[Node]] = OrderedDict()
+
+    def get(self, key: ExpansionKey) -> list[Node] | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: ExpansionKey, nodes: list[Node]) -> None:
+        self._items[key] = nodes
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+class PrefetchPlan:
+    """Expansions to compute in the background, the node under the cursor first. Shared with the worker thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[ExpansionRequest] = []
+        self._running: ExpansionKey | None = None
+
+    def replace(self, requests: Iterable[ExpansionRequest]) -> None:
+        with self._lock:
+            self._queue = list(requests)
+
+    def take(self) -> ExpansionRequest | None:
+        with self._lock:
+            request = self._queue.pop(0) if self._queue else None
+            self._running = request.key if request else None
+            return request
+
+    def running(self) -> ExpansionKey | None:
+        with self._lock:
+            return self._running
+
+    def finish(self) -> None:
+        with self._lock:
+            self._running = None
+
+
+def slice_hierarchy(name: str, default: Sequence[str]) -> list[str]:
+    """The hierarchy that opens one slice: from that level down in the default one, else slice › RG › resource."""
+    levels = [dimension(level).name for level in default]
+    if name in levels:
+        return levels[levels.index(name):]
+    return [name, *(level for level in ("resource-group", "resource") if level != name)]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()[:60] or "all"
+
+
+class FilterInput(Input):
+    """The `/` filter over the names of one level; `esc` clears it."""
+
+
+# --------------------------------------------------------------------------------------------------
+# the screen
+
+
+class AllocationScreen(CostViewScreen):
+    """Where the money goes, level by level: team › subscription › resource group › resource by default."""
+
+    VIEW_TITLE = "Allocation"
+    # Class-level so tests and benchmarks can switch them off before the screen exists.
+    prefetch_enabled: ClassVar[bool] = True
+    result_cache_size: ClassVar[int] = RESULT_CACHE_SIZE
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("H", "choose_hierarchy", "Hierarchy", id="allocation.hierarchy",
+                tooltip="Build a hierarchy from any dimension or tag key, and save it"),
+        Binding("v", "next_hierarchy", "Next hierarchy", id="allocation.next_hierarchy",
+                tooltip="Cycle through the saved hierarchies"),
+        Binding("s", "cycle_sort", "Sort", id="allocation.sort", tooltip="Sort by cost, change or name"),
+        Binding("t", "tag", "Tag", id="allocation.tag",
+                tooltip="Open the unallocated queue for this level's tag key, scoped to this branch"),
+        Binding("slash", "filter", "Filter", id="allocation.filter", tooltip="Filter this level by name"),
+        Binding("ctrl+s", "export", "Export", id="allocation.export",
+                tooltip="Save this level as CSV in the current folder"),
+        Binding("escape", "back", "Back", id="allocation.back", show=False,
+                tooltip="Clear the filter, else go up one level"),
+    ]
+
+    DEFAULT_CSS = """
+    AllocationScreen #context-bar { height: 1; padding: 0 1; background: $panel; }
+    AllocationScreen #context { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+    AllocationScreen.-narrow #views, AllocationScreen.-medium #views { display: none; }
+    AllocationScreen #notice { height: auto; padding: 0 1; display: none; }
+    AllocationScreen #hierarchy-bar { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    AllocationScreen #breadcrumbs {
+        height: 1; padding: 0 1; background: $boost; text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    AllocationScreen #filter { display: none; margin: 0 1; }
+    AllocationScreen AllocTree { height: 1fr; margin: 0 0 0 0; background: $surface; }
+    """
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Screens are created inside the running app (the mode registry, push_screen): its config is readable.
+        default = self.finops.config.hierarchies.get("default") or DEFAULT_HIERARCHY
+        self.hierarchy: list[str] = [dimension(level).name for level in default]
+        self.hierarchy_name: str | None = "default"
+        self.shown_hierarchy: tuple[str, ...] = ()
+        self.folded: dict[str, list[str]] = {}
+        self.tag_key_coverage: list[TagKeyCoverage] | None = None
+        self.root_ms: list[float] = []  # request → painted top level, for benchmarks
+        self.expand_ms: list[float] = []  # expansion (key press) → painted children, for benchmarks
+        self.root_painted_at = 0.0  # time.monotonic() of the last painted top level, for benchmarks
+        self._results = ResultCache(self.result_cache_size)
+        self._currency_lists: dict[tuple[Period, str], list[str]] = {}
+        self._root_gate = QueryGate()
+        self._expand_gate = QueryGate()
+        self._prefetch_gate = QueryGate()
+        self._plan = PrefetchPlan()
+        self._prefetch_worker: Worker[None] | None = None
+        self._expansions: dict[Worker[None], NodePath] = {}
+        self._generation = 0
+        self._data_version = 0
+        self._period_day: dt.date | None = None
+        self._pending: TreeRequest | None = None
+        self._requested_at = 0.0
+        self._loading_timer: Timer | None = None
+        self._pending_slice: NodePath | None = None
+        self._filter_level: NodePath = ()
+        self._open_dialog_when_keys_load = False
+
+    # ----------------------------------------------------------------------------------------------
+    # layout
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="≡")
+        with Horizontal(id="context-bar"):
+            yield Static("", id="context")
+            yield ViewTabs("allocation", id="views")
+        yield Static("", id="notice")
+        yield Static("", id="hierarchy-bar")
+        yield Static("", id="breadcrumbs")
+        yield FilterInput(placeholder="filter this level by name (enter keeps it, esc clears)", id="filter")
+        yield AllocTree(id="tree")
+        yield StatusBar()
+        yield Footer()
+
+    @property
+    def tree_view(self) -> AllocTree:
+        return self.query_one(AllocTree)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(Footer).compact = self.narrow
+        self.show_status()
+        self.tree_view.focus()
+        if not self.requested_state:
+            self.request_view()
+
+    def on_resize(self) -> None:
+        self.query_one(Footer).compact = self.narrow
+        self._show_bars()
+
+    # ----------------------------------------------------------------------------------------------
+    # the top level: one worker per request; a newer request interrupts the older one
+
+    def request_view(self) -> None:
+        self.request_tree(keep_state=self.shown_hierarchy == tuple(self.hierarchy))
+
+    def reload(self) -> None:
+        """Tags changed: every figure may have moved, so forget them all and load the open tree again."""
+        self._data_version += 1
+        self._results.clear()
+        self.request_tree(keep_state=True)
+
+    def request_tree(self, *, keep_state: bool) -> None:
+        state = self.finops.view_state
+        self._generation += 1
+        request = TreeRequest(self._generation, self._data_version, tuple(self.hierarchy), state.period,
+                              state.metric, state.currency, keep_state)
+        self.requested_state = (state.period, state.metric, state.currency)
+        self._requested_at = _now()
+        for group, gate in (("alloc-root", self._root_gate), ("alloc-expand", self._expand_gate),
+                            ("alloc-prefetch", self._prefetch_gate)):
+            self.workers.cancel_group(self, group)
+            gate.interrupt_cancelled()
+        self._expansions.clear()
+        self._plan.replace([])
+        cached = self._cached_tree(request)
+        if cached is not None:
+            self._pending = None
+            self._show_tree(cached)
+            return
+        self._pending = request
+        self._load_tree(request, dict(self.folded))
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
+
+    def _cached_tree(self, request: TreeRequest) -> TreeLoaded | None:
+        """The top level from memory when the period was resolved today and the level was loaded before."""
+        period = self.period
+        if period is None or period.spec != request.period or self._period_day != clock.today() \
+                or self.freshness is None:
+            return None
+        codes = self._currency_lists.get((period, request.metric))
+        if codes is None:
+            return None
+        currency = pick_currency(request.currency, codes)
+        nodes = self._results.get(self._key(request.hierarchy, (), period, request.metric, currency))
+        if nodes is None or any(d.tag_key not in self.folded for d in resolve_hierarchy(request.hierarchy)
+                                if d.tag_key is not None):
+            return None
+        return TreeLoaded(request, period, self.freshness, codes, currency, nodes, {})
+
+    @work(thread=True, exclusive=True, group="alloc-root", exit_on_error=False, name="allocation query")
+    def _load_tree(self, request: TreeRequest, known_folded: dict[str, list[str]]) -> None:
+        def query(cur: duckdb.DuckDBPyConnection) -> TreeLoaded:
+            period, fresh = resolve_period(cur, request.period)
+            codes = currencies(cur, period, request.metric)
+            currency = pick_currency(request.currency, codes)
+            nodes = children(cur, request.hierarchy, [], period, request.metric, currency, limit=CHILDREN_LIMIT)
+            folded = {
+                d.tag_key: folded_keys(cur, d.tag_key) for d in resolve_hierarchy(request.hierarchy)
+                if d.tag_key is not None and d.tag_key not in known_folded
+            }
+            return TreeLoaded(request, period, fresh, codes, currency, nodes, folded)
+
+        result = self._root_gate.run(self.finops.cache, query)
+        if result is not None:
+            self.post_message(result)
+
+    @on(TreeLoaded)
+    def _tree_loaded(self, message: TreeLoaded) -> None:
+        request = message.request
+        if request.generation != self._generation:
+            return  # a newer request is on its way; never show a stale answer
+        self._period_day = clock.today()
+        self._currency_lists[(message.period, request.metric)] = message.currencies
+        self.folded.update(message.folded)
+        if request.data_version == self._data_version:
+            self._results.put(self._key(request.hierarchy, (), message.period, request.metric, message.currency),
+                              message.nodes)
+        self._show_tree(message)
+
+    def _show_tree(self, loaded: TreeLoaded) -> None:
+        request = loaded.request
+        self._pending = None
+        self._hide_loading()
+        self.period, self.freshness = loaded.period, loaded.freshness
+        self.known_currencies, self.currency = loaded.currencies, loaded.currency
+        self.shown_state = (request.period, request.metric, request.currency)
+        self.shown_hierarchy = request.hierarchy
+        tree = self.tree_view
+        tree.show_root(loaded.nodes, levels=len(request.hierarchy), currency=loaded.currency,
+                       days=loaded.period.days, keep_state=request.keep_state)
+        if self._pending_slice is not None:
+            path, self._pending_slice = self._pending_slice, None
+            if tree.reveal(path) is None:
+                dim, key = path[0]
+                self.notify(f"No {level_title(dim)} {key or '(none)'} with cost in this period.", timeout=4)
+        self._show_bars()
+        self.show_status()
+        self.app.call_after_refresh(partial(self._root_painted, self._requested_at))
+        self._plan_prefetch()
+
+    def _root_painted(self, started: float) -> None:
+        self.root_painted_at = _now()
+        self.root_ms.append((self.root_painted_at - started) * 1000)
+
+    def cancel_pending(self) -> bool:
+        self.workers.cancel_group(self, "alloc-prefetch")
+        self._prefetch_gate.interrupt_cancelled()
+        if self._pending is None:
+            return False
+        self.workers.cancel_group(self, "alloc-root")
+        self._root_gate.interrupt_cancelled()
+        self._pending = None
+        return True
+
+    def _show_loading(self) -> None:
+        if self._pending is not None:
+            self.tree_view.loading = True
+
+    def _hide_loading(self) -> None:
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        tree = self.tree_view
+        if tree.loading:
+            tree.loading = False
+            tree.focus()
+
+    # ----------------------------------------------------------------------------------------------
+    # expansions: from memory, from a computation the prefetch already started, or from a new worker
+
+    def _key(self, hierarchy: Sequence[str], path: NodePath, period: Period, metric: str, currency: str) \
+            -> ExpansionKey:
+        return (tuple(hierarchy[: len(path) + 1]), path, period, metric, currency)
+
+    def _expansion(self, path: NodePath, hierarchy: Sequence[str] | None = None) -> ExpansionRequest | None:
+        if self.period is None or self.currency is None or self.shown_state is None:
+            return None
+        levels = tuple(hierarchy if hierarchy is not None else self.shown_hierarchy)
+        metric = self.shown_state[1]
+        return ExpansionRequest(self._key(levels, path, self.period, metric, self.currency), self._data_version,
+                                levels, path, self.period, metric, self.currency)
+
+    @on(AllocTree.ChildrenWanted)
+    def _children_wanted(self, message: AllocTree.ChildrenWanted) -> None:
+        branch = message.branch
+        request = self._expansion(branch.path)
+        if request is None:
+            self.tree_view.children_failed(branch.path)
+            return
+        cached = self._results.get(request.key)
+        if cached is not None:
+            self._apply_children(branch, cached)
+            return
+        if self._plan.running() == request.key:
+            return  # the prefetch is computing exactly this: its answer fills the node
+        # The user's request gets the CPU: stop the background work, start it again afterwards.
+        self.workers.cancel_group(self, "alloc-prefetch")
+        self._prefetch_gate.interrupt_cancelled()
+        worker = self._load_children(request)
+        self._expansions[worker] = branch.path
+
+    @work(thread=True, group="alloc-expand", exit_on_error=False, name="allocation expand")
+    def _load_children(self, request: ExpansionRequest) -> None:
+        nodes = self._expand_gate.run(self.finops.cache, partial(expansion_query, request))
+        if nodes is not None:
+            self.post_message(ChildrenLoaded(request, nodes, prefetched=False))
+
+    @on(ChildrenLoaded)
+    def _children_loaded(self, message: ChildrenLoaded) -> None:
+        request = message.request
+        if request.data_version != self._data_version:
+            return  # computed before the tags changed
+        self._results.put(request.key, message.nodes)
+        current = self._expansion(request.path)
+        if current is None or current.key != request.key:
+            return  # the tree shows another hierarchy, period or currency now; the answer stays in memory
+        branch = self.tree_view.branch(request.path)
+        if branch is not None and branch.children is None and branch.loading_since is not None:
+            self._apply_children(branch, message.nodes)
+        elif not message.prefetched:
+            self._plan_prefetch()
+
+    def _apply_children(self, branch: Branch, nodes: list[Node]) -> None:
+        started = branch.loading_since
+        self.tree_view.set_children(branch.path, nodes)
+        if started is not None:
+            self.app.call_after_refresh(lambda: self.expand_ms.append((_now() - started) * 1000))
+        self._show_breadcrumbs()
+        self._plan_prefetch()
+
+    @on(Worker.StateChanged)
+    def _expansion_stopped(self, event: Worker.StateChanged) -> None:
+        if event.state in (WorkerState.ERROR, WorkerState.CANCELLED):
+            path = self._expansions.pop(event.worker, None)
+            if path is not None:
+                self.tree_view.children_failed(path)
+        elif event.state == WorkerState.SUCCESS:
+            self._expansions.pop(event.worker, None)
+
+    # prefetch: while the user reads, compute the expansions they are likely to ask for next -------
+
+    def _plan_prefetch(self) -> None:
+        """Queue the unloaded expandable nodes on screen (the cursor's first), then other saved hierarchies."""
+        if not self.prefetch_enabled or self._pending is not None:
+            return
+        tree = self.tree_view
+        candidates: list[Branch] = []
+        if tree.cursor_branch is not None:
+            candidates.append(tree.cursor_branch)
+        candidates += [row.branch for row in tree.rows if row.kind == "node" and row.branch is not None]
+        requests: list[ExpansionRequest] = []
+        seen: set[ExpansionKey] = set()
+        for branch in candidates:
+            if not branch.expandable or branch.children is not None or branch.loading_since is not None:
+                continue
+            request = self._expansion(branch.path)
+            if request is None or request.key in seen or request.key in self._results:
+                continue
+            seen.add(request.key)
+            requests.append(request)
+            if len(requests) >= PREFETCH_LIMIT:
+                break
+        for levels in self.finops.config.hierarchies.values():
+            request = self._expansion((), [dimension(level).name for level in levels])
+            if request is not None and request.key not in self._results and request.key not in seen:
+                seen.add(request.key)
+                requests.append(request)
+        self._plan.replace(requests)
+        running = self._prefetch_worker is not None and not self._prefetch_worker.is_finished \
+            and not self._prefetch_worker.is_cancelled
+        if requests and not running:
+            self._prefetch_worker = self._prefetch()
+
+    @work(thread=True, exclusive=True, group="alloc-prefetch", exit_on_error=False, name="allocation prefetch")
+    def _prefetch(self) -> None:
+        worker = get_current_worker()
+        try:
+            while not worker.is_cancelled:
+                request = self._plan.take()
+                if request is None:
+                    return
+                try:
+                    nodes = self._prefetch_gate.run(self.finops.cache, partial(expansion_query, request))
+                except Exception:  # a failed guess costs nothing: the real request will report the problem
+                    return
+                if nodes is None:
+                    return
+                self.post_message(ChildrenLoaded(request, nodes, prefetched=True))
+        finally:
+            self._plan.finish()
+
+    # ----------------------------------------------------------------------------------------------
+    # bars: hierarchy, folded tag keys, breadcrumbs
+
+    def _show_bars(self) -> None:
+        self.query_one("#context", Static).update(self.context_content())
+        notice = self.query_one("#notice", Static)
+        lines = self.notice_lines()
+        notice.update(Content("\n").join(lines) if lines else "")
+        notice.display = bool(lines)
+        self._show_hierarchy_bar()
+        self._show_breadcrumbs()
+
+    def _show_hierarchy_bar(self) -> None:
+        levels = self.shown_hierarchy or tuple(self.hierarchy)
+        parts = [Content.styled("Hierarchy " if not self.narrow else "", "$text-muted"),
+                 Content.styled(self.hierarchy_name or "custom", "bold $text-accent"),
+                 Content.styled(": ", "$text-muted"),
+                 Content.styled(" › ".join(level_title(level) for level in levels), "bold"),
+                 Content.styled(f"  ·  sorted by {self.tree_view.sort_mode}", "$text-muted")]
+        for level in levels:
+            key = level[4:] if level.startswith("tag:") else None
+            variants = [raw for raw in self.folded.get(key, []) if raw != key] if key else []
+            if variants:
+                parts.append(Content.styled(f"  ·  {key} ← {', '.join(variants)}", "$text-muted"))
+        self.query_one("#hierarchy-bar", Static).update(Content.assemble(*parts))
+
+    def _show_breadcrumbs(self) -> None:
+        tree = self.tree_view
+        crumbs: list[Content] = [Content.assemble(Content.styled("All ", "$text-muted"),
+                                                  Content.styled(money(tree.total, self.currency), "bold"))]
+        branch = tree.cursor_branch
+        for step in branch.trail if branch is not None else []:
+            label_style = "bold $text-warning" if step.node.is_unallocated else "bold"
+            crumbs.append(Content.assemble(Content.styled(f"{level_title(step.node.dimension)} ", "$text-muted"),
+                                           Content.styled(step.label, label_style)))
+        level = tree.cursor_level()
+        if tree.filters.get(level):
+            crumbs[-1] = Content.assemble(crumbs[-1], Content.styled(f"  (filter “{tree.filters[level]}”)",
+                                                                     "$text-accent"))
+        separator = Content.styled(" › ", "$text-muted")
+        # Keep the end of the path when it does not fit: where the cursor is matters most.
+        room = max(20, self.size.width - 2)
+        while len(crumbs) > 1 and sum(len(c.plain) + 3 for c in crumbs) > room:
+            crumbs = [Content.styled("…", "$text-muted"), *crumbs[2:]] if crumbs[0].plain != "…" else \
+                [crumbs[0], *crumbs[2:]]
+        self.query_one("#breadcrumbs", Static).update(separator.join(crumbs))
+
+    @on(AllocTree.CursorMoved)
+    def _cursor_moved(self) -> None:
+        self._show_breadcrumbs()
+        self._plan_prefetch()
+
+    # ----------------------------------------------------------------------------------------------
+    # opening things: resources, the tagging queue, slices from other views
+
+    @on(AllocTree.Opened)
+    def _opened(self, message: AllocTree.Opened) -> None:
+        node = message.branch.node
+        if node.is_other:
+            self.notify(f"{node.label} smaller items are folded into this row: the tree lists the "
+                        f"{CHILDREN_LIMIT} largest per level.", timeout=5)
+        elif node.is_unallocated:
+            self.open_tagging(message.branch)
+        elif node.dimension == "resource" and node.key:
+            self.open_resource(node.key, message.branch)
+        else:
+            self.notify("This is the last level of the hierarchy: press H to add levels.", timeout=4)
+
+    def open_resource(self, resource_id: str, branch: Branch | None = None) -> None:
+        from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
+
+        trail = [(level_title(b.node.dimension), b.label) for b in branch.trail[:-1]] if branch else []
+        self.app.push_screen(ResourceDetailScreen(resource_id, trail=trail))
+
+    def open_tagging(self, branch: Branch | None) -> None:
+        """The unallocated queue for the tag key of the branch's level (else the first tag level, else the team
+        key), scoped to the branch's plain-dimension steps where the queue can filter by them."""
+        from finops_tui.ui.screens.tagging import TaggingScreen
+
+        tag_levels = [level[4:] for level in self.shown_hierarchy if level.startswith("tag:")]
+        key = None
+        scope: list[tuple[str, str | None, str]] = []
+        if branch is not None:
+            if branch.node.dimension.startswith("tag:"):
+                key = branch.node.dimension[4:]
+            steps = branch.trail if not branch.node.is_other else branch.trail[:-1]
+            scope = [(b.node.dimension, b.node.key, b.label) for b in steps if not b.node.dimension.startswith("tag:")]
+        key = key or (tag_levels[0] if tag_levels else self.finops.config.team_key)
+        self.app.push_screen(TaggingScreen(key=key, scope=scope))
+
+    def open_slice(self, dimension_name: str, key: str | None) -> None:
+        """From another view (the overview's "service = Storage"): a hierarchy starting at that dimension,
+        with that node expanded under the cursor."""
+        name = dimension(dimension_name).name
+        if name == "resource" and key:
+            self.open_resource(key)
+            return
+        default = self.finops.config.hierarchies.get("default") or DEFAULT_HIERARCHY
+        self.hierarchy = slice_hierarchy(name, default)
+        self.hierarchy_name = next((n for n, levels in self.finops.config.hierarchies.items()
+                                    if [dimension(level).name for level in levels] == self.hierarchy), None)
+        self._pending_slice = ((name, key),)
+        self.request_tree(keep_state=False)
+
+    # ----------------------------------------------------------------------------------------------
+    # actions
+
+    def set_hierarchy(self, levels: Sequence[str], name: str | None) -> None:
+        try:
+            self.hierarchy = [d.name for d in resolve_hierarchy(levels)]
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.hierarchy_name = name
+        self.request_tree(keep_state=False)
+
+    def action_next_hierarchy(self) -> None:
+        saved = self.finops.config.hierarchies
+        names = list(saved)
+        if len(names) <= 1 and self.hierarchy_name in names:
+            self.notify("Only one saved hierarchy: press H to build and save another.", timeout=4)
+            return
+        index = names.index(self.hierarchy_name) if self.hierarchy_name in names else -1
+        following = names[(index + 1) % len(names)]
+        self.set_hierarchy(saved[following], following)
+
+    def action_choose_hierarchy(self) -> None:
+        if self.tag_key_coverage is None:
+            self._open_dialog_when_keys_load = True
+            self._load_tag_keys()
+            return
+        self._open_hierarchy_dialog()
+
+    @work(thread=True, exclusive=True, group="alloc-tag-keys", exit_on_error=False, name="tag keys")
+    def _load_tag_keys(self) -> None:
+        period, metric, currency = self.period, self.finops.view_state.metric, self.currency
+        keys = QueryGate().run(self.finops.cache, lambda cur: tag_keys(cur, period, metric, currency))
+        if keys is not None:
+            self.post_message(TagKeysLoaded(keys))
+
+    @on(TagKeysLoaded)
+    def _tag_keys_loaded(self, message: TagKeysLoaded) -> None:
+        self.tag_key_coverage = message.keys
+        if self._open_dialog_when_keys_load:
+            self._open_dialog_when_keys_load = False
+            self._open_hierarchy_dialog()
+
+    def _open_hierarchy_dialog(self) -> None:
+        from finops_tui.ui.dialogs.hierarchy import HierarchyDialog
+
+        def chosen(choice: HierarchyChoice | None) -> None:
+            if choice is None:
+                return
+            if choice.save_as:
+                self.finops.config.hierarchies[choice.save_as] = list(choice.levels)
+                try:
+                    save_setting("hierarchies", choice.save_as, list(choice.levels))
+                except OSError as exc:
+                    self.notify(f"Hierarchy not saved: {exc}", severity="warning")
+                else:
+                    self.notify(f"Saved hierarchy “{choice.save_as}” in config.toml (v cycles).", timeout=4)
+            self.set_hierarchy(choice.levels, choice.save_as)
+
+        self.app.push_screen(
+            HierarchyDialog(self.hierarchy, self.tag_key_coverage or [], saved=list(self.finops.config.hierarchies)),
+            chosen,
+        )
+
+    def action_cycle_sort(self) -> None:
+        tree = self.tree_view
+        tree.set_sort(SORT_MODES[(SORT_MODES.index(tree.sort_mode) + 1) % len(SORT_MODES)])
+        self._show_hierarchy_bar()
+        self.notify(f"Sorted by {SORT_TITLES[tree.sort_mode]}", timeout=2)
+
+    def action_tag(self) -> None:
+        self.open_tagging(self.tree_view.cursor_branch)
+
+    def action_filter(self) -> None:
+        tree = self.tree_view
+        self._filter_level = tree.cursor_level()
+        field = self.query_one(FilterInput)
+        field.value = tree.filters.get(self._filter_level, "")
+        field.display = True
+        field.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.tree_view.set_filter(self._filter_level, event.value)
+        self._show_breadcrumbs()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(FilterInput).display = False
+        self.tree_view.focus()
+
+    def action_back(self) -> None:
+        """`esc`: first clear the filter of this level, then go up one level."""
+        tree = self.tree_view
+        field = self.query_one(FilterInput)
+        level = self._filter_level if field.display else tree.cursor_level()
+        if field.display or tree.filters.get(level):
+            field.value = ""
+            field.display = False
+            tree.set_filter(level, "")
+            tree.focus()
+            self._show_breadcrumbs()
+            return
+        tree.go_back()
+
+    def action_export(self) -> None:
+        if self.period is None or not self.tree_view.roots:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        try:
+            path = self.export_csv(Path.cwd())
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.notify(f"Saved {path}", title="Exported")
+
+    def export_csv(self, folder: Path) -> Path:
+        """Write the cursor's level (as shown: sorted, filtered) with exact figures to a CSV file in `folder`."""
+        assert self.period is not None and self.shown_state is not None
+        tree = self.tree_view
+        level = tree.cursor_level()
+        parent = tree.branch(level) if level else None
+        levels = "-".join(_slug(level_title(name)) for name in self.shown_hierarchy[: len(level) + 1])
+        where = "-" + "-".join(_slug(b.label) for b in parent.trail) if parent is not None else ""
+        path = folder / (f"finops-allocation-{levels}{where}-{self.period.start}..{self.period.end}-"
+                         f"{self.shown_state[1]}-{self.currency}.csv")
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["parent", "dimension", "key", "label", "currency", "cost", "previous_cost", "change",
+                             "share_percent", "folded"])
+            writer.writerows(tree.csv_rows(level))
+        return path
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        for name, levels in self.finops.config.hierarchies.items():
+            yield PaletteCommand(f"Hierarchy: {name}", " › ".join(level_title(level) for level in levels),
+                                 partial(self.set_hierarchy, levels, name))
+        yield PaletteCommand("Hierarchy: build…", "Pick the levels in order and save them",
+                             self.action_choose_hierarchy)
+        for mode in SORT_MODES:
+            yield PaletteCommand(f"Sort: {mode}", f"Sort every level by {SORT_TITLES[mode]}",
+                                 partial(self._sort_by, mode))
+        yield from self.view_palette_commands()
+        yield PaletteCommand("Filter this level", "Filter the cursor's level by name", self.action_filter)
+        yield PaletteCommand("Tag unallocated…", "Open the unallocated queue for this level's tag key", self.action_tag)
+        yield PaletteCommand("Export level to CSV", "Save the cursor's level in the current directory",
+                             self.action_export)
+
+    def _sort_by(self, mode: str) -> None:
+        self.tree_view.set_sort(mode)
+        self._show_hierarchy_bar()

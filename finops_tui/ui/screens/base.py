@@ -1,0 +1,49 @@
+"""Base class of every view screen: typed app access, palette commands, worker errors sent to the app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual import events, on
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from finops_tui.ui.commands import PaletteCommand
+
+if TYPE_CHECKING:
+    from finops_tui.ui.app import FinopsApp
+
+
+class FinopsScreen(Screen[None]):
+    """Subclass this for a view: `self.finops` is the app (cache, config, shared view state)."""
+
+    VIEW_TITLE: ClassVar[str] = ""
+    _tags_version_seen: int | None = None  # app.tags_version when this screen last showed its data
+
+    @property
+    def finops(self) -> FinopsApp:
+        return cast("FinopsApp", self.app)
+
+    def on_mount(self) -> None:
+        if self.VIEW_TITLE:
+            self.sub_title = self.VIEW_TITLE
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        """The screen's own actions for the command palette (override)."""
+        return ()
+
+    @on(events.ScreenResume)
+    def _reload_if_tags_changed(self) -> None:
+        # Tags edited on another screen meanwhile (TagsChanged): figures here are stale, query again.
+        version = self.finops.tags_version
+        seen, self._tags_version_seen = self._tags_version_seen, version
+        reload = getattr(self, "reload", None)
+        if seen is not None and seen != version and callable(reload):
+            reload()
+
+    @on(Worker.StateChanged)
+    def _route_worker_failure(self, event: Worker.StateChanged) -> None:
+        # Worker.StateChanged does not bubble, so each screen forwards failures to the app's one handler.
+        if event.state == WorkerState.ERROR:
+            self.finops.report_worker_failure(event.worker)

@@ -1,0 +1,560 @@
+"""Overview screen: total vs previous period, forecast, untagged share, daily chart, top tables, movers."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container, Horizontal, Vertical
+from textual.content import Content
+from textual.timer import Timer
+from textual.widget import Widget
+from textual.widgets import Footer, Header, Input, Static
+
+from finops_tui import clock
+from finops_tui.report.overview import BreakdownRow, Overview
+from finops_tui.report.render import change_percent, money, percent
+from finops_tui.ui.commands import PaletteCommand
+from finops_tui.ui.dialogs.period import CUSTOM, CustomPeriodDialog, PeriodDialog
+from finops_tui.ui.formatting import (
+    METRIC_LABELS,
+    METRIC_SHORT,
+    PERIOD_CHOICES,
+    freshness_line,
+    old_data_notice,
+    period_title,
+    short_path,
+    span_text,
+)
+from finops_tui.ui.messages import (
+    CacheFoundEmpty,
+    OverviewLoaded,
+    OverviewPrefetched,
+    OverviewRequest,
+    SliceChosen,
+)
+from finops_tui.ui.queries import QueryGate
+from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.screens.overview_data import (
+    CurrencyView,
+    EmptyCache,
+    ResultCache,
+    ResultKey,
+    currency_view,
+    load_overview,
+)
+from finops_tui.ui.widgets.cost_table import CostTable, TableShape
+from finops_tui.ui.widgets.daily_chart import DailyChart
+from finops_tui.ui.widgets.status_bar import StatusBar
+from finops_tui.ui.widgets.summary import SummaryCard, SummaryRow
+from finops_tui.ui.widgets.view_tabs import ViewTabs
+
+TOP_ROWS = 10
+FILTERED_ROWS = 50
+LOADING_DELAY = 0.1  # seconds before a pending query shows the loading state
+FORECAST_LABEL = "run rate, weekday-aware"  # under the title "Month-end forecast"
+QueryHook = Callable[[duckdb.DuckDBPyConnection, OverviewRequest], None]
+_now = time.perf_counter
+
+
+class FilterInput(Input):
+    """The `/` filter over the tables' names; `esc` clears it."""
+
+
+class OverviewScreen(FinopsScreen):
+    """Where the money goes, for one period, metric and currency."""
+
+    VIEW_TITLE = "Overview"
+    # Class-level so tests and benchmarks can switch them off before the screen exists.
+    result_cache_size: ClassVar[int] = 16
+    prefetch_enabled: ClassVar[bool] = True
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("p", "choose_period", "Period", id="overview.period",
+                tooltip="Month to date, last month, 30/90 days, all, custom"),
+        Binding("m", "toggle_metric", "Metric", id="overview.metric",
+                tooltip="EffectiveCost (amortized) ↔ BilledCost (actual)"),
+        Binding("c", "cycle_currency", "Currency", id="overview.currency",
+                tooltip="Next billing currency (never added to another)"),
+        Binding("slash", "filter", "Filter", id="overview.filter", tooltip="Filter the tables by name"),
+        Binding("ctrl+s", "export", "Export", id="overview.export",
+                tooltip="Save the visible tables as CSV in this folder"),
+        Binding("escape", "clear_filter", "Clear filter", id="overview.clear_filter", show=False,
+                tooltip="Clear the table filter"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.overview: Overview | None = None  # every currency, as the read model returned it
+        self.view: CurrencyView | None = None  # the currency on screen
+        self.shown_request: OverviewRequest | None = None
+        self.filter_text = ""
+        self.repaint_ms: list[float] = []  # request → painted, for benchmarks
+        self.painted_at: float | None = None  # wall-clock time of the last painted result, for benchmarks
+        # Test hook: called in the worker with the raw cursor before the read model runs.
+        self.before_query: QueryHook | None = None
+        self._gate = QueryGate()
+        self._prefetch_gate = QueryGate()
+        self._results = ResultCache(self.result_cache_size)
+        self._generation = 0  # bumped when the cache file changes (reload)
+        self._serial = 0
+        self._pending: OverviewRequest | None = None
+        self._requested_at = 0.0
+        self._loading_timer: Timer | None = None
+        self._focus_before_loading: Widget | None = None
+        self._shape = TableShape()
+        self._narrow = False
+
+    # ----------------------------------------------------------------------------------------------
+    # layout
+
+    def compose(self) -> ComposeResult:
+        team = self.finops.config.team_key.lower()
+        yield Header(icon="≡")
+        with Horizontal(id="context-bar"):
+            yield Static("", id="context")
+            yield ViewTabs("overview", id="views")
+        yield Static("", id="notice")
+        with Vertical(id="content"):
+            yield SummaryRow()
+            yield DailyChart(id="chart")
+            yield FilterInput(placeholder="filter tables by name (esc clears)", id="filter")
+            with Container(id="tables"):
+                yield CostTable("service", "Top services", id="by-service")
+                yield CostTable("subscription", "Top subscriptions", id="by-subscription")
+                yield CostTable(f"tag:{team}", f"Top teams (tag {team})", id="by-team")
+                yield CostTable("resource-group", "Top movers (resource groups)", kind="movers", id="movers")
+        yield StatusBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self._shape = self._table_shape()
+        self._narrow = self.size.width < 100
+        self.query_one(Footer).compact = self._narrow
+        self.query_one(StatusBar).show("loading…", short_path(self.finops.cache.path))
+        self._show_context()
+        self.query_one("#by-service", CostTable).focus()
+        self.request_overview()
+
+    def on_resize(self) -> None:
+        shape = self._table_shape()
+        narrow = self._narrow
+        self._narrow = self.size.width < 100
+        if shape != self._shape:
+            self._shape = shape
+            self._show_tables()
+        if narrow != self._narrow:
+            self.query_one(Footer).compact = self._narrow
+            if self.view is not None:
+                self._show_context()
+                self._show_summary()
+                self._show_status()
+
+    def _table_shape(self) -> TableShape:
+        """Column budget per table: one table across under 100 columns, two side by side above."""
+        width = self.size.width
+        table_width = width - 4 if width < 100 else (width - 3) // 2
+        # cells: cost 12, share 6, change 12, change % 8, plus one cell of padding each side and a border
+        if table_width - 52 >= 22:
+            return TableShape(compact=False, name_width=min(48, table_width - 52))
+        return TableShape(compact=True, name_width=max(14, table_width - 38))
+
+    # ----------------------------------------------------------------------------------------------
+    # queries: one thread worker; a newer request interrupts the older one on its own cursor
+
+    @staticmethod
+    def _result_key(period: str, metric: str) -> ResultKey:
+        return (period, metric, clock.today())
+
+    def request_overview(self) -> None:
+        """Show the shared period and metric: from the result cache, else from a query worker."""
+        state = self.finops.view_state
+        self._serial += 1
+        request = OverviewRequest(self._serial, state.period, state.metric)
+        self._requested_at = _now()
+        # The user's request gets the CPU: stop the running query and any background prefetch.
+        self.workers.cancel_group(self, "overview")
+        self.workers.cancel_group(self, "overview-prefetch")
+        self._gate.interrupt_cancelled()
+        self._prefetch_gate.interrupt_cancelled()
+        cached = self._results.get(self._result_key(request.period, request.metric))
+        if cached is not None:
+            self._pending = None
+            self._show_overview(request, cached)
+            return
+        self._pending = request
+        self._load(request)
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
+
+    def reload(self) -> None:
+        """The cache changed (an import, a sync): forget cached results and query again."""
+        self._results.clear()
+        self._generation += 1  # results computed before now, still in flight, are dropped
+        self.request_overview()
+
+    def _show_loading(self) -> None:
+        if self._pending is not None:
+            # A loading container drops focus; remember it so the user's place survives a reload.
+            self._focus_before_loading = self.focused or self._focus_before_loading
+            self.query_one("#content").loading = True
+
+    def _hide_loading(self) -> None:
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        content = self.query_one("#content")
+        if content.loading:
+            content.loading = False
+            if self._focus_before_loading is not None and self._focus_before_loading.is_attached:
+                self._focus_before_loading.focus()
+            self._focus_before_loading = None
+
+    @work(thread=True, exclusive=True, group="overview", exit_on_error=False, name="overview query")
+    def _load(self, request: OverviewRequest) -> None:
+        team_key = self.finops.config.team_key
+        hook = self.before_query
+
+        def query(cur: duckdb.DuckDBPyConnection) -> Overview | EmptyCache:
+            if hook is not None:
+                hook(cur, request)
+            return load_overview(cur, request.period, request.metric, team_key)
+
+        result = self._gate.run(self.finops.cache, query)
+        if result is None:
+            return  # superseded by a newer request
+        if isinstance(result, EmptyCache):
+            self.post_message(CacheFoundEmpty())
+        else:
+            self.post_message(OverviewLoaded(request, result))
+
+    @on(OverviewLoaded)
+    def _overview_loaded(self, message: OverviewLoaded) -> None:
+        if message.request.serial != self._serial:
+            return  # a newer request is on its way; never show a stale answer
+        self._results.put(self._result_key(message.request.period, message.request.metric), message.overview)
+        self._pending = None
+        self._hide_loading()
+        self._show_overview(message.request, message.overview)
+
+    @on(CacheFoundEmpty)
+    def _cache_found_empty(self) -> None:
+        self._pending = None
+        self._hide_loading()
+
+    def _show_overview(self, request: OverviewRequest, result: Overview) -> None:
+        self.overview = result
+        self.shown_request = request
+        self.view = currency_view(result, self.finops.view_state.currency)
+        self._show_all()
+        self.app.call_after_refresh(self._painted, self._requested_at)
+        self._prefetch_next()
+
+    def _painted(self, requested_at: float) -> None:
+        self.repaint_ms.append((_now() - requested_at) * 1000)
+        self.painted_at = time.time()
+
+    # prefetch: while the user reads, compute what they are likely to ask for next --------------
+
+    def _likely_next(self) -> list[tuple[str, str]]:
+        """The other metric of this period first, then the other usual periods in both metrics.
+
+        "all" is left out: thirteen months of rows for a view people rarely open.
+        """
+        state = self.finops.view_state
+        other = "billed" if state.metric == "effective" else "effective"
+        periods = [spec for spec, _ in PERIOD_CHOICES if spec not in (state.period, "all")]
+        return [(state.period, other), *((spec, metric) for metric in (state.metric, other) for spec in periods)]
+
+    def _prefetch_next(self) -> None:
+        if not self.prefetch_enabled or self.result_cache_size <= 0:
+            return
+        for period, metric in self._likely_next():
+            if self._result_key(period, metric) not in self._results:
+                self._prefetch(period, metric, self._generation)
+                return
+
+    @work(thread=True, exclusive=True, group="overview-prefetch", exit_on_error=False, name="overview prefetch")
+    def _prefetch(self, period: str, metric: str, generation: int) -> None:
+        team_key = self.finops.config.team_key
+        day = clock.today()
+        try:
+            result = self._prefetch_gate.run(
+                self.finops.cache, lambda cur: load_overview(cur, period, metric, team_key)
+            )
+        except Exception:  # a failed guess costs nothing: the real request will report the problem
+            return
+        if isinstance(result, Overview):
+            self.post_message(OverviewPrefetched(period, metric, day, generation, result))
+
+    @on(OverviewPrefetched)
+    def _overview_prefetched(self, message: OverviewPrefetched) -> None:
+        if message.day == clock.today() and message.generation == self._generation:
+            self._results.put(self._result_key(message.period, message.metric), message.overview)
+        if self._pending is None:
+            self._prefetch_next()
+
+    def on_screen_resume(self) -> None:
+        # Another view may have changed the shared period or metric meanwhile.
+        latest = self._pending or self.shown_request
+        state = self.finops.view_state
+        if latest is not None and (latest.period, latest.metric) != (state.period, state.metric):
+            self.request_overview()
+        elif self.overview is not None and self.view is not None and self.view.currency != state.currency \
+                and state.currency is not None:
+            self._show_currency()
+
+    # ----------------------------------------------------------------------------------------------
+    # rendering
+
+    def _show_all(self) -> None:
+        self._show_context()
+        self._show_notice()
+        self._show_summary()
+        self._show_chart()
+        self._show_tables()
+        self._show_status()
+
+    def _show_currency(self) -> None:
+        """Another currency of the same overview: no query, the read model kept them apart."""
+        assert self.overview is not None
+        self.view = currency_view(self.overview, self.finops.view_state.currency)
+        self._show_all()
+
+    def _show_context(self) -> None:
+        """Period, comparison, metric and currency: always visible above everything else."""
+        state = self.finops.view_state
+        parts: list[Content] = []
+        if self.overview is not None:
+            period = self.overview.period
+            parts += [Content.styled(period_title(period), "bold"),
+                      Content.styled(f"  {span_text(period, year=not self._narrow)}", "$text-muted")]
+            if not self._narrow:
+                previous = span_text(self.overview.previous, year=False)
+                parts.append(Content.styled(f"  vs {previous}", "$text-muted"))
+        else:
+            parts.append(Content.styled(dict(PERIOD_CHOICES).get(state.period, state.period), "bold"))
+        parts.append(Content.styled("  │  ", "$text-muted"))
+        parts.append(Content.styled(METRIC_LABELS[state.metric], "bold $text-accent"))
+        if self.view is not None:
+            parts += [Content.styled("  │  ", "$text-muted"), Content.styled(self.view.currency, "bold")]
+        self.query_one("#context", Static).update(Content.assemble(*parts))
+
+    def _show_notice(self) -> None:
+        notice = self.query_one("#notice", Static)
+        lines: list[Content] = []
+        if self.overview is not None:
+            old = old_data_notice(self.overview.period, self.overview.freshness)
+            if old:
+                lines.append(Content.styled(f"⚠ {old}", "$text-warning"))
+            if self.view is not None:
+                others = [t.currency for t in self.overview.totals if t.currency != self.view.currency]
+                if others:
+                    shown = f"◆ showing {self.view.currency}; also billed in {', '.join(others)}"
+                    lines.append(Content.assemble(
+                        Content.styled(shown, "$text-accent"),
+                        Content.styled(" (press c to switch; currencies are never added up)", "$text-muted"),
+                    ))
+        notice.update(Content("\n").join(lines) if lines else "")
+        notice.display = bool(lines)
+
+    def _show_summary(self) -> None:
+        assert self.overview is not None
+        ov, view, narrow = self.overview, self.view, self._narrow
+        currency = view.currency if view else ""
+        cost = view.total.cost if view else Decimal(0)
+        previous = view.total.previous if view else Decimal(0)
+        self.query_one("#card-total", SummaryCard).show(
+            "Total" if narrow else f"Total ({METRIC_SHORT[ov.metric]})",
+            money(cost, currency) if view else Content.styled("no cost", "bold $text-muted"),
+            f"{ov.period.days} days" if narrow else f"{ov.period.days} days · {span_text(ov.period, year=False)}",
+        )
+        change = cost - previous
+        style = "$text-error" if change > 0 else "$text-success" if change < 0 else "$text"
+        detail = Content.styled(change_percent(cost, previous), style)
+        if not narrow:
+            detail = Content.assemble(detail, Content.styled(f" · was {money(previous)}", "$text-muted"))
+        self.query_one("#card-change", SummaryCard).show(
+            "vs previous" if narrow else "vs previous period",
+            Content.styled(money(change, None if narrow else currency or None, signed=True), f"bold {style}"),
+            detail,
+        )
+        forecast = view.forecast if view else None
+        forecast_card = self.query_one("#card-forecast", SummaryCard)
+        if forecast is not None:
+            forecast_card.show("Forecast" if narrow else "Month-end forecast",
+                               money(forecast.total, None if narrow else currency),
+                               "run rate" if narrow else FORECAST_LABEL)
+        else:
+            forecast_card.show("Forecast" if narrow else "Month-end forecast",
+                               Content.styled("—", "bold $text-muted"),
+                               "mtd only" if narrow else "for month to date only")
+        untagged = view.untagged if view else Decimal(0)
+        self.query_one("#card-untagged", SummaryCard).show(
+            "Untagged" if narrow else f"Untagged ({ov.team_key})",
+            percent(untagged, cost) if cost else "—",
+            money(untagged) if narrow else f"{money(untagged, currency or None)} without {ov.team_key}",
+        )
+
+    def _show_chart(self) -> None:
+        view = self.view
+        self.query_one(DailyChart).show_series(view.daily if view else [], view.currency if view else "")
+
+    def _visible_rows(self, table: CostTable) -> list[BreakdownRow]:
+        if self.view is None:
+            return []
+        rows = self.view.movers if table.kind == "movers" else self.view.breakdowns.get(table.dimension, [])
+        if self.filter_text:
+            return [r for r in rows if self.filter_text in r.name.lower()][:FILTERED_ROWS]
+        return rows[:TOP_ROWS]
+
+    def _show_tables(self) -> None:
+        if self.overview is None:
+            return
+        view = self.view
+        for table in self.query(CostTable):
+            table.show_rows(
+                self._visible_rows(table), currency=view.currency if view else "",
+                total=view.total.cost if view else Decimal(0), shape=self._shape,
+                empty_text="no match" if self.filter_text else
+                ("no increases" if table.kind == "movers" else "no cost in this period"),
+            )
+
+    def _show_status(self) -> None:
+        assert self.overview is not None
+        line = freshness_line(self.overview.freshness, self.finops.now())
+        path = self.finops.cache.path
+        # Under 100 columns the file name says enough and leaves room for the freshness line.
+        self.query_one(StatusBar).show(line, path.name if self._narrow and path else short_path(path))
+
+    # ----------------------------------------------------------------------------------------------
+    # actions
+
+    def set_period(self, spec: str) -> None:
+        self.finops.view_state.period = spec
+        self._show_context()
+        self.request_overview()
+
+    def set_metric(self, metric: str) -> None:
+        self.finops.view_state.metric = metric
+        self._show_context()
+        self.request_overview()
+
+    def set_currency(self, currency: str) -> None:
+        self.finops.view_state.currency = currency
+        if self.overview is not None:
+            self._show_currency()
+
+    def action_toggle_metric(self) -> None:
+        self.set_metric("billed" if self.finops.view_state.metric == "effective" else "effective")
+
+    def action_choose_period(self) -> None:
+        def chosen(spec: str | None) -> None:
+            if spec == CUSTOM:
+                self._ask_custom_period()
+            elif spec:
+                self.set_period(spec)
+
+        self.app.push_screen(PeriodDialog(self.finops.view_state.period), chosen)
+
+    def _ask_custom_period(self) -> None:
+        if self.overview is not None:
+            start, end = self.overview.period.start, self.overview.period.end
+        else:
+            end = clock.today()
+            start = end.replace(day=1)
+        self.app.push_screen(CustomPeriodDialog(start, end), lambda spec: self.set_period(spec) if spec else None)
+
+    def action_cycle_currency(self) -> None:
+        if self.overview is None:
+            return
+        codes = [t.currency for t in self.overview.totals]
+        if len(codes) <= 1:
+            only = codes[0] if codes else "no"
+            self.notify(f"Only {only} cost in this period.", timeout=3)
+            return
+        current = self.view.currency if self.view else None
+        following = codes[(codes.index(current) + 1) % len(codes)] if current in codes else codes[0]
+        self.set_currency(following)
+
+    def action_filter(self) -> None:
+        field = self.query_one(FilterInput)
+        field.display = True
+        field.focus()
+
+    def action_clear_filter(self) -> None:
+        field = self.query_one(FilterInput)
+        if not field.display and not self.filter_text:
+            return
+        field.value = ""
+        field.display = False
+        self.filter_text = ""
+        self._show_tables()
+        self.query_one("#by-service", CostTable).focus()
+
+    @on(SliceChosen)
+    def _open_slice(self, message: SliceChosen) -> None:
+        self.finops.open_allocation(message.dimension, message.key)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip().lower()
+        self._show_tables()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.query_one("#by-service", CostTable).focus()
+
+    def action_export(self) -> None:
+        if self.overview is None or self.view is None:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        try:
+            path = self.export_csv(Path.cwd())
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.notify(f"Saved {path}", title="Exported")
+
+    def export_csv(self, folder: Path) -> Path:
+        """Write the visible tables (exact figures) to a CSV file in `folder`; returns its path."""
+        assert self.overview is not None and self.view is not None
+        ov, view = self.overview, self.view
+        path = folder / f"finops-overview-{ov.period.start}..{ov.period.end}-{ov.metric}-{view.currency}.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["table", "name", "key", "currency", "cost", "previous_cost", "change", "share_percent"])
+            for table in self.query(CostTable):
+                writer.writerows(table.csv_rows(view.currency, view.total.cost))
+        return path
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        state = self.finops.view_state
+        for spec, label in PERIOD_CHOICES:
+            yield PaletteCommand(f"Period: {label}", f"Show {label.lower()}", partial(self.set_period, spec))
+        yield PaletteCommand("Period: custom range…", "Pick START and END (END exclusive)", self._ask_custom_period)
+        other = "billed" if state.metric == "effective" else "effective"
+        yield PaletteCommand(f"Metric: {METRIC_LABELS[other]}", "Switch the cost metric",
+                             lambda: self.set_metric(other))
+        if self.overview is not None:
+            for total in self.overview.totals:
+                if self.view is None or total.currency != self.view.currency:
+                    yield PaletteCommand(f"Currency: {total.currency}", f"Show the cost billed in {total.currency}",
+                                         partial(self.set_currency, total.currency))
+        yield PaletteCommand("Filter tables", "Filter the top tables by name", self.action_filter)
+        yield PaletteCommand("Export view to CSV", "Save the visible tables in the current directory",
+                             self.action_export)
+        yield PaletteCommand("Daily chart: move the cursor", "Focus the chart (left/right or h/l)",
+                             lambda: self.query_one(DailyChart).focus())

@@ -1,0 +1,109 @@
+"""Overview screen data: the read-model call, one currency's view of it, and a small result cache."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import duckdb
+
+from finops_tui.report.overview import (
+    BreakdownRow,
+    CurrencyTotal,
+    Forecast,
+    Overview,
+    overview,
+    resolve_period,
+    top_movers,
+)
+
+ZERO = Decimal(0)
+
+
+def screen_breakdowns(team_key: str) -> tuple[str, ...]:
+    """The breakdowns the screen shows (resource groups feed the movers); the report prints more."""
+    return ("service", "subscription", "resource-group", f"tag:{team_key.lower()}")
+
+
+@dataclass(frozen=True)
+class EmptyCache:
+    """The cache has no cost rows at all."""
+
+
+def load_overview(
+    cur: duckdb.DuckDBPyConnection, period_spec: str, metric: str, team_key: str
+) -> Overview | EmptyCache:
+    """The overview read model (the one `report overview` uses), every currency at once."""
+    if cur.execute("SELECT 1 FROM charges LIMIT 1").fetchone() is None:
+        return EmptyCache()
+    period, fresh = resolve_period(cur, period_spec)
+    return overview(cur, period, metric, team_key=team_key, fresh=fresh,
+                    breakdown_names=screen_breakdowns(team_key))
+
+
+@dataclass(frozen=True)
+class CurrencyView:
+    """One currency's slice of an overview: the read model keeps currencies apart, so this is a filter."""
+
+    currency: str
+    total: CurrencyTotal
+    breakdowns: dict[str, list[BreakdownRow]]
+    movers: list[BreakdownRow]
+    daily: list[tuple[dt.date, Decimal]]
+    untagged: Decimal
+    forecast: Forecast | None
+
+
+def currency_view(ov: Overview, currency: str | None) -> CurrencyView | None:
+    """The view for `currency`, or for the currency with the most cost when it is None or absent."""
+    codes = [t.currency for t in ov.totals]
+    if not codes:
+        return None
+    code = currency if currency in codes else codes[0]
+    total = ov.total_for(code)
+    assert total is not None
+    breakdowns = {name: [r for r in rows if r.currency == code] for name, rows in ov.breakdowns.items()}
+    return CurrencyView(
+        currency=code,
+        total=total,
+        breakdowns=breakdowns,
+        # The read model ranks movers across every currency; a screen of one currency ranks its own.
+        movers=top_movers(breakdowns.get("resource-group", [])),
+        daily=ov.daily.get(code, []),
+        untagged=ov.untagged.get(code, ZERO),
+        forecast=next((f for f in ov.forecast if f.currency == code), None),
+    )
+
+
+ResultKey = tuple[str, str, dt.date]  # period spec, metric, the day "mtd" was resolved on
+
+
+@dataclass
+class ResultCache:
+    """Recent overviews by (period, metric, today): the cache file does not change under a running app,
+    so a metric toggled back, or a period visited again, repaints without a query."""
+
+    size: int = 16
+    _entries: OrderedDict[ResultKey, Overview] = field(default_factory=OrderedDict)
+
+    def get(self, key: ResultKey) -> Overview | None:
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+        return found
+
+    def put(self, key: ResultKey, value: Overview) -> None:
+        if self.size <= 0:
+            return
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def clear(self) -> None:
+        self._entries.clear()

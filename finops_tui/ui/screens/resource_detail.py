@@ -1,0 +1,388 @@
+"""Resource screen: one resource's daily cost, cost by meter and charge category, every tag and its origin."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Header, Static
+
+from finops_tui.report.allocation import ResourceDetail, currencies, resource_detail, tag_values
+from finops_tui.report.overview import resolve_period
+from finops_tui.report.periods import Period
+from finops_tui.report.render import change_percent, money
+from finops_tui.store.sources import Freshness
+from finops_tui.ui.commands import PaletteCommand
+from finops_tui.ui.messages import TagsChanged
+from finops_tui.ui.queries import QueryGate
+from finops_tui.ui.screens.allocation import LOADING_DELAY, CostViewScreen, pick_currency
+from finops_tui.ui.screens.tagging import TagsApplied, apply_assignments, describe_applied
+from finops_tui.ui.widgets.daily_chart import DailyChart
+from finops_tui.ui.widgets.status_bar import StatusBar
+from finops_tui.ui.widgets.view_tabs import ViewTabs
+
+ORIGIN_TEXT = {"provider": "provider tag", "rule": "allocation rule", "manual": "manual edit"}
+
+
+@dataclass(frozen=True)
+class DetailRequest:
+    serial: int
+    resource_id: str
+    period: str
+    metric: str
+    currency: str | None
+    team_key: str
+
+
+@dataclass
+class DetailLoaded(Message):
+    request: DetailRequest
+    period: Period
+    freshness: Freshness
+    currencies: list[str]
+    currency: str
+    detail: ResourceDetail
+    values: list[str]  # the team key's existing values (autocomplete for `t`)
+
+
+class CostLines(DataTable[str | Text]):
+    """A small two-column table (label, cost) with Vim keys."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", id="resource.lines.down", show=False, tooltip="Next row"),
+        Binding("k", "cursor_up", "Up", id="resource.lines.up", show=False, tooltip="Previous row"),
+    ]
+
+
+class ResourceDetailScreen(CostViewScreen):
+    """Pushed over the tree (or the queue): `esc` goes back; `t` tags this resource."""
+
+    VIEW_TITLE = "Resource"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="resource.back", tooltip="Back to where you came from"),
+        Binding("t", "tag", "Tag", id="resource.tag", tooltip="Set a tag on this resource (a manual edit)"),
+        Binding("ctrl+s", "export", "Export", id="resource.export",
+                tooltip="Save the daily cost, meters and charge categories as CSV in this folder"),
+    ]
+
+    DEFAULT_CSS = """
+    ResourceDetailScreen #context-bar { height: 1; padding: 0 1; background: $panel; }
+    ResourceDetailScreen #context { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+    ResourceDetailScreen.-narrow #views, ResourceDetailScreen.-medium #views { display: none; }
+    ResourceDetailScreen #notice { height: auto; padding: 0 1; display: none; }
+    ResourceDetailScreen #breadcrumbs {
+        height: 1; padding: 0 1; background: $boost; text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    ResourceDetailScreen #content { height: 1fr; padding: 0 1; }
+    ResourceDetailScreen #identity { height: auto; margin-top: 1; }
+    ResourceDetailScreen #figures { height: auto; margin-top: 1; }
+    ResourceDetailScreen DailyChart { height: 10; margin-top: 1; }
+    ResourceDetailScreen.-narrow DailyChart { height: 7; }
+    ResourceDetailScreen #lines { height: auto; }
+    ResourceDetailScreen DataTable {
+        height: auto;
+        max-height: 14;
+        border: round $panel-lighten-2;
+        border-title-color: $text;
+        border-title-style: bold;
+        background: $surface;
+    }
+    ResourceDetailScreen DataTable:focus { border: round $primary; }
+    ResourceDetailScreen #lines DataTable { width: 1fr; }
+    ResourceDetailScreen.-narrow #lines { layout: vertical; }
+    ResourceDetailScreen.-narrow #identity, ResourceDetailScreen.-narrow #figures { margin-top: 0; }
+    """
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
+
+    def __init__(self, resource_id: str, *, trail: Sequence[tuple[str, str]] = (), root: str = "Allocation") -> None:
+        super().__init__()
+        self.resource_id = resource_id.lower()
+        self.trail = list(trail)
+        self.root = root
+        self.detail: ResourceDetail | None = None
+        self.values: list[str] = []
+        self._gate = QueryGate()
+        self._serial = 0
+        self._pending: DetailRequest | None = None
+        self._loading_timer: Timer | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="≡")
+        with Horizontal(id="context-bar"):
+            yield Static("", id="context")
+            yield ViewTabs("allocation", id="views")
+        yield Static("", id="notice")
+        yield Static("", id="breadcrumbs")
+        with VerticalScroll(id="content"):
+            yield Static("", id="identity")
+            yield Static("", id="figures")
+            yield DailyChart(id="chart")
+            with Horizontal(id="lines"):
+                yield CostLines(id="meters", cursor_type="row", zebra_stripes=True)
+                yield CostLines(id="categories", cursor_type="row", zebra_stripes=True)
+            yield CostLines(id="tags", cursor_type="row", zebra_stripes=True)
+        yield StatusBar()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(Footer).compact = self.narrow
+        self.query_one("#meters", DataTable).border_title = "By meter / SKU"
+        self.query_one("#categories", DataTable).border_title = "By charge category"
+        self.query_one("#tags", DataTable).border_title = "Tags (effective) and where each comes from"
+        self._show_breadcrumbs()
+        self.show_status()
+        self.query_one(DailyChart).focus()
+        self.request_view()
+
+    def on_resize(self) -> None:
+        self.query_one(Footer).compact = self.narrow
+        if self.detail is not None:
+            self._show_all()
+
+    # ----------------------------------------------------------------------------------------------
+
+    def request_view(self) -> None:
+        state = self.finops.view_state
+        self._serial += 1
+        request = DetailRequest(self._serial, self.resource_id, state.period, state.metric, state.currency,
+                                self.finops.config.team_key)
+        self.requested_state = (state.period, state.metric, state.currency)
+        self.workers.cancel_group(self, "resource-detail")
+        self._gate.interrupt_cancelled()
+        self._pending = request
+        self._load(request)
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
+
+    @work(thread=True, exclusive=True, group="resource-detail", exit_on_error=False, name="resource query")
+    def _load(self, request: DetailRequest) -> None:
+        def query(cur: duckdb.DuckDBPyConnection) -> DetailLoaded:
+            period, fresh = resolve_period(cur, request.period)
+            codes = currencies(cur, period, request.metric)
+            currency = pick_currency(request.currency, codes)
+            detail = resource_detail(cur, request.resource_id, period, request.metric, currency)
+            return DetailLoaded(request, period, fresh, codes, currency, detail, tag_values(cur, request.team_key))
+
+        result = self._gate.run(self.finops.cache, query)
+        if result is not None:
+            self.post_message(result)
+
+    def cancel_pending(self) -> bool:
+        if self._pending is None:
+            return False
+        self.workers.cancel_group(self, "resource-detail")
+        self._gate.interrupt_cancelled()
+        self._pending = None
+        return True
+
+    def _show_loading(self) -> None:
+        if self._pending is not None:
+            self.query_one("#content").loading = True
+
+    @on(DetailLoaded)
+    def _loaded(self, message: DetailLoaded) -> None:
+        if message.request.serial != self._serial:
+            return
+        self._pending = None
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        content = self.query_one("#content")
+        if content.loading:
+            content.loading = False
+            self.query_one(DailyChart).focus()
+        request = message.request
+        self.period, self.freshness = message.period, message.freshness
+        self.known_currencies, self.currency = message.currencies, message.currency
+        self.shown_state = (request.period, request.metric, request.currency)
+        self.detail, self.values = message.detail, message.values
+        self._show_all()
+
+    # ----------------------------------------------------------------------------------------------
+    # rendering
+
+    def _show_all(self) -> None:
+        detail = self.detail
+        assert detail is not None and self.period is not None
+        self.query_one("#context", Static).update(self.context_content())
+        notice = self.query_one("#notice", Static)
+        lines = self.notice_lines()
+        notice.update(Content("\n").join(lines) if lines else "")
+        notice.display = bool(lines)
+        self._show_breadcrumbs()
+        self._show_identity(detail)
+        self._show_figures(detail)
+        start = self.period.start
+        series = [(start + dt.timedelta(days=i), value) for i, value in enumerate(detail.daily)]
+        self.query_one(DailyChart).show_series(series, self.currency or "")
+        self._show_lines("#meters", "Meter / SKU", [(line.label, line.cost) for line in detail.by_meter])
+        self._show_lines("#categories", "Charge category",
+                         [(line.label, line.cost) for line in detail.by_charge_category])
+        self._show_tags(detail)
+        self.show_status()
+
+    def _show_breadcrumbs(self) -> None:
+        name = self.detail.name if self.detail and self.detail.name else self.resource_id.rsplit("/", 1)[-1]
+        parts = [Content.styled(self.root, "$text-muted")]
+        for level, label in self.trail:
+            parts.append(Content.assemble(Content.styled(f"{level} ", "$text-muted"), Content.styled(label, "bold")))
+        parts.append(Content.assemble(Content.styled("resource ", "$text-muted"), Content.styled(name, "bold")))
+        # Keep the end of the path when it does not fit: the resource itself matters most.
+        room = max(20, self.size.width - 2)
+        while len(parts) > 2 and sum(len(part.plain) + 3 for part in parts) > room:
+            parts = [Content.styled("…", "$text-muted"), *parts[2:]]
+        self.query_one("#breadcrumbs", Static).update(Content.styled(" › ", "$text-muted").join(parts))
+
+    def _show_identity(self, detail: ResourceDetail) -> None:
+        def field(label: str, value: str | None) -> Content:
+            return Content.assemble(Content.styled(f"{label} ", "$text-muted"), value or "—")
+
+        subscription = detail.subscription_name or detail.subscription_id
+        if detail.subscription_name and detail.subscription_id and detail.subscription_name != detail.subscription_id:
+            subscription = f"{detail.subscription_name} ({detail.subscription_id})"
+        seen = f"{detail.first_seen} .. {detail.last_seen}" if detail.first_seen else None
+        gap = Content("   ")
+        rows = [
+            Content.assemble(Content.styled(detail.name or detail.resource_id, "bold $text-accent"), "   ",
+                             Content.styled(detail.resource_type or "", "$text-muted")),
+            Content.assemble(field("resource group", detail.resource_group), gap, field("subscription", subscription)),
+            Content.assemble(field("region", detail.region), gap, field("service", detail.service), gap,
+                             field("seen", seen)),
+            Content.assemble(Content.styled("id ", "$text-muted"), Content.styled(detail.arm_id, "$text")),
+        ]
+        self.query_one("#identity", Static).update(Content("\n").join(rows))
+
+    def _show_figures(self, detail: ResourceDetail) -> None:
+        change = detail.cost - detail.previous_cost
+        style = "$text-error" if change > 0 else "$text-success" if change < 0 else "$text"
+        assert self.period is not None
+        self.query_one("#figures", Static).update(Content.assemble(
+            Content.styled("Cost ", "$text-muted"), Content.styled(money(detail.cost, self.currency), "bold"),
+            Content.styled(f"   vs {money(detail.previous_cost)} in the previous period ", "$text-muted"),
+            Content.styled(f"{money(change, signed=True)} ({change_percent(detail.cost, detail.previous_cost)})",
+                           f"bold {style}"),
+        ))
+
+    def _show_lines(self, selector: str, title: str, lines: list[tuple[str, Decimal]]) -> None:
+        table = self.query_one(selector, DataTable)
+        table.clear(columns=True)
+        table.add_column(title)
+        table.add_column(Text(f"Cost ({self.currency})", justify="right"))
+        total = sum((cost for _, cost in lines), Decimal(0))
+        table.add_column(Text("Share", justify="right"))
+        for label, cost in lines:
+            share = f"{cost / total * 100:.1f}%" if total else "—"
+            table.add_row(label, Text(money(cost), justify="right"), Text(share, justify="right"))
+        if not lines:
+            table.add_row(Text("no cost in this period", style="dim italic"), "", "")
+
+    def _show_tags(self, detail: ResourceDetail) -> None:
+        table = self.query_one("#tags", DataTable)
+        table.clear(columns=True)
+        table.add_columns("Key", "Value", "Origin", "Detail")
+        for tag in detail.tags:
+            origin_style = {"manual": "bold yellow", "rule": "cyan"}.get(tag.origin, "")
+            if tag.origin == "provider":
+                why = f"as “{tag.raw_key}” on the resource" if tag.raw_key and tag.raw_key != tag.key else \
+                    "on the resource in Azure"
+            elif tag.origin == "rule":
+                why = f"rule: {tag.rule}" if tag.rule else "an allocation rule"
+            else:
+                why = "set here; P on the tagging screen pushes it to Azure"
+            table.add_row(Text(tag.key, style="bold"), tag.value, Text(ORIGIN_TEXT.get(tag.origin, tag.origin),
+                                                                      style=origin_style), Text(why, style="dim"))
+        if not detail.tags:
+            table.add_row(Text("no tags", style="dim italic"), "", "", Text("press t to set one", style="dim"))
+
+    # ----------------------------------------------------------------------------------------------
+    # actions
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_tag(self) -> None:
+        from finops_tui.ui.dialogs.tag_dialog import TagChoice, TagDialog
+
+        detail = self.detail
+        if detail is None:
+            return
+        key = self.finops.config.team_key
+        current = next((tag.value for tag in detail.tags if tag.key == key), "")
+
+        def chosen(choice: TagChoice | None) -> None:
+            if choice is not None:
+                self._write_tag(choice.key, choice.value)
+
+        self.app.push_screen(TagDialog(key=key, resources=1, cost=money(detail.cost, self.currency),
+                                       values=self.values, value=current), chosen)
+
+    @work(thread=True, group="tag-edit", exit_on_error=False, name="tag edit")
+    def _write_tag(self, key: str, value: str) -> None:
+        self.post_message(apply_assignments(self.finops.cache, self.finops.config, {value: [self.resource_id]}, key))
+
+    @on(TagsApplied)
+    def _tags_applied(self, message: TagsApplied) -> None:
+        self.notify(describe_applied(message), title="Tagged", timeout=6)
+        if message.batches:
+            self.app.post_message(TagsChanged(message.key, message.resources))
+            self.request_view()
+
+    def action_export(self) -> None:
+        if self.detail is None or self.period is None:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        try:
+            path = self.export_csv(Path.cwd())
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.notify(f"Saved {path}", title="Exported")
+
+    def export_csv(self, folder: Path) -> Path:
+        detail, period = self.detail, self.period
+        assert detail is not None and period is not None and self.shown_state is not None
+        name = (detail.name or detail.resource_id.rsplit("/", 1)[-1]).replace("/", "-")
+        path = folder / f"finops-resource-{name}-{period.start}..{period.end}-{self.shown_state[1]}-{self.currency}.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["resource_id", "section", "label", "currency", "cost"])
+            for offset, value in enumerate(detail.daily):
+                day = period.start + dt.timedelta(days=offset)
+                writer.writerow([detail.arm_id, "day", day.isoformat(), self.currency, format(value, "f")])
+            for line in detail.by_meter:
+                writer.writerow([detail.arm_id, "meter", line.label, self.currency, format(line.cost, "f")])
+            for line in detail.by_charge_category:
+                writer.writerow([detail.arm_id, "charge category", line.label, self.currency, format(line.cost, "f")])
+        return path
+
+    def open_slice(self, dimension_name: str, key: str | None) -> None:
+        """From another view while this screen sits over the tree: back to the tree, then open the slice."""
+        from finops_tui.ui.screens.allocation import AllocationScreen
+
+        base = self.app.screen_stack[0]
+        if isinstance(base, AllocationScreen):
+            while self.app.screen is not base and len(self.app.screen_stack) > 1:
+                self.app.pop_screen()
+            base.open_slice(dimension_name, key)
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("Tag this resource…", "Set a tag (a manual edit, t)", self.action_tag)
+        yield from self.view_palette_commands()
+        yield PaletteCommand("Export resource to CSV", "Daily cost, meters and charge categories", self.action_export)
+        yield PaletteCommand("Back", "Return to the tree (esc)", self.action_back)

@@ -1,0 +1,736 @@
+"""Tagging screen: the unallocated queue for a tag key, ranked by cost; mark, tag, undo, make rules, push."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
+from typing import ClassVar
+
+import duckdb
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.content import Content
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, Static
+
+from finops_tui.allocation import journal
+from finops_tui.allocation.push import PushItem, preview
+from finops_tui.allocation.queue import QueueGroup, QueueItem, QueueSubscription, UnallocatedQueue, unallocated_queue
+from finops_tui.allocation.rules import Rule, RuleAllocation, reapply_rules, rule_allocations, rules_path, save_rule
+from finops_tui.config import Config
+from finops_tui.report.allocation import TagKeyCoverage, currencies, tag_keys, tag_values
+from finops_tui.report.overview import currency_totals, resolve_period
+from finops_tui.report.periods import Period
+from finops_tui.report.render import money, percent
+from finops_tui.store import Cache
+from finops_tui.store.sources import Freshness
+from finops_tui.ui.commands import PaletteCommand
+from finops_tui.ui.messages import TagsChanged
+from finops_tui.ui.queries import QueryGate
+from finops_tui.ui.screens.allocation import LOADING_DELAY, CostViewScreen, FilterInput, level_title, pick_currency
+from finops_tui.ui.widgets.alloc_queue import ItemFilter, QueueTable
+from finops_tui.ui.widgets.status_bar import StatusBar
+from finops_tui.ui.widgets.view_tabs import ViewTabs
+
+QUEUE_LIMIT = 5000  # resources listed (costliest first); subtotals and counts still cover every one
+ZERO = Decimal(0)
+ScopeStep = tuple[str, str | None, str]  # (dimension, key, label) from the allocation tree
+
+
+# --------------------------------------------------------------------------------------------------
+# tag edits, shared with the resource screen: journalled writes in a worker, one at a time
+
+
+@dataclass
+class TagsApplied(Message):
+    """Tag edits were journalled and the effective tags of those resources updated (all cached history)."""
+
+    key: str
+    values: list[str]
+    batches: list[int]
+    resources: int
+
+
+@dataclass
+class EditReverted(Message):
+    """`u` or `ctrl+r` finished: the batch undone or redone, None when there was nothing to do."""
+
+    verb: str  # undo | redo
+    batch: journal.TagBatch | None
+
+
+_edit_lock = threading.Lock()  # one journal write at a time: concurrent ones would conflict in DuckDB
+
+
+def apply_assignments(cache: Cache, config: Config, assignments: dict[str, list[str]], key: str) -> TagsApplied:
+    """Apply `value -> resource ids` for `key` in the journal, one batch per value."""
+    batches: list[int] = []
+    changed = 0
+    with _edit_lock:
+        for value, ids in assignments.items():
+            batch = journal.apply_tags(cache, ids, key, value, fold_case=config.fold_key_case)
+            if batch is not None:
+                batches.append(batch)
+                with cache.cursor() as cur:
+                    row = cur.execute("SELECT count(*) FROM tag_edits WHERE batch_id = ?", [batch]).fetchone()
+                changed += int(row[0]) if row else 0
+    return TagsApplied(journal.normalise_key(key), list(assignments), batches, changed)
+
+
+def revert(cache: Cache, config: Config, verb: str) -> EditReverted:
+    with _edit_lock:
+        action = journal.undo if verb == "undo" else journal.redo
+        return EditReverted(verb, action(cache, fold_case=config.fold_key_case))
+
+
+def describe_applied(message: TagsApplied) -> str:
+    values = ", ".join(message.values)
+    if not message.batches:
+        return f"Nothing to change: those resources already have {message.key}={values}."
+    noun = "resource" if message.resources == 1 else "resources"
+    return (f"{message.key}={values} on {message.resources:,} {noun} (batch {', '.join(map(str, message.batches))}); "
+            "applies to all cached history · u undoes")
+
+
+def describe_reverted(message: EditReverted) -> str:
+    batch = message.batch
+    if batch is None:
+        return f"Nothing to {message.verb}."
+    what = f"{batch.tag_key}={batch.new_value}" if batch.new_value is not None else f"{batch.tag_key} removed"
+    noun = "resource" if batch.resources == 1 else "resources"
+    verb = "Undone" if message.verb == "undo" else "Redone"
+    return f"{verb}: {what} on {batch.resources:,} {noun} (batch {batch.batch_id})"
+
+
+# --------------------------------------------------------------------------------------------------
+# queue requests and results
+
+
+@dataclass(frozen=True)
+class QueueRequest:
+    serial: int
+    key: str
+    period: str
+    metric: str
+    currency: str | None
+
+
+@dataclass
+class QueueLoaded(Message):
+    request: QueueRequest
+    period: Period
+    freshness: Freshness
+    currencies: list[str]
+    currency: str
+    queue: UnallocatedQueue
+    values: list[str]  # the key's existing values, most used first (autocomplete)
+    total: Decimal  # the period's cost in the currency, for the unallocated share
+    pending_pushes: int
+
+
+@dataclass
+class RulesLoaded(Message):
+    allocations: list[RuleAllocation]
+
+
+@dataclass
+class RuleSaved(Message):
+    rule: Rule
+    allocation: RuleAllocation | None
+
+
+@dataclass
+class PushPreviewed(Message):
+    items: list[PushItem]
+
+
+@dataclass
+class TagKeysListed(Message):
+    keys: list[TagKeyCoverage]
+
+
+def scope_filter(scope: Sequence[ScopeStep]) -> tuple[ItemFilter | None, list[str]]:
+    """A filter for the queue from the tree's path; the dimensions a queue row cannot be filtered by."""
+    checks: list[Callable[[QueueItem], bool]] = []
+    unsupported: list[str] = []
+    for dim, key, _label in scope:
+        if dim == "subscription":
+            checks.append(partial(_same, "subscription_id", key, False))
+        elif dim == "resource-group":
+            checks.append(partial(_same, "resource_group", key, True))
+        elif dim == "resource-type":
+            checks.append(partial(_same, "resource_type", key, False))
+        elif dim == "resource":
+            checks.append(partial(_same, "resource_id", key, False))
+        else:
+            unsupported.append(dim)
+    if not checks:
+        return None, unsupported
+    return (lambda s, g, i: all(check(i) for check in checks)), unsupported
+
+
+def _same(field: str, wanted: str | None, fold: bool, item: QueueItem) -> bool:
+    value = getattr(item, field)
+    if fold:
+        return (value.lower() if value else None) == (wanted.lower() if wanted else None)
+    return bool(value == wanted)
+
+
+def common_pattern(names: Sequence[str]) -> str:
+    """`rg-payments-prod`, `rg-payments-dev` → `rg-payments-*`: the glob a rule for these groups needs."""
+    names = sorted({n for n in names if n})
+    if not names:
+        return ""
+    if len(names) == 1:
+        return names[0]
+    lowered = [n.lower() for n in names]
+    length = 0
+    while all(len(n) > length and n[length] == lowered[0][length] for n in lowered):
+        length += 1
+    return f"{names[0][:length]}*" if length else "*"
+
+
+# --------------------------------------------------------------------------------------------------
+# the screen
+
+
+class TaggingScreen(CostViewScreen):
+    """What to tag next: the resources without a value for one tag key, the costliest first."""
+
+    VIEW_TITLE = "Tagging"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("t", "tag", "Tag", id="tagging.tag", tooltip="Set the key's value on the marked resources"),
+        Binding("y", "accept", "Accept", id="tagging.accept",
+                tooltip="Apply the suggested value of the marked resources (or the one under the cursor)"),
+        Binding("u", "undo", "Undo", id="tagging.undo", tooltip="Undo the last tag edit (not once pushed)"),
+        Binding("ctrl+r", "redo", "Redo", id="tagging.redo", tooltip="Redo the last undone tag edit"),
+        Binding("r", "new_rule", "Rule", id="tagging.rule",
+                tooltip="Make an allocation rule from the marked resource groups"),
+        Binding("L", "list_rules", "Rules", id="tagging.rules", tooltip="The rules and the spend each allocates"),
+        Binding("P", "push", "Push", id="tagging.push", tooltip="Preview the tag merges for Azure, then confirm"),
+        Binding("K", "choose_key", "Key", id="tagging.key", tooltip="Show the queue of another tag key"),
+        Binding("slash", "filter", "Filter", id="tagging.filter", tooltip="Filter by name, type or resource group"),
+        Binding("ctrl+s", "export", "Export", id="tagging.export", tooltip="Save the queue as CSV in this folder"),
+        Binding("escape", "back", "Back", id="tagging.back", show=False,
+                tooltip="Clear the filter, then the marks, then go back"),
+    ]
+
+    DEFAULT_CSS = """
+    TaggingScreen #context-bar { height: 1; padding: 0 1; background: $panel; }
+    TaggingScreen #context { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+    TaggingScreen.-narrow #views, TaggingScreen.-medium #views { display: none; }
+    TaggingScreen #notice { height: auto; padding: 0 1; display: none; }
+    TaggingScreen #summary { height: auto; padding: 0 1; }
+    TaggingScreen #scope { height: auto; padding: 0 1; color: $text-muted; display: none; }
+    TaggingScreen #marks { height: 1; padding: 0 1; background: $boost; text-wrap: nowrap; text-overflow: ellipsis; }
+    TaggingScreen #filter { display: none; margin: 0 1; }
+    TaggingScreen QueueTable { background: $surface; }
+    """
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
+
+    def __init__(self, *, key: str | None = None, scope: Sequence[ScopeStep] = ()) -> None:
+        super().__init__()
+        self.key = (key or self.finops.config.team_key).strip().lower()
+        self.scope = list(scope)
+        self.queue: UnallocatedQueue | None = None
+        self.values: list[str] = []
+        self.total = ZERO
+        self.pending_pushes = 0
+        self.filter_text = ""
+        self.tag_key_coverage: list[TagKeyCoverage] | None = None
+        self._gate = QueryGate()
+        self._serial = 0
+        self._pending: QueueRequest | None = None
+        self._loading_timer: Timer | None = None
+        self._marked_count = 0
+        self._marked_cost = ZERO
+        self._keep_marks = False
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="≡")
+        with Horizontal(id="context-bar"):
+            yield Static("", id="context")
+            yield ViewTabs("tagging", id="views")
+        yield Static("", id="notice")
+        yield Static("", id="summary")
+        yield Static("", id="scope")
+        yield Static("", id="marks")
+        yield FilterInput(placeholder="filter by name, type or resource group (enter keeps it, esc clears)",
+                          id="filter")
+        yield QueueTable(id="queue")
+        yield StatusBar()
+        yield Footer()
+
+    @property
+    def table(self) -> QueueTable:
+        return self.query_one(QueueTable)
+
+    @property
+    def is_pushed(self) -> bool:
+        """Opened over the allocation tree (esc goes back to it) rather than as view 4."""
+        return self.app.screen_stack[0] is not self
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(Footer).compact = self.narrow
+        self.show_status()
+        self._apply_filters()
+        self.table.focus()
+        self.request_view()
+
+    def on_resize(self) -> None:
+        self.query_one(Footer).compact = self.narrow
+        if self.queue is not None:
+            self._show_bars()
+
+    # ----------------------------------------------------------------------------------------------
+    # the queue
+
+    def request_view(self) -> None:
+        state = self.finops.view_state
+        self._serial += 1
+        request = QueueRequest(self._serial, self.key, state.period, state.metric, state.currency)
+        self.requested_state = (state.period, state.metric, state.currency)
+        self.workers.cancel_group(self, "tagging-queue")
+        self._gate.interrupt_cancelled()
+        self._pending = request
+        self._load(request)
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
+
+    def reload(self) -> None:
+        self._keep_marks = True  # tags changed elsewhere: keep the marks of resources still unallocated
+        self.request_view()
+
+    @work(thread=True, exclusive=True, group="tagging-queue", exit_on_error=False, name="unallocated queue")
+    def _load(self, request: QueueRequest) -> None:
+        def query(cur: duckdb.DuckDBPyConnection) -> QueueLoaded:
+            period, fresh = resolve_period(cur, request.period)
+            codes = currencies(cur, period, request.metric)
+            currency = pick_currency(request.currency, codes)
+            queue = unallocated_queue(cur, request.key, period, request.metric, currency, limit=QUEUE_LIMIT)
+            values = tag_values(cur, request.key)
+            total = next((t.cost for t in currency_totals(cur, period, request.metric) if t.currency == currency),
+                         ZERO)
+            pending = len(journal.pending_edits(cur))
+            return QueueLoaded(request, period, fresh, codes, currency, queue, values, total, pending)
+
+        result = self._gate.run(self.finops.cache, query)
+        if result is not None:
+            self.post_message(result)
+
+    @on(QueueLoaded)
+    def _queue_loaded(self, message: QueueLoaded) -> None:
+        if message.request.serial != self._serial:
+            return
+        self._pending = None
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        table = self.table
+        if table.loading:
+            table.loading = False
+            table.focus()
+        request = message.request
+        self.period, self.freshness = message.period, message.freshness
+        self.known_currencies, self.currency = message.currencies, message.currency
+        self.shown_state = (request.period, request.metric, request.currency)
+        self.queue, self.values, self.total = message.queue, message.values, message.total
+        self.pending_pushes = message.pending_pushes
+        table.show_queue(message.queue, keep_marks=self._keep_marks)
+        self._keep_marks = False
+        self._show_bars()
+        self.show_status()
+
+    def cancel_pending(self) -> bool:
+        if self._pending is None:
+            return False
+        self.workers.cancel_group(self, "tagging-queue")
+        self._gate.interrupt_cancelled()
+        self._pending = None
+        return True
+
+    def _show_loading(self) -> None:
+        if self._pending is not None:
+            self.table.loading = True
+
+    # ----------------------------------------------------------------------------------------------
+    # bars
+
+    def _show_bars(self) -> None:
+        self.query_one("#context", Static).update(self.context_content())
+        notice = self.query_one("#notice", Static)
+        lines = self.notice_lines()
+        notice.update(Content("\n").join(lines) if lines else "")
+        notice.display = bool(lines)
+        self._show_summary()
+        self._show_scope()
+        self._show_marks()
+
+    def _show_summary(self) -> None:
+        queue = self.queue
+        if queue is None:
+            return
+        currency = self.currency or ""
+        share = percent(queue.total, self.total) if self.total else "—"
+        parts = [
+            Content.styled("Unallocated for tag ", "$text-muted"), Content.styled(self.key, "bold $text-accent"),
+            Content.styled(": ", "$text-muted"), Content.styled(money(queue.total, currency), "bold $text-warning"),
+            Content.styled(f"  {share} of {money(self.total)}", "bold"),
+            Content.styled(f"  ·  {queue.resources:,} resources" + ("" if self.narrow else ", costliest first"),
+                           "$text-muted"),
+        ]
+        if queue.without_resource and not self.narrow:
+            parts.append(Content.styled(f"  ·  {money(queue.without_resource)} on no resource (cannot be tagged)",
+                                        "$text-muted"))
+        if len(queue.items) < queue.resources:
+            parts.append(Content.styled(f"  ·  listing the top {len(queue.items):,}", "$text-muted"))
+        self.query_one("#summary", Static).update(Content.assemble(*parts))
+
+    def _show_scope(self) -> None:
+        scope = self.query_one("#scope", Static)
+        _, unsupported = scope_filter(self.scope)
+        parts: list[Content] = []
+        if self.scope:
+            where = " › ".join(f"{level_title(dim)} {label}" for dim, _key, label in self.scope
+                               if dim not in unsupported)
+            if where:
+                parts.append(Content.assemble(Content.styled("Scope: ", "$text-muted"), Content.styled(where, "bold"),
+                                              Content.styled("  (from the allocation tree)", "$text-muted")))
+            if unsupported:
+                names = ", ".join(level_title(dim) for dim in unsupported)
+                parts.append(Content.styled(f"Not filtered by {names}: the queue lists resources by subscription "
+                                            "and resource group.", "$text-muted"))
+        if self.filter_text:
+            parts.append(Content.assemble(Content.styled("Filter: ", "$text-muted"),
+                                          Content.styled(f"“{self.filter_text}”", "bold $text-accent"),
+                                          Content.styled("  (esc clears)", "$text-muted")))
+        scope.update(Content("\n").join(parts) if parts else "")
+        scope.display = bool(parts)
+
+    def _show_marks(self) -> None:
+        parts: list[Content] = []
+        if self._marked_count:
+            parts.append(Content.styled(f"{self._marked_count:,} marked · {money(self._marked_cost, self.currency)}",
+                                        "bold $text-accent"))
+        else:
+            parts.append(Content.styled("nothing marked", "$text-muted"))
+        hint = "space mark · a group · t tag · y accept · r rule" if self.narrow else \
+            "space mark · shift+↑↓ range · a group · t tag · y accept · u undo · r rule · P push"
+        parts.append(Content.styled(f"   {hint}", "$text-muted"))
+        if self.pending_pushes:
+            parts.append(Content.styled(f"   {self.pending_pushes:,} edits to push (P)", "$text-warning"))
+        self.query_one("#marks", Static).update(Content.assemble(*parts))
+
+    @on(QueueTable.MarksChanged)
+    def _marks_changed(self, message: QueueTable.MarksChanged) -> None:
+        self._marked_count, self._marked_cost = message.count, message.cost
+        self._show_marks()
+
+    # ----------------------------------------------------------------------------------------------
+    # filters: the tree's scope and the `/` text
+
+    def _apply_filters(self) -> None:
+        scoped, _ = scope_filter(self.scope)
+        text = self.filter_text.casefold()
+
+        def by_text(s: QueueSubscription, g: QueueGroup, i: QueueItem) -> bool:
+            return any(text in (field or "").casefold() for field in (i.name, i.resource_id, i.resource_type,
+                                                                       i.resource_group))
+
+        checks = [check for check in (scoped, by_text if text else None) if check is not None]
+        keep: ItemFilter | None = (lambda s, g, i: all(c(s, g, i) for c in checks)) if checks else None
+        empty = "no resource matches the filter (esc clears)" if text else \
+            "nothing unallocated here: every resource with cost has a value for this key" if scoped else \
+            f"every resource with cost in this period has a value for {self.key}"
+        self.table.set_filter(keep, empty)
+
+    def action_filter(self) -> None:
+        field = self.query_one(FilterInput)
+        field.value = self.filter_text
+        field.display = True
+        field.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self._apply_filters()
+        self._show_scope()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self) -> None:
+        self.query_one(FilterInput).display = False
+        self.table.focus()
+
+    def action_back(self) -> None:
+        """`esc`: clear the filter, then the marks, then go back to the tree (when opened from it)."""
+        field = self.query_one(FilterInput)
+        if field.display or self.filter_text:
+            field.value = ""
+            field.display = False
+            self.filter_text = ""
+            self._apply_filters()
+            self._show_scope()
+            self.table.focus()
+        elif self.table.marked:
+            self.table.clear_marks()
+        elif self.is_pushed:
+            self.app.pop_screen()
+
+    # ----------------------------------------------------------------------------------------------
+    # tagging
+
+    def _selection(self) -> list[QueueItem]:
+        """The marked resources, else the one under the cursor."""
+        table = self.table
+        marked = table.marked_items()
+        if marked:
+            return marked
+        return [table.cursor_item] if table.cursor_item is not None else []
+
+    def action_tag(self) -> None:
+        from finops_tui.ui.dialogs.tag_dialog import TagChoice, TagDialog
+
+        items = self._selection()
+        if not items:
+            self.notify("Nothing to tag: move to a resource or mark some (space, a).", timeout=3)
+            return
+        suggested = {item.suggestion.value if item.suggestion else None for item in items}
+        value = next(iter(suggested)) if len(suggested) == 1 else None
+        cost = money(sum((i.cost for i in items), ZERO), self.currency)
+
+        def chosen(choice: TagChoice | None) -> None:
+            if choice is not None:
+                self._apply({choice.value: [i.resource_id for i in items]}, choice.key)
+
+        self.app.push_screen(TagDialog(key=self.key, resources=len(items), cost=cost, values=self.values,
+                                       value=value or ""), chosen)
+
+    def action_accept(self) -> None:
+        items = self._selection()
+        assignments: dict[str, list[str]] = {}
+        for item in items:
+            if item.suggestion is not None:
+                assignments.setdefault(item.suggestion.value, []).append(item.resource_id)
+        if not assignments:
+            self.notify("No suggestion for the selected resources: press t to choose a value.", timeout=4)
+            return
+        self._apply(assignments, self.key)
+
+    def _apply(self, assignments: dict[str, list[str]], key: str) -> None:
+        self._write_tags(assignments, key)
+
+    @work(thread=True, group="tag-edit", exit_on_error=False, name="tag edit")
+    def _write_tags(self, assignments: dict[str, list[str]], key: str) -> None:
+        self.post_message(apply_assignments(self.finops.cache, self.finops.config, assignments, key))
+
+    @on(TagsApplied)
+    def _tags_applied(self, message: TagsApplied) -> None:
+        self.notify(describe_applied(message), title="Tagged", timeout=6)
+        if message.batches:
+            self.app.post_message(TagsChanged(message.key, message.resources))
+            self.request_view()
+
+    def action_undo(self) -> None:
+        self._revert("undo")
+
+    def action_redo(self) -> None:
+        self._revert("redo")
+
+    @work(thread=True, group="tag-edit", exit_on_error=False, name="undo")
+    def _revert(self, verb: str) -> None:
+        self.post_message(revert(self.finops.cache, self.finops.config, verb))
+
+    @on(EditReverted)
+    def _reverted(self, message: EditReverted) -> None:
+        self.notify(describe_reverted(message), timeout=5)
+        if message.batch is not None:
+            self.app.post_message(TagsChanged(message.batch.tag_key, message.batch.resources))
+            self._keep_marks = True
+            self.request_view()
+
+    # rules ---------------------------------------------------------------------------------------
+
+    def action_new_rule(self) -> None:
+        from finops_tui.ui.dialogs.tag_dialog import RuleDialog
+
+        items = self._selection()
+        groups = sorted({item.resource_group for item in items if item.resource_group})
+        if not groups and self.table.cursor is not None and self.table.cursor.group is not None:
+            groups = [self.table.cursor.group.resource_group or ""]
+        suggestions = Counter(item.suggestion.value for item in items if item.suggestion)
+        value = suggestions.most_common(1)[0][0] if suggestions else ""
+
+        def chosen(rule: Rule | None) -> None:
+            if rule is not None:
+                self._save_rule(rule)
+
+        self.app.push_screen(RuleDialog(pattern=common_pattern(groups), key=self.key, value=value, values=self.values,
+                                        examples=groups), chosen)
+
+    @work(thread=True, group="tag-edit", exit_on_error=False, name="save rule")
+    def _save_rule(self, rule: Rule) -> None:
+        with _edit_lock:
+            saved = save_rule(rule)
+            reapply_rules(self.finops.cache)
+        allocation = None
+        if self.period is not None:
+            period, metric, currency = self.period, self.finops.view_state.metric, self.currency
+            with self.finops.cache.cursor() as cur:
+                found = rule_allocations(cur, period, metric, currency)
+            allocation = next((a for a in found if a.rule.index == saved.index), None)
+        self.post_message(RuleSaved(saved, allocation))
+
+    @on(RuleSaved)
+    def _rule_saved(self, message: RuleSaved) -> None:
+        allocation = message.allocation
+        spend = f"; allocates {money(allocation.cost, allocation.currency)} on {allocation.resources:,} resources" \
+            if allocation is not None else ""
+        self.notify(f"Rule {message.rule.index} saved: {message.rule.describe()}{spend}", title="Rule", timeout=6)
+        key = next(iter(message.rule.set_tags))
+        self.app.post_message(TagsChanged(key, allocation.resources if allocation else 0))
+        self.request_view()
+
+    def action_list_rules(self) -> None:
+        self._load_rules()
+
+    @work(thread=True, exclusive=True, group="tagging-rules", exit_on_error=False, name="rules")
+    def _load_rules(self) -> None:
+        period, metric, currency = self.period, self.finops.view_state.metric, self.currency
+        if period is None:
+            return
+        found = QueryGate().run(self.finops.cache, lambda cur: rule_allocations(cur, period, metric, currency))
+        if found is not None:
+            self.post_message(RulesLoaded(found))
+
+    @on(RulesLoaded)
+    def _rules_loaded(self, message: RulesLoaded) -> None:
+        from finops_tui.ui.dialogs.tag_dialog import RulesDialog
+
+        label = self.period.label() if self.period else ""
+        self.app.push_screen(RulesDialog(message.allocations, period=label, path=str(rules_path())))
+
+    # push ----------------------------------------------------------------------------------------
+
+    def action_push(self) -> None:
+        self._preview_push()
+
+    @work(thread=True, exclusive=True, group="tagging-push-preview", exit_on_error=False, name="push preview")
+    def _preview_push(self) -> None:
+        items = QueryGate().run(self.finops.cache, preview)
+        if items is not None:
+            self.post_message(PushPreviewed(items))
+
+    @on(PushPreviewed)
+    def _push_previewed(self, message: PushPreviewed) -> None:
+        from finops_tui.ui.dialogs.push_preview import PushOutcome, PushPreviewDialog
+
+        if not message.items:
+            self.notify("Nothing to push: no pending tag edits.", timeout=3)
+            return
+        config = self.finops.config
+        mode = str(config.raw.get("sync", {}).get("credential", "auto"))
+
+        def closed(outcome: PushOutcome | None) -> None:
+            if outcome is not None:
+                self.notify(f"Pushed {outcome.pushed:,}, failed {outcome.failed:,}.", title="Push",
+                            severity="warning" if outcome.failed else "information", timeout=6)
+                self._keep_marks = True
+                self.request_view()
+
+        self.app.push_screen(PushPreviewDialog(message.items, cache=self.finops.cache, endpoint=config.arm_endpoint,
+                                               credential_mode=mode), closed)
+
+    # another key ----------------------------------------------------------------------------------
+
+    def action_choose_key(self) -> None:
+        self._list_tag_keys()
+
+    @work(thread=True, exclusive=True, group="tagging-keys", exit_on_error=False, name="tag keys")
+    def _list_tag_keys(self) -> None:
+        period, metric, currency = self.period, self.finops.view_state.metric, self.currency
+        keys = QueryGate().run(self.finops.cache, lambda cur: tag_keys(cur, period, metric, currency))
+        if keys is not None:
+            self.post_message(TagKeysListed(keys))
+
+    @on(TagKeysListed)
+    def _tag_keys_listed(self, message: TagKeysListed) -> None:
+        from finops_tui.ui.dialogs.tag_dialog import TagKeyDialog
+
+        self.tag_key_coverage = message.keys
+        self.app.push_screen(TagKeyDialog(self.key, message.keys, self.finops.config.tag_keys), self.set_key)
+
+    def set_key(self, key: str | None) -> None:
+        if key and key != self.key:
+            self.key = key.lower()
+            self.request_view()
+
+    # other ---------------------------------------------------------------------------------------
+
+    @on(QueueTable.Opened)
+    def _open_resource(self, message: QueueTable.Opened) -> None:
+        from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
+
+        item = message.item
+        trail = [("tagging", f"{self.key} (unallocated)"), ("resource group", item.resource_group or "(none)")]
+        self.app.push_screen(ResourceDetailScreen(item.resource_id, trail=trail, root="Tagging"))
+
+    def action_export(self) -> None:
+        if self.queue is None or self.period is None:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        try:
+            path = self.export_csv(Path.cwd())
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.notify(f"Saved {path}", title="Exported")
+
+    def export_csv(self, folder: Path) -> Path:
+        """The listed queue (after filters) with exact figures and the suggestions."""
+        assert self.period is not None and self.shown_state is not None
+        path = folder / (f"finops-unallocated-{self.key}-{self.period.start}..{self.period.end}-"
+                         f"{self.shown_state[1]}-{self.currency}.csv")
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["subscription", "resource_group", "resource_id", "name", "type", "currency", "cost",
+                             "suggested_value", "reason"])
+            for item in self.table.listed_items():
+                suggestion = item.suggestion
+                writer.writerow([item.subscription_id or "", item.resource_group or "", item.arm_id, item.name or "",
+                                 item.resource_type or "", self.currency, format(item.cost, "f"),
+                                 suggestion.value if suggestion else "", suggestion.reason if suggestion else ""])
+        return path
+
+    def open_slice(self, dimension_name: str, key: str | None) -> None:
+        """From another view while this screen sits over the tree: back to the tree, then open the slice."""
+        from finops_tui.ui.screens.allocation import AllocationScreen
+
+        base = self.app.screen_stack[0]
+        if isinstance(base, AllocationScreen) and base is not self:
+            while self.app.screen is not base and len(self.app.screen_stack) > 1:
+                self.app.pop_screen()
+            base.open_slice(dimension_name, key)
+
+    def palette_commands(self) -> Iterable[PaletteCommand]:
+        yield PaletteCommand("Tag the marked resources…", "Set the key's value (t)", self.action_tag)
+        yield PaletteCommand("Accept suggestions", "Apply the suggested values (y)", self.action_accept)
+        yield PaletteCommand("Undo the last tag edit", "u", self.action_undo)
+        yield PaletteCommand("Redo", "ctrl+r", self.action_redo)
+        yield PaletteCommand("New rule from the selection…", "r", self.action_new_rule)
+        yield PaletteCommand("Rules and the spend they allocate", "L", self.action_list_rules)
+        yield PaletteCommand("Push tags to Azure (preview)…", "P", self.action_push)
+        yield PaletteCommand("Tag key…", "Show the queue of another tag key (K)", self.action_choose_key)
+        yield from self.view_palette_commands()
+        yield PaletteCommand("Export queue to CSV", "Save the listed queue in the current directory",
+                             self.action_export)

@@ -1,0 +1,1 @@
+"""Reusable widgets: the daily cost chart, cost tables, summary cards, status bar, path input."""

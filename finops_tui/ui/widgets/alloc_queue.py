@@ -1,0 +1,450 @@
+"""Unallocated queue table: resources by cost, grouped by subscription and resource group, with marks; Vim keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from finops_tui.allocation.queue import QueueGroup, QueueItem, QueueSubscription, UnallocatedQueue
+from finops_tui.report.render import money
+from finops_tui.ui.formatting import truncate
+
+ZERO = Decimal(0)
+ItemFilter = Callable[[QueueSubscription, QueueGroup, QueueItem], bool]
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """A subscription header, a resource group header (with subtotals), or one resource."""
+
+    kind: str  # subscription | group | item
+    subscription: QueueSubscription
+    group: QueueGroup | None = None
+    item: QueueItem | None = None
+    cost: Decimal = ZERO  # subtotal of a header row
+    resources: int = 0  # resources under a header row
+    listed: int = 0  # of which listed here (a filter or the queue's limit may list fewer)
+
+
+@dataclass(frozen=True)
+class QueueColumns:
+    name: int
+    type: int  # 0: hidden (narrow terminals)
+    group: int
+    cost: int
+    value: int
+    reason: int
+
+
+def subscription_title(sub: QueueSubscription) -> str:
+    if sub.subscription_name and sub.subscription_id and sub.subscription_name != sub.subscription_id:
+        return f"{sub.subscription_name} ({sub.subscription_id})"
+    return sub.subscription_name or sub.subscription_id or "(no subscription)"
+
+
+class QueueTable(ScrollView, can_focus=True):
+    """`space` marks, shift+↑/↓ marks a range, `a` marks the resource group; `enter` opens the resource."""
+
+    HELP_GROUP = "Queue"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_mark", "Mark", id="tagging.mark",
+                tooltip="Mark or unmark the row (on a header: every resource under it)"),
+        Binding("shift+down", "mark_down", "Mark down", id="tagging.mark_down", show=False,
+                tooltip="Mark this row and the next (a range)"),
+        Binding("shift+up", "mark_up", "Mark up", id="tagging.mark_up", show=False,
+                tooltip="Mark this row and the previous (a range)"),
+        Binding("a", "mark_group", "Mark group", id="tagging.mark_group",
+                tooltip="Mark every listed resource of the resource group under the cursor (again: unmark)"),
+        Binding("enter", "open_row", "Open", id="tagging.open", show=False,
+                tooltip="Open the resource's cost detail and tags"),
+        Binding("down,j", "cursor_down", "Down", id="tagging.down", show=False, tooltip="Next row"),
+        Binding("up,k", "cursor_up", "Up", id="tagging.up", show=False, tooltip="Previous row"),
+        Binding("home,g", "first_row", "Top", id="tagging.top", show=False, tooltip="First row"),
+        Binding("end,G", "last_row", "Bottom", id="tagging.bottom", show=False, tooltip="Last row"),
+        Binding("pagedown", "page_down", "Page down", id="tagging.page_down", show=False, tooltip="One page down"),
+        Binding("pageup", "page_up", "Page up", id="tagging.page_up", show=False, tooltip="One page up"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "queue-table--header", "queue-table--cursor", "queue-table--subscription", "queue-table--group",
+        "queue-table--marked", "queue-table--muted", "queue-table--value",
+    }
+
+    DEFAULT_CSS = """
+    QueueTable {
+        height: 1fr;
+        overflow-x: hidden;
+        scrollbar-size-vertical: 1;
+    }
+    QueueTable > .queue-table--header { color: $text; text-style: bold; background: $panel; }
+    QueueTable > .queue-table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
+    QueueTable > .queue-table--subscription { color: $text-accent; text-style: bold; }
+    QueueTable > .queue-table--group { color: $text; text-style: bold; }
+    QueueTable > .queue-table--marked { background: $accent 25%; }
+    QueueTable > .queue-table--muted { color: $text-muted; }
+    QueueTable > .queue-table--value { color: $text-success; }
+    """
+
+    cursor_row: reactive[int] = reactive(0)
+
+    @dataclass
+    class MarksChanged(Message):
+        count: int
+        cost: Decimal
+
+    @dataclass
+    class Opened(Message):
+        item: QueueItem
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.queue: UnallocatedQueue | None = None
+        self.rows: list[QueueRow] = []
+        self.marked: set[str] = set()
+        self.currency = ""
+        self._filter: ItemFilter | None = None
+        self._empty_text = "loading…"
+        self._cost_width = 10
+        self._widths = {"name": 24, "type": 16, "group": 16, "value": 14}
+        self._strips: dict[tuple[int, int, bool], Strip] = {}
+        self._styles: dict[str, Style] = {}
+        self._columns: tuple[int, QueueColumns] | None = None
+
+    # ----------------------------------------------------------------------------------------------
+    # content
+
+    def show_queue(self, queue: UnallocatedQueue, *, keep_marks: bool = False) -> None:
+        """Replace the content; the cursor stays on the same resource (or row index) when it can."""
+        current = self.cursor_item
+        self.queue = queue
+        self.currency = queue.currency
+        if keep_marks:
+            listed = {item.resource_id for item in queue.items}
+            self.marked &= listed
+        else:
+            self.marked.clear()
+        self._rebuild(current)
+        self._marks_changed()
+
+    def set_filter(self, keep: ItemFilter | None, empty_text: str) -> None:
+        self._filter = keep
+        self._empty_text = empty_text
+        self._rebuild(self.cursor_item)
+
+    def _rebuild(self, keep: QueueItem | None = None) -> None:
+        rows: list[QueueRow] = []
+        queue = self.queue
+        widest = len(f"Cost ({self.currency})")
+        for sub in queue.subscriptions if queue else []:
+            sub_rows: list[QueueRow] = []
+            sub_cost, sub_listed = ZERO, 0
+            for group in sub.groups:
+                items = [i for i in group.items if self._filter is None or self._filter(sub, group, i)]
+                if not items:
+                    continue
+                listed_cost = sum((i.cost for i in items), ZERO)
+                complete = self._filter is None and len(items) == group.resources
+                cost = group.cost if complete else listed_cost
+                sub_rows.append(QueueRow("group", sub, group, None, cost, group.resources if complete else len(items),
+                                         len(items)))
+                sub_rows += [QueueRow("item", sub, group, item) for item in items]
+                sub_cost += cost
+                sub_listed += len(items)
+                widest = max(widest, len(money(cost)), *(len(money(i.cost)) for i in items))
+            if not sub_rows:
+                continue
+            complete = self._filter is None and sub_listed == sub.resources
+            rows.append(QueueRow("subscription", sub, None, None, sub.cost if complete else sub_cost,
+                                 sub.resources if complete else sub_listed, sub_listed))
+            rows += sub_rows
+        self.rows = rows
+        self._cost_width = widest
+        items = [row.item for row in rows if row.item is not None]
+        self._widths = {
+            "name": min(40, max([10, *(len(i.name or i.resource_id) for i in items)])),
+            "type": min(24, max([4, *(len(i.resource_type or "") for i in items)])),
+            "group": min(24, max([14, *(len(i.resource_group or "") for i in items)])),
+            "value": min(20, max([9, *(len(i.suggestion.value) for i in items if i.suggestion)])),
+        }
+        self._strips.clear()
+        self._columns = None
+        self.virtual_size = Size(self.size.width, 1 + max(1, len(rows)))
+        index = next((n for n, row in enumerate(rows) if keep is not None and row.item is not None
+                      and row.item.resource_id == keep.resource_id), None)
+        if index is None:
+            index = min(self.cursor_row, max(0, len(rows) - 1))
+            # Land on a resource rather than a header (on the first load, or when the old one was just tagged).
+            while index < len(rows) - 1 and rows[index].kind != "item":
+                index += 1
+        self._set_cursor(index)
+        self.refresh()
+
+    @property
+    def cursor_item(self) -> QueueItem | None:
+        if 0 <= self.cursor_row < len(self.rows):
+            return self.rows[self.cursor_row].item
+        return None
+
+    @property
+    def cursor(self) -> QueueRow | None:
+        return self.rows[self.cursor_row] if 0 <= self.cursor_row < len(self.rows) else None
+
+    def listed_items(self) -> list[QueueItem]:
+        return [row.item for row in self.rows if row.item is not None]
+
+    def marked_items(self) -> list[QueueItem]:
+        return [item for item in self.listed_items() if item.resource_id in self.marked]
+
+    def _set_cursor(self, index: int) -> None:
+        if index == self.cursor_row:
+            self._keep_cursor_visible()
+        self.cursor_row = index
+
+    # ----------------------------------------------------------------------------------------------
+    # marks
+
+    def _rows_under(self, row: QueueRow) -> list[QueueItem]:
+        if row.item is not None:
+            return [row.item]
+        return [r.item for r in self.rows if r.item is not None and r.subscription is row.subscription
+                and (row.kind == "subscription" or r.group is row.group)]
+
+    def _toggle(self, items: list[QueueItem]) -> None:
+        ids = {item.resource_id for item in items}
+        if ids <= self.marked:
+            self.marked -= ids
+        else:
+            self.marked |= ids
+        self._strips.clear()
+        self.refresh()
+        self._marks_changed()
+
+    def _mark(self, row: QueueRow | None) -> None:
+        if row is not None and row.item is not None:
+            self.marked.add(row.item.resource_id)
+
+    def _marks_changed(self) -> None:
+        items = self.marked_items()
+        self.post_message(self.MarksChanged(len(items), sum((i.cost for i in items), ZERO)))
+
+    def clear_marks(self) -> None:
+        self.marked.clear()
+        self._strips.clear()
+        self.refresh()
+        self._marks_changed()
+
+    def action_toggle_mark(self) -> None:
+        row = self.cursor
+        if row is not None:
+            self._toggle(self._rows_under(row))
+            if row.kind == "item":
+                self.action_cursor_down()
+
+    def action_mark_group(self) -> None:
+        row = self.cursor
+        if row is None:
+            return
+        if row.kind == "subscription":
+            self._toggle(self._rows_under(row))
+            return
+        group_row = QueueRow("group", row.subscription, row.group)
+        self._toggle(self._rows_under(group_row))
+
+    def _mark_range(self, step: int) -> None:
+        self._mark(self.cursor)
+        self.cursor_row = max(0, min(len(self.rows) - 1, self.cursor_row + step))
+        self._mark(self.cursor)
+        self._strips.clear()
+        self.refresh()
+        self._marks_changed()
+
+    def action_mark_down(self) -> None:
+        self._mark_range(1)
+
+    def action_mark_up(self) -> None:
+        self._mark_range(-1)
+
+    # ----------------------------------------------------------------------------------------------
+    # drawing
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()
+        self._styles.clear()
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            base = self.rich_style
+            style = base if name == "base" else base + self.get_component_rich_style(f"queue-table--{name}")
+            self._styles[name] = style
+        return style
+
+    def _foreground(self, name: str) -> Style:
+        key = f"fg-{name}"
+        style = self._styles.get(key)
+        if style is None:
+            full = self.get_component_rich_style(f"queue-table--{name}")
+            style = self._styles[key] = Style(color=full.color, bold=full.bold, italic=full.italic)
+        return style
+
+    def columns(self, width: int) -> QueueColumns:
+        if self._columns is not None and self._columns[0] == width:
+            return self._columns[1]
+        widths = self._widths
+        cost = self._cost_width
+        value = widths["value"]
+        fixed = 6 + (2 + cost) + (2 + value)
+        if width >= 110:
+            kind, group = widths["type"], widths["group"]
+            fixed += (2 + kind) + (2 + group)
+        else:
+            kind = group = 0
+        room = width - fixed - 2
+        # Names as wide as the longest listed one (up to 40): the rest goes to the suggestion's reason.
+        name = max(12, min(widths["name"], room - 24 if room > 36 else room))
+        reason = max(0, room - name)
+        columns = QueueColumns(name, kind, group, cost, value, reason)
+        self._columns = (width, columns)
+        return columns
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        if y == 0:
+            return self._header(width)
+        index = y - 1 + self.scroll_offset.y
+        base = self._style("base")
+        if not self.rows:
+            if index == 0:
+                return Strip([Segment(f" {self._empty_text}", self._style("muted"))]).crop_extend(0, width, base)
+            return Strip.blank(width, base)
+        if index >= len(self.rows):
+            return Strip.blank(width, base)
+        cursor = index == self.cursor_row and self.has_focus
+        key = (index, width, cursor)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._strips[key] = self._line(self.rows[index], width, cursor)
+        return strip
+
+    def _header(self, width: int) -> Strip:
+        cols = self.columns(width)
+        cells = ["      ", "Resource".ljust(cols.name)]
+        if cols.type:
+            cells += ["  ", "Type".ljust(cols.type), "  ", "Resource group".ljust(cols.group)]
+        cells += ["  ", f"Cost ({self.currency})".rjust(cols.cost), "  ", "Suggested".ljust(cols.value)]
+        if cols.reason:
+            cells += ["  ", "Why"]
+        style = self._style("header")
+        return Strip([Segment("".join(cells), style)]).crop_extend(0, width, style)
+
+    def _line(self, row: QueueRow, width: int, cursor: bool) -> Strip:
+        cols = self.columns(width)
+        marked = row.item is not None and row.item.resource_id in self.marked
+        base = self._style("cursor") if cursor else self._style("marked") if marked else self._style("base")
+
+        def styled(name: str) -> Style:
+            # The component's colour and weight over the row's background (a marked row keeps its tint).
+            return base if cursor else base + self._foreground(name)
+
+        label_width = cols.name + ((2 + cols.type + 2 + cols.group) if cols.type else 0)
+        if row.kind != "item" or row.item is None:
+            noun = "resource" if row.resources == 1 else "resources"
+            count = f"{row.resources:,} {noun}" + (f", {row.listed:,} listed" if row.listed < row.resources else "")
+            if row.kind == "subscription":
+                label = truncate(f"{subscription_title(row.subscription)}", label_width + 4)
+                segments = [Segment(" " + label.ljust(label_width + 5), styled("subscription"))]
+            else:
+                assert row.group is not None
+                label = truncate(row.group.resource_group or "(no resource group)", label_width + 2)
+                segments = [Segment("   " + label.ljust(label_width + 3), styled("group"))]
+            segments += [Segment("  " + money(row.cost).rjust(cols.cost), styled("group")),
+                         Segment("  " + count, styled("muted"))]
+            return Strip(segments).crop_extend(0, width, base)
+        item = row.item
+        suggestion = item.suggestion
+        segments = [Segment("   " + ("✓ " if marked else "  ") + " ", base),
+                    Segment(truncate(item.name or item.resource_id, cols.name).ljust(cols.name), base)]
+        if cols.type:
+            segments += [Segment("  " + truncate(item.resource_type or "", cols.type).ljust(cols.type),
+                                 styled("muted")),
+                         Segment("  " + truncate(item.resource_group or "", cols.group).ljust(cols.group),
+                                 styled("muted"))]
+        segments.append(Segment("  " + money(item.cost).rjust(cols.cost), base))
+        value = truncate(suggestion.value, cols.value) if suggestion else "—"
+        segments.append(Segment("  " + value.ljust(cols.value), styled("value") if suggestion else styled("muted")))
+        if cols.reason and suggestion:
+            segments.append(Segment("  " + truncate(suggestion.reason, cols.reason), styled("muted")))
+        return Strip(segments).crop_extend(0, width, base)
+
+    # ----------------------------------------------------------------------------------------------
+    # cursor
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self.refresh_line(old + 1 - self.scroll_offset.y)
+        self.refresh_line(new + 1 - self.scroll_offset.y)
+        self._keep_cursor_visible()
+
+    def _keep_cursor_visible(self) -> None:
+        visible = max(1, self.scrollable_content_region.height - 1)
+        top = self.scroll_offset.y
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + visible:
+            self.scroll_to(y=self.cursor_row - visible + 1, animate=False, immediate=True)
+
+    def on_resize(self) -> None:
+        self._columns = None
+        self._strips.clear()
+        self.virtual_size = Size(self.size.width, 1 + max(1, len(self.rows)))
+
+    def on_focus(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._strips.clear()
+        self.refresh()
+
+    def action_cursor_down(self) -> None:
+        self.cursor_row = min(self.cursor_row + 1, max(0, len(self.rows) - 1))
+
+    def action_cursor_up(self) -> None:
+        self.cursor_row = max(self.cursor_row - 1, 0)
+
+    def action_first_row(self) -> None:
+        self.cursor_row = 0
+
+    def action_last_row(self) -> None:
+        self.cursor_row = max(0, len(self.rows) - 1)
+
+    def action_page_down(self) -> None:
+        self.cursor_row = min(self.cursor_row + max(1, self.size.height - 2), max(0, len(self.rows) - 1))
+
+    def action_page_up(self) -> None:
+        self.cursor_row = max(self.cursor_row - max(1, self.size.height - 2), 0)
+
+    def action_open_row(self) -> None:
+        item = self.cursor_item
+        if item is not None:
+            self.post_message(self.Opened(item))
+
+    def on_click(self, event: events.Click) -> None:
+        index = event.y - 1 + self.scroll_offset.y
+        if event.y >= 1 and 0 <= index < len(self.rows):
+            if index == self.cursor_row and event.chain >= 2:
+                self.action_open_row()
+            self.cursor_row = index

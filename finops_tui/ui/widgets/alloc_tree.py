@@ -1,0 +1,640 @@
+"""Allocation tree widget: lazily expanded cost nodes with share, change and a sparkline; Vim keys.
+
+A Line API widget like CostTable: the visible nodes are a flat list of rows redrawn line by line, so a
+level of 200 children expands without building 200 widgets. The widget owns the tree's shape
+(expanded nodes, sort, per-level filters, cursor); the screen owns the queries and answers
+`ChildrenWanted` with `set_children`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from finops_tui.report.allocation import Node, apportion
+from finops_tui.report.render import cents, change_percent, money
+from finops_tui.ui.formatting import change_styles, truncate
+from finops_tui.ui.widgets.alloc_sparkline import sparkline
+
+Step = tuple[str, str | None]
+NodePath = tuple[Step, ...]
+OTHER_KEY = "\x00other"  # the step of a folded "(N more)" node: identifies it, never queried
+LOADING_DELAY = 0.1  # seconds before an expansion still loading shows a "loading…" row
+SORT_MODES = ("cost", "change", "name")
+SORT_TITLES = {"cost": "cost", "change": "change (largest increase first)", "name": "name"}
+ZERO = Decimal(0)
+
+
+@dataclass(eq=False)
+class Branch:
+    """One node on screen: the read model's node, its figures in whole cents, its children once loaded.
+
+    `cost` and `previous` are apportioned so that siblings add up to their parent's figure to the cent,
+    exactly as `report allocation` prints them.
+    """
+
+    node: Node
+    path: NodePath  # the steps from the root to this node, itself included
+    parent: Branch | None
+    cost: Decimal
+    previous: Decimal
+    expandable: bool
+    children: list[Branch] | None = None  # None until loaded
+    expanded: bool = False
+    loading_since: float | None = None
+    drill: bool = False  # move the cursor into the children when they arrive
+
+    @property
+    def depth(self) -> int:
+        return len(self.path) - 1
+
+    @property
+    def change(self) -> Decimal:
+        return self.cost - self.previous
+
+    @property
+    def label(self) -> str:
+        return self.node.label
+
+    @property
+    def trail(self) -> list[Branch]:
+        """This branch and its ancestors, root first."""
+        out: list[Branch] = []
+        branch: Branch | None = self
+        while branch is not None:
+            out.append(branch)
+            branch = branch.parent
+        return out[::-1]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One drawn line under the header: a node, a "loading…" placeholder, or "no match" for a filter."""
+
+    kind: str  # node | loading | empty
+    depth: int
+    branch: Branch | None = None
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class Columns:
+    """Cell widths for one terminal width (0 hides a column)."""
+
+    name: int
+    cost: int
+    share: int
+    change: int
+    percent: int
+    trend: int
+
+
+def branch_path(parent: NodePath, node: Node) -> NodePath:
+    return (*parent, (node.dimension, OTHER_KEY)) if node.is_other else (*parent, node.step)
+
+
+def sort_key(mode: str) -> Callable[[Branch], tuple[object, ...]]:
+    """Siblings in `mode` order; the folded "(N more)" node always last."""
+    if mode == "change":
+        return lambda b: (b.node.is_other, -b.change, -b.cost, b.label.casefold())
+    if mode == "name":
+        return lambda b: (b.node.is_other, b.label.casefold())
+    return lambda b: (b.node.is_other, -b.cost, -b.previous, b.label.casefold())
+
+
+@dataclass
+class _Measures:
+    cost: int = 0
+    change: int = 0
+    days: int = 0
+
+
+@dataclass
+class _Restore:
+    """What a reload brings back once the nodes reappear: expanded paths and the cursor's path."""
+
+    expanded: set[NodePath] = field(default_factory=set)
+    cursor: NodePath | None = None
+
+
+class AllocTree(ScrollView, can_focus=True):
+    """The allocation tree: `enter` drills in, `l`/`h` expand and collapse, `j`/`k`/`g`/`G` move."""
+
+    HELP_GROUP = "Tree"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "drill", "Drill in", id="allocation.drill",
+                tooltip="Expand and move into the children; open a resource; tag an (unallocated) node"),
+        Binding("l,right", "expand", "Expand", id="allocation.expand", show=False,
+                tooltip="Expand the node (again: move to its first child)"),
+        Binding("h,left", "collapse", "Collapse", id="allocation.collapse", show=False,
+                tooltip="Collapse the node (again: move to its parent)"),
+        Binding("down,j", "cursor_down", "Down", id="allocation.down", show=False, tooltip="Next row"),
+        Binding("up,k", "cursor_up", "Up", id="allocation.up", show=False, tooltip="Previous row"),
+        Binding("home,g", "first_row", "Top", id="allocation.top", show=False, tooltip="First row"),
+        Binding("end,G", "last_row", "Bottom", id="allocation.bottom", show=False, tooltip="Last row"),
+        Binding("pagedown", "page_down", "Page down", id="allocation.page_down", show=False,
+                tooltip="One page down"),
+        Binding("pageup", "page_up", "Page up", id="allocation.page_up", show=False, tooltip="One page up"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "alloc-tree--header", "alloc-tree--cursor", "alloc-tree--unallocated", "alloc-tree--muted",
+        "alloc-tree--spark", "alloc-tree--glyph",
+    }
+
+    DEFAULT_CSS = """
+    AllocTree {
+        height: 1fr;
+        overflow-x: hidden;
+        scrollbar-size-vertical: 1;
+    }
+    AllocTree > .alloc-tree--header { color: $text; text-style: bold; background: $panel; }
+    AllocTree > .alloc-tree--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
+    AllocTree > .alloc-tree--unallocated { color: $text-warning; text-style: bold; }
+    AllocTree > .alloc-tree--muted { color: $text-muted; text-style: italic; }
+    AllocTree > .alloc-tree--spark { color: $primary-lighten-1; }
+    AllocTree > .alloc-tree--glyph { color: $text-muted; }
+    """
+
+    cursor_row: reactive[int] = reactive(0)
+
+    @dataclass
+    class ChildrenWanted(Message):
+        """A node was expanded whose children are not loaded: answer with `set_children` (or `children_failed`)."""
+
+        branch: Branch
+
+    @dataclass
+    class Opened(Message):
+        """`enter` on a node that does not expand here: a resource, an (unallocated) node, a folded tail."""
+
+        branch: Branch
+
+    @dataclass
+    class CursorMoved(Message):
+        branch: Branch | None
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.currency = ""
+        self.levels = 1
+        self.sort_mode = "cost"
+        self.roots: list[Branch] = []
+        self.total = ZERO
+        self.total_previous = ZERO
+        self.rows: list[Row] = []
+        self.filters: dict[NodePath, str] = {}
+        self._by_path: dict[NodePath, Branch] = {}
+        self._restore = _Restore()
+        self._measures = _Measures()
+        self._strips: dict[tuple[int, int, bool], Strip] = {}
+        self._columns: tuple[int, Columns] | None = None
+        self._styles: dict[str, Style] = {}
+        self._empty_text = "loading…"
+
+    # ----------------------------------------------------------------------------------------------
+    # content
+
+    def show_root(self, nodes: Sequence[Node], *, levels: int, currency: str, days: int, keep_state: bool) -> None:
+        """A new root level. With `keep_state` (a reload of the same hierarchy), expanded nodes and the
+        cursor come back as their children load again; otherwise the tree starts collapsed."""
+        if keep_state:
+            self._restore = _Restore({path for path, b in self._by_path.items() if b.expanded},
+                                     self.cursor_branch.path if self.cursor_branch else None)
+        else:
+            self._restore = _Restore()
+            self.filters.clear()
+        self.levels = levels
+        self.currency = currency
+        self._measures = _Measures(days=days)
+        self._by_path.clear()
+        self.total = cents(sum((n.cost for n in nodes), ZERO))
+        self.total_previous = cents(sum((n.previous_cost for n in nodes), ZERO))
+        self.roots = self._branches(nodes, None, self.total, self.total_previous)
+        self._empty_text = "no cost in this period"
+        self._rebuild()
+        for branch in self.roots:
+            if branch.path in self._restore.expanded:
+                self._expand(branch)
+
+    def set_children(self, path: NodePath, nodes: Sequence[Node]) -> bool:
+        """Fill a node's children; False when the node is no longer in the tree (a stale answer)."""
+        branch = self._by_path.get(path)
+        if branch is None:
+            return False
+        branch.children = self._branches(nodes, branch, branch.cost, branch.previous)
+        branch.loading_since = None
+        drill, branch.drill = branch.drill, False
+        self._rebuild()
+        if drill and branch.expanded:
+            self._move_into(branch)
+        for child in branch.children:
+            if child.path in self._restore.expanded:
+                self._expand(child)
+        return True
+
+    def children_failed(self, path: NodePath) -> None:
+        """The query behind an expansion failed or was superseded: fold the node back."""
+        branch = self._by_path.get(path)
+        if branch is not None and branch.children is None:
+            branch.expanded = branch.drill = False
+            branch.loading_since = None
+            self._rebuild()
+
+    def set_sort(self, mode: str) -> None:
+        self.sort_mode = mode
+        self._rebuild()
+
+    def set_filter(self, level: NodePath, text: str) -> None:
+        """Show only the children of `level` whose name contains `text` (case-insensitive)."""
+        text = text.strip()
+        if text:
+            self.filters[level] = text
+        else:
+            self.filters.pop(level, None)
+        self._rebuild()
+        current = self.cursor_branch
+        if current is None or current.path[:-1] != level:
+            self._cursor_to_level(level)
+
+    def reveal(self, path: NodePath, *, expand: bool = True) -> Branch | None:
+        """Put the cursor on the node at `path` (a root node) and expand it; None if there is no such node."""
+        branch = self._by_path.get(path)
+        if branch is None:
+            return None
+        self._cursor_to(branch)
+        if expand:
+            self._expand(branch)
+        return branch
+
+    def go_back(self) -> bool:
+        """`esc`: up to the parent and fold it; False at the top level (nothing to go back to)."""
+        current = self.cursor_branch
+        if current is None or current.parent is None:
+            return False
+        parent = current.parent
+        parent.expanded = False
+        self._rebuild()
+        self._cursor_to(parent)
+        return True
+
+    @property
+    def cursor_branch(self) -> Branch | None:
+        if 0 <= self.cursor_row < len(self.rows):
+            row = self.rows[self.cursor_row]
+            return row.branch if row.kind == "node" else None
+        return None
+
+    def cursor_level(self) -> NodePath:
+        """The path of the level the cursor is in (its parent's path; () at the top)."""
+        branch = self.cursor_branch
+        return branch.path[:-1] if branch is not None else ()
+
+    def level_branches(self, level: NodePath) -> list[Branch]:
+        """A level's children as shown (sorted and filtered)."""
+        if level == ():
+            return self._arranged(self.roots, ())
+        parent = self._by_path.get(level)
+        return self._arranged(parent.children or [], level) if parent is not None else []
+
+    def expanded_paths(self) -> list[NodePath]:
+        return [path for path, branch in self._by_path.items() if branch.expanded]
+
+    def branch(self, path: NodePath) -> Branch | None:
+        return self._by_path.get(path)
+
+    def _branches(self, nodes: Sequence[Node], parent: Branch | None, cost: Decimal, previous: Decimal) -> list[Branch]:
+        parent_path = parent.path if parent is not None else ()
+        depth = len(parent_path)
+        costs = apportion(cost, [n.cost for n in nodes]) if nodes else []
+        previous_costs = apportion(previous, [n.previous_cost for n in nodes]) if nodes else []
+        out = []
+        for node, node_cost, node_previous in zip(nodes, costs, previous_costs, strict=True):
+            path = branch_path(parent_path, node)
+            branch = Branch(node, path, parent, node_cost, node_previous,
+                            expandable=not node.is_other and depth + 1 < self.levels)
+            self._by_path[path] = branch
+            out.append(branch)
+        return out
+
+    # ----------------------------------------------------------------------------------------------
+    # shape: the flat list of visible rows
+
+    def _arranged(self, branches: list[Branch], level: NodePath) -> list[Branch]:
+        text = self.filters.get(level, "").casefold()
+        shown = [b for b in branches if text in b.label.casefold() and not b.node.is_other] if text else branches
+        return sorted(shown, key=sort_key(self.sort_mode))
+
+    def _rebuild(self) -> None:
+        """Recompute the visible rows; the cursor stays on the same node when it is still shown."""
+        current = self.cursor_branch
+        rows: list[Row] = []
+        now = time.monotonic()
+        measures = self._measures
+        measures.cost = measures.change = 0
+
+        def walk(branches: list[Branch], level: NodePath, depth: int) -> None:
+            shown = self._arranged(branches, level)
+            if not shown and level in self.filters:
+                rows.append(Row("empty", depth, text=f"no name contains “{self.filters[level]}” (esc clears)"))
+            for branch in shown:
+                rows.append(Row("node", depth, branch))
+                measures.cost = max(measures.cost, len(money(branch.cost)))
+                measures.change = max(measures.change, len(money(branch.change, signed=True)))
+                if not branch.expanded:
+                    continue
+                if branch.children is not None:
+                    walk(branch.children, branch.path, depth + 1)
+                elif branch.loading_since is not None and now - branch.loading_since >= LOADING_DELAY:
+                    rows.append(Row("loading", depth + 1, branch, "loading…"))
+
+        walk(self.roots, (), 0)
+        self.rows = rows
+        self._strips.clear()
+        self._columns = None
+        self.virtual_size = Size(self.size.width, 1 + max(1, len(rows)))
+        target = self._restore.cursor
+        if target is not None and target in self._by_path and self._index_of(self._by_path[target]) is not None:
+            self._restore.cursor = None
+            self._cursor_to(self._by_path[target])
+        elif current is not None and (index := self._index_of(current)) is not None:
+            self._set_cursor(index)
+        else:
+            self._set_cursor(min(self.cursor_row, max(0, len(rows) - 1)))
+        self.refresh()
+
+    def _index_of(self, branch: Branch) -> int | None:
+        for index, row in enumerate(self.rows):
+            if row.kind == "node" and row.branch is branch:
+                return index
+        return None
+
+    def _set_cursor(self, index: int) -> None:
+        if index == self.cursor_row:
+            self._keep_cursor_visible()
+        self.cursor_row = index
+
+    def _cursor_to(self, branch: Branch) -> None:
+        index = self._index_of(branch)
+        if index is not None:
+            self._set_cursor(index)
+
+    def _cursor_to_level(self, level: NodePath) -> None:
+        shown = self.level_branches(level)
+        if shown:
+            self._cursor_to(shown[0])
+        elif level and level in self._by_path:
+            self._cursor_to(self._by_path[level])
+
+    def _move_into(self, branch: Branch) -> None:
+        shown = self._arranged(branch.children or [], branch.path)
+        if shown:
+            self._cursor_to(shown[0])
+
+    def _expand(self, branch: Branch, *, drill: bool = False) -> None:
+        if not branch.expandable:
+            return
+        branch.expanded = True
+        if branch.children is not None:
+            self._rebuild()
+            if drill:
+                self._move_into(branch)
+            return
+        branch.drill = branch.drill or drill
+        if branch.loading_since is None:
+            branch.loading_since = time.monotonic()
+            self.post_message(self.ChildrenWanted(branch))
+            self.set_timer(LOADING_DELAY, self._show_loading)
+        self._rebuild()
+
+    def _show_loading(self) -> None:
+        if any(b.loading_since is not None and b.expanded for b in self._by_path.values()):
+            self._rebuild()
+
+    # ----------------------------------------------------------------------------------------------
+    # drawing
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()  # theme changed: colours are baked into the drawn lines
+        self._styles.clear()
+
+    def _style(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            base = self.rich_style
+            if name == "base":
+                style = base
+            elif name in ("increase", "decrease"):
+                increase, decrease = change_styles(self.app)
+                style = base + (increase if name == "increase" else decrease)
+            else:
+                style = base + self.get_component_rich_style(f"alloc-tree--{name}")
+            self._styles[name] = style
+        return style
+
+    def columns(self, width: int) -> Columns:
+        """Widths at `width`: the name takes what the figures leave, the sparkline up to one cell a day."""
+        if self._columns is not None and self._columns[0] == width:
+            return self._columns[1]
+        measures = self._measures
+        cost = max(len(f"Cost ({self.currency})"), measures.cost)
+        share = 6
+        percent = 8
+        change = max(len("Change"), measures.change) if width >= 100 else 0
+        fixed = 1 + (2 + cost) + (2 + share) + (2 + percent) + ((2 + change) if change else 0)
+        min_name = 24 if width < 100 else 32
+        room = width - fixed - min_name - 2
+        trend = min(measures.days, room) if room >= 6 else 0
+        name = width - fixed - ((2 + trend) if trend else 0)
+        if name > 64 and trend < measures.days:
+            trend = min(measures.days, trend + name - 64)
+            name = width - fixed - (2 + trend)
+        name = min(name, 64) if trend else name
+        result = Columns(max(8, name), cost, share, change, percent, trend)
+        self._columns = (width, result)
+        return result
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        if y == 0:
+            return self._header(width)
+        index = y - 1 + self.scroll_offset.y
+        base = self._style("base")
+        if not self.rows:
+            if index == 0:
+                return Strip([Segment(f" {self._empty_text}", self._style("muted"))]).crop_extend(0, width, base)
+            return Strip.blank(width, base)
+        if index >= len(self.rows):
+            return Strip.blank(width, base)
+        cursor = index == self.cursor_row
+        key = (index, width, cursor)
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._strips[key] = self._line(self.rows[index], width, cursor)
+        return strip
+
+    def _header(self, width: int) -> Strip:
+        cols = self.columns(width)
+        style = self._style("header")
+        cells = [" ", "Name".ljust(cols.name), "  ", f"Cost ({self.currency})".rjust(cols.cost), "  ",
+                 "Share".rjust(cols.share)]
+        if cols.change:
+            cells += ["  ", "Change".rjust(cols.change)]
+        cells += ["  ", "Change %".rjust(cols.percent)]
+        if cols.trend:
+            days = self._measures.days
+            trend = f"Daily, {days} d" if cols.trend >= days else f"{days} d"
+            cells += ["  ", trend[: cols.trend].ljust(cols.trend)]
+        return Strip([Segment("".join(cells), style)]).crop_extend(0, width, style)
+
+    def _line(self, row: Row, width: int, cursor: bool) -> Strip:
+        cols = self.columns(width)
+        base = self._style("cursor") if cursor else self._style("base")
+        indent = "  " * row.depth
+        if row.kind != "node" or row.branch is None:
+            text = truncate(f" {indent}  {row.text}", width)
+            return Strip([Segment(text, base if cursor else self._style("muted"))]).crop_extend(0, width, base)
+        branch = row.branch
+        node = branch.node
+
+        def styled(name: str) -> Style:
+            return base if cursor else self._style(name)
+
+        glyph = ("▼ " if branch.expanded else "▶ ") if branch.expandable else "  "
+        label_room = max(1, cols.name - len(indent) - len(glyph))
+        label_style = styled("unallocated") if node.is_unallocated else styled("muted") if node.is_other else base
+        share = f"{node.share * 100:.1f}%" if node.share is not None else "—"
+        change = branch.change
+        change_style = styled("increase") if change > 0 else styled("decrease") if change < 0 else base
+        segments = [
+            Segment(" " + indent, base), Segment(glyph, styled("glyph")),
+            Segment(truncate(branch.label, label_room).ljust(label_room), label_style),
+            Segment("  " + money(branch.cost).rjust(cols.cost), base),
+            Segment("  " + share.rjust(cols.share), base),
+        ]
+        if cols.change:
+            segments.append(Segment("  " + money(change, signed=True).rjust(cols.change), change_style))
+        segments.append(Segment("  " + change_percent(branch.cost, branch.previous).rjust(cols.percent), change_style))
+        if cols.trend:
+            segments.append(Segment("  " + sparkline(node.daily, cols.trend).ljust(cols.trend), styled("spark")))
+        return Strip(segments).crop_extend(0, width, base)
+
+    # ----------------------------------------------------------------------------------------------
+    # cursor and scrolling
+
+    def watch_cursor_row(self, old: int, new: int) -> None:
+        self.refresh_line(old + 1 - self.scroll_offset.y)
+        self.refresh_line(new + 1 - self.scroll_offset.y)
+        self._keep_cursor_visible()
+        self.post_message(self.CursorMoved(self.cursor_branch))
+
+    def _keep_cursor_visible(self) -> None:
+        visible = max(1, self.scrollable_content_region.height - 1)  # line 0 is the header
+        top = self.scroll_offset.y
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + visible:
+            self.scroll_to(y=self.cursor_row - visible + 1, animate=False, immediate=True)
+
+    def on_resize(self) -> None:
+        self._columns = None
+        self._strips.clear()
+        self.virtual_size = Size(self.size.width, 1 + max(1, len(self.rows)))
+
+    # ----------------------------------------------------------------------------------------------
+    # keys and mouse
+
+    def _user_moved(self) -> None:
+        self._restore.cursor = None  # the user took over: a reload no longer moves the cursor
+
+    def action_cursor_down(self) -> None:
+        self._user_moved()
+        self.cursor_row = min(self.cursor_row + 1, max(0, len(self.rows) - 1))
+
+    def action_cursor_up(self) -> None:
+        self._user_moved()
+        self.cursor_row = max(self.cursor_row - 1, 0)
+
+    def action_first_row(self) -> None:
+        self._user_moved()
+        self.cursor_row = 0
+
+    def action_last_row(self) -> None:
+        self._user_moved()
+        self.cursor_row = max(0, len(self.rows) - 1)
+
+    def action_page_down(self) -> None:
+        self._user_moved()
+        self.cursor_row = min(self.cursor_row + max(1, self.size.height - 2), max(0, len(self.rows) - 1))
+
+    def action_page_up(self) -> None:
+        self._user_moved()
+        self.cursor_row = max(self.cursor_row - max(1, self.size.height - 2), 0)
+
+    def action_expand(self) -> None:
+        branch = self.cursor_branch
+        if branch is None or not branch.expandable:
+            return
+        self._user_moved()
+        if branch.expanded and branch.children is not None:
+            self._move_into(branch)
+        else:
+            self._expand(branch)
+
+    def action_collapse(self) -> None:
+        branch = self.cursor_branch
+        if branch is None:
+            return
+        self._user_moved()
+        if branch.expanded:
+            branch.expanded = branch.drill = False
+            self._rebuild()
+        elif branch.parent is not None:
+            self._cursor_to(branch.parent)
+
+    def action_drill(self) -> None:
+        branch = self.cursor_branch
+        if branch is None:
+            return
+        self._user_moved()
+        if branch.expandable and not branch.node.is_unallocated:
+            self._expand(branch, drill=True)
+        else:
+            self.post_message(self.Opened(branch))
+
+    def on_click(self, event: events.Click) -> None:
+        index = event.y - 1 + self.scroll_offset.y
+        if event.y >= 1 and 0 <= index < len(self.rows):
+            self._user_moved()
+            if index == self.cursor_row and event.chain >= 2:
+                self.action_drill()
+            self.cursor_row = index
+
+    # ----------------------------------------------------------------------------------------------
+    # export
+
+    def csv_rows(self, level: NodePath) -> Iterable[list[str]]:
+        """A level's rows as exact figures: path, dimension, key, label, cost, previous, change, share."""
+        parent = self._by_path.get(level)
+        trail = " > ".join(f"{b.node.dimension}={b.label}" for b in parent.trail) if parent else ""
+        for branch in self.level_branches(level):
+            node = branch.node
+            yield [trail, node.dimension, node.key or "", branch.label, self.currency, format(branch.cost, "f"),
+                   format(branch.previous, "f"), format(branch.change, "f"),
+                   f"{node.share * 100:.2f}" if node.share is not None else "",
+                   str(node.folded_count) if node.is_other else ""]

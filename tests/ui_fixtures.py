@@ -1,0 +1,162 @@
+"""Shared UI test data: small realistic caches built with SQL, a pinned clock, and app factories."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import html
+import re
+import tempfile
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager, suppress
+from functools import cache
+from pathlib import Path
+from typing import Any, ParamSpec
+
+from textual.app import App
+from textual.pilot import Pilot
+from textual.worker import WorkerCancelled
+
+from finops_tui.allocation.effective import refresh_derived
+from finops_tui.config import Config
+from finops_tui.store import Cache, open_cache
+from finops_tui.store.sources import Window, begin_window, finish_window
+from finops_tui.ui.app import FinopsApp
+from finops_tui.ui.launch import close_when_idle
+
+TODAY = dt.date(2026, 11, 26)  # a Thursday; fresh data ends the day before
+DATA_END = dt.date(2026, 11, 25)
+OLD_DATA_END = dt.date(2026, 5, 28)
+LOADED_AT = dt.datetime(2026, 11, 26, 6, 30)
+NOW = dt.datetime(2026, 11, 26, 9, 30)  # three hours after the sync
+
+
+def fixed_now() -> dt.datetime:
+    return NOW
+
+
+def build_ui_cache(path: Path, *, end: dt.date = DATA_END, days: int = 150, with_eur: bool = False,
+                   kind: str = "sync-query") -> Path:
+    """~90 resources over `days` days ending `end`: 8 services, 3 subscriptions, 7 resource groups,
+    teams tagged on most resources, weekend dips, and one resource group growing in the last 3 weeks.
+    With `with_eur`, a fourth subscription bills in EUR (never added to USD)."""
+    start = end - dt.timedelta(days=days - 1)
+    with open_cache(path) as cache_file, cache_file.transaction() as cur:
+        export_path = "/exports/contoso-focus-2026-05.csv" if kind == "focus-file" else None
+        window = Window(kind, "/subscriptions/test", "focus", start, end + dt.timedelta(days=1), path=export_path)
+        source_id = begin_window(cur, window)
+        cur.execute(
+            """
+            INSERT INTO charges (ChargePeriodStart, ChargePeriodEnd, x_ChargeDate, ResourceId, ResourceName,
+                ServiceName, ServiceCategory, SubAccountId, SubAccountName, x_ResourceGroupName, RegionId,
+                RegionName, BillingCurrency, EffectiveCost, BilledCost, ChargeCategory, Tags, source_id)
+            SELECT d::TIMESTAMP, (d + 1)::TIMESTAMP, d,
+                   '/subscriptions/sub-' || sub || '/resourcegroups/' || rg || '/providers/x/r' || r,
+                   'res-' || r, service, category, 'sub-' || sub,
+                   ['Production', 'Development', 'Shared Services', 'Europe'][sub + 1], rg,
+                   'westeurope', 'West Europe', CASE WHEN sub = 3 THEN 'EUR' ELSE 'USD' END,
+                   cost::DECIMAL(38, 12),
+                   (cost * CASE WHEN service = 'Virtual Machines' THEN 1.25 ELSE 1 END)::DECIMAL(38, 12),
+                   'Usage', tags, $sid
+            FROM (
+                SELECT r, d,
+                       CASE WHEN $eur THEN r % 4 ELSE r % 3 END AS sub,
+                       ['Virtual Machines', 'Storage', 'Azure SQL Database', 'Azure Kubernetes Service',
+                        'Key Vault', 'Bandwidth', 'Azure Monitor', 'Azure Cosmos DB'][1 + r % 8] AS service,
+                       ['Compute', 'Storage', 'Databases', 'Compute', 'Security', 'Networking',
+                        'Management and Governance', 'Databases'][1 + r % 8] AS category,
+                       ['rg-checkout', 'rg-search', 'rg-data', 'rg-platform', 'rg-web', 'rg-ml', 'rg-shared'][1 + r % 7]
+                           AS rg,
+                       CASE WHEN r % 9 = 0 THEN NULL::MAP(VARCHAR, VARCHAR)
+                            ELSE MAP {'team': ['payments', 'search', 'data', 'platform', 'web'][1 + r % 5]} END AS tags,
+                       round((2 + (r % 13) * 1.7) * (0.85 + (hash(r, d) % 300) / 1000.0)
+                             * CASE WHEN dayofweek(d) IN (0, 6) THEN 0.7 ELSE 1 END
+                             * CASE WHEN r % 7 = 5 AND d > $end - 21 THEN 2.5 ELSE 1 END, 4) AS cost
+                FROM range(90) t(r), (SELECT ($start + i::INTEGER) AS d FROM range($days) u(i))
+            )
+            """,
+            {"start": start, "end": end, "days": days, "sid": source_id, "eur": with_eur},
+        )
+        finish_window(cur, source_id)
+        refresh_derived(cur)
+        cur.execute("UPDATE sources SET imported_at = ? WHERE source_id = ?", [LOADED_AT, source_id])
+    return path
+
+
+_ROOT = Path(tempfile.mkdtemp(prefix="finops-ui-tests-"))
+
+
+@cache
+def usd_cache_path() -> Path:
+    """Built once per test process (xdist workers each build their own)."""
+    return build_ui_cache(_ROOT / "usd.duckdb")
+
+
+@cache
+def two_currency_cache_path() -> Path:
+    return build_ui_cache(_ROOT / "usd-eur.duckdb", with_eur=True)
+
+
+@cache
+def old_data_cache_path() -> Path:
+    return build_ui_cache(_ROOT / "old.duckdb", end=OLD_DATA_END, days=90, kind="focus-file")
+
+
+def empty_cache_path(folder: Path) -> Path:
+    path = folder / "empty.duckdb"
+    open_cache(path).close()
+    return path
+
+
+def make_app(cache_file: Cache, *, config: Config | None = None) -> FinopsApp:
+    return FinopsApp(cache_file, config=config or Config(), now=fixed_now, demo_end=DATA_END)
+
+
+@contextmanager
+def opened(path: Path) -> Iterator[Cache]:
+    """The cache at `path`, closed afterwards (one process may hold it at a time)."""
+    cache_file = open_cache(path)
+    try:
+        yield cache_file
+    finally:
+        close_when_idle(cache_file)
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    """Let every worker finish (a cancelled one counts as finished) and the screen repaint."""
+    await pilot.pause()
+    await wait_for_workers(pilot.app)
+    await pilot.pause()
+
+
+async def wait_for_workers(app: App[Any]) -> None:
+    """Wait for the running workers, including the ones they start (a prefetch chain), not cancelled ones."""
+    while running := [w for w in app.workers if not w.is_finished and not w.is_cancelled]:
+        with suppress(WorkerCancelled):  # cancelled while we waited: it no longer matters
+            await app.workers.wait_for_complete(running)
+        await asyncio.sleep(0)
+
+
+def screen_text(app: App[Any]) -> str:
+    """The text on screen (from the SVG screenshot), for `in` checks of rendered figures.
+
+    Runs of whitespace, line breaks included, become one space: a sentence wrapped at the screen's
+    edge still matches.
+    """
+    svg = app.export_screenshot()
+    body = svg[svg.find("<g"):] if "<g" in svg else svg
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", body)).replace("\xa0", " ").split())
+
+
+P = ParamSpec("P")
+
+
+def async_test(test: Callable[P, Coroutine[Any, Any, None]]) -> Callable[P, None]:
+    """Run an `async def` test on a fresh event loop (no pytest-asyncio needed); fixtures still apply."""
+
+    @functools.wraps(test)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return run
