@@ -118,7 +118,7 @@ async def recommendations_snooze(pilot: Pilot[object]) -> None:
 
 async def allocation_drilled(pilot: Pilot[Any]) -> None:
     """The allocation tree two levels down: team › subscription › resource group under the cursor."""
-    await pilot.press("2")
+    await pilot.press("2", "j")  # the first row of the demo is its (unallocated) spend: the largest team is next
     await settle(pilot)
     for _ in range(2):
         await pilot.press("enter")

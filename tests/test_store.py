@@ -131,3 +131,24 @@ def test_not_a_cache_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["report", "overview", "--cache", str(path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("finops-tui: ") and err.count("\n") == 1 and str(path) in err
+
+
+def test_older_cache_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from finops_tui.store import cache as cache_module
+    from finops_tui.store import schema
+
+    path = tmp_path / "c.duckdb"
+    with open_cache(path) as cache, cache.transaction() as cur:
+        sid = begin_window(cur, Window("focus-file", "acct", "focus", dt.date(2026, 1, 1), dt.date(2026, 1, 2)))
+        _insert_day(cur, sid, "2026-01-01", "3.50")
+        finish_window(cur, sid)
+
+    def add_note_column(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("ALTER TABLE sources ADD COLUMN note VARCHAR DEFAULT 'migrated'")
+
+    monkeypatch.setattr(cache_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setitem(schema.MIGRATIONS, SCHEMA_VERSION, add_note_column)
+    with open_cache(path) as cache, cache.cursor() as cur:
+        assert cache.schema_version() == SCHEMA_VERSION + 1
+        assert cur.execute("SELECT note FROM sources").fetchall() == [("migrated",)]
+        assert cur.execute("SELECT sum(EffectiveCost) FROM charges").fetchone() == (Decimal("3.50"),)

@@ -36,7 +36,7 @@ class RecFieldDialog(ModalScreen[T | None], Generic[T]):
         background: $surface;
         padding: 0 1;
     }
-    RecFieldDialog .subject { color: $text-muted; margin-top: 1; }
+    RecFieldDialog .subject { color: $text-muted; margin-top: 1; width: 100%; }
     RecFieldDialog Label.field { margin-top: 1; }
     RecFieldDialog #error { color: $text-error; height: auto; width: 100%; }
     RecFieldDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }

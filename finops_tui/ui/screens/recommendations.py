@@ -38,6 +38,7 @@ from finops_tui.recommend import (
 )
 from finops_tui.recommend.generators import KIND_TITLES
 from finops_tui.report.render import money
+from finops_tui.ui.app import VIEWS_BY_MODE, import_screen
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.dialogs.rec_note import MinImpactDialog, NoteDialog, SnoozeDialog
 from finops_tui.ui.formatting import METRIC_LABELS, METRIC_SHORT, ago, short_path, truncate
@@ -66,14 +67,6 @@ class RecommendationsLoaded(Message):
     serial: int
     result: RunResult | None
     fresh: bool
-
-
-@dataclass
-class RecommendationStateSaved(Message):
-    """A dismiss, snooze, note or restore is in the cache."""
-
-    rec_id: str
-    change: StateChange
 
 
 @dataclass(frozen=True)
@@ -119,6 +112,18 @@ def matches(rec: Recommendation, flt: ListFilter, currency: str | None) -> bool:
     return True
 
 
+def scope_step_label(rec: Recommendation, dimension: str, key: str) -> str:
+    """A person's name for one step of a finding's path: the subscription's name rather than its id."""
+    if dimension == "subscription" and key == rec.scope.subscription_id:
+        # Scope labels of resource groups read `rg-web (prod-core)`: the subscription's name is in brackets.
+        label = rec.scope.label
+        if rec.scope.type == "subscription" and rec.scope.key == key.lower():
+            return label
+        if label.endswith(")") and " (" in label:
+            return label[label.rindex(" (") + 2 : -1]
+    return key
+
+
 def cycle(options: Sequence[str], current: str | None) -> str | None:
     """The option after `current`; None (all) comes after the last one and before the first."""
     if current is None or current not in options:
@@ -158,7 +163,7 @@ class RecommendationsScreen(FinopsScreen):
         Binding("r", "rerun", "Re-run", id="recommendations.rerun",
                 tooltip="Run every generator again on the cache (R syncs)"),
         Binding("c", "cycle_currency", "Currency", id="recommendations.currency", show=False,
-                tooltip="One billing currency, then the next, then all (impacts are never added across them)"),
+                tooltip="One billing currency, the next, then all (never added together)"),
         Binding("m", "toggle_metric", "Metric", id="recommendations.metric", show=False,
                 tooltip="EffectiveCost (amortized) ↔ BilledCost (actual), and run again"),
         Binding("escape", "clear_filter", "Clear filter", id="recommendations.clear_filter", show=False,
@@ -179,7 +184,7 @@ class RecommendationsScreen(FinopsScreen):
         border-title-style: bold;
         background: $surface;
     }
-    RecommendationsScreen RecList:focus { border: round $primary; }
+    RecommendationsScreen RecList:focus, RecommendationsScreen RecDetail:focus { border: round $primary; }
     RecommendationsScreen RecDetail {
         height: 3fr;
         border: round $panel-lighten-2;
@@ -192,6 +197,7 @@ class RecommendationsScreen(FinopsScreen):
     RecommendationsScreen.-wide #main { layout: horizontal; }
     RecommendationsScreen.-wide RecList { width: 1fr; height: 1fr; }
     RecommendationsScreen.-wide RecDetail { width: 42%; height: 1fr; }
+    RecommendationsScreen.-wide RecChart { height: 14; }
     RecommendationsScreen.-narrow RecList { height: 1fr; }
     RecommendationsScreen.-narrow RecDetail { height: 1fr; }
     """
@@ -205,7 +211,9 @@ class RecommendationsScreen(FinopsScreen):
         self.running = False
         self.showing_fresh = False  # a run finished while this screen was open
         self.failure: str | None = None
-        self.timings_ms: dict[str, float] = {}  # for benchmarks: request → painted, the latest per kind
+        # For benchmarks, per kind of load ("stored", "fresh"), the latest: request → painted, and when painted.
+        self.timings_ms: dict[str, float] = {}
+        self.painted_at: dict[str, float] = {}  # time.perf_counter()
         self._stored_gate = QueryGate()
         self._refresh_gate = QueryGate()
         self._write_lock = threading.Lock()  # state writes one at a time: two on one row would conflict
@@ -279,6 +287,10 @@ class RecommendationsScreen(FinopsScreen):
         self._worker_refresh(self._serial, self.finops.view_state.metric)
         self._show_status()
 
+    def reload(self) -> None:
+        """The cache changed (an import, a sync): run again; the findings' states are kept by id."""
+        self.rerun()
+
     @work(thread=True, exclusive=True, group="rec-refresh", exit_on_error=False, name="recommendations run")
     def _worker_refresh(self, serial: int, metric: str) -> None:
         worker = get_current_worker()
@@ -319,7 +331,11 @@ class RecommendationsScreen(FinopsScreen):
         kind = "fresh" if message.fresh else "stored"
         started = self._requested_at.get(kind)
         if started is not None:
-            self.app.call_after_refresh(lambda: self.timings_ms.__setitem__(kind, (_now() - started) * 1000))
+            self.app.call_after_refresh(self._record_paint, kind, started)
+
+    def _record_paint(self, kind: str, started: float) -> None:
+        self.painted_at[kind] = _now()
+        self.timings_ms[kind] = (self.painted_at[kind] - started) * 1000
 
     @on(CacheFoundEmpty)
     def _cache_found_empty(self) -> None:
@@ -535,11 +551,13 @@ class RecommendationsScreen(FinopsScreen):
             self.notify("No finding selected.", timeout=3)
         return rec
 
-    def _edit(self, rec: Recommendation, edit: StateEdit, change: StateChange, argument: object = None) -> None:
+    def _edit(
+        self, rec: Recommendation, edit: StateEdit, change: StateChange, *, days: int = 0, text: str = ""
+    ) -> None:
         self._edits[rec.id] = edit
         self.recommendations = [self._with_edit(r) if r.id == rec.id else r for r in self.recommendations]
         self._show_list(keep=rec.id)
-        self._worker_save_state(rec.id, change, argument)
+        self._worker_save_state(rec.id, change, days=days, text=text)
 
     def action_dismiss_finding(self) -> None:
         rec = self._selected()
@@ -560,7 +578,7 @@ class RecommendationsScreen(FinopsScreen):
             if days is None:
                 return
             until = clock.today() + dt.timedelta(days=days)
-            self._edit(rec, StateEdit("snoozed", until, rec.note), "snooze", days)
+            self._edit(rec, StateEdit("snoozed", until, rec.note), "snooze", days=days)
             self.notify(f"Snoozed until {until.isoformat()}: {truncate(rec.title, 50)}", timeout=4)
 
         self.app.push_screen(SnoozeDialog(rec.title), chosen)
@@ -575,7 +593,7 @@ class RecommendationsScreen(FinopsScreen):
                 return
             # A note alone marks the finding "noted"; removing it leaves a dismiss or snooze as it was.
             state: str | None = (rec.state or "noted") if text else (None if rec.state == "noted" else rec.state)
-            self._edit(rec, StateEdit(state, rec.snoozed_until, text or None), "note", text)
+            self._edit(rec, StateEdit(state, rec.snoozed_until, text or None), "note", text=text)
 
         self.app.push_screen(NoteDialog(rec.title, rec.note), chosen)
 
@@ -590,17 +608,16 @@ class RecommendationsScreen(FinopsScreen):
         self.notify(f"Restored: {truncate(rec.title, 60)}", timeout=3)
 
     @work(thread=True, group="rec-state", exit_on_error=False, name="saving a recommendation's state")
-    def _worker_save_state(self, rec_id: str, change: StateChange, argument: object) -> None:
+    def _worker_save_state(self, rec_id: str, change: StateChange, *, days: int, text: str) -> None:
         with self._write_lock, self.finops.cache.transaction() as cur:
             if change == "dismiss":
                 dismiss(cur, rec_id)
             elif change == "snooze":
-                snooze(cur, rec_id, int(argument))  # type: ignore[call-overload]
+                snooze(cur, rec_id, days)
             elif change == "note":
-                note(cur, rec_id, str(argument))
+                note(cur, rec_id, text)
             else:
                 restore(cur, rec_id)
-        self.post_message(RecommendationStateSaved(rec_id, change))
 
     # ----------------------------------------------------------------------------------------------
     # jumps
@@ -615,7 +632,7 @@ class RecommendationsScreen(FinopsScreen):
         if jump is None:
             self.notify("This finding has nothing to open.", timeout=3)
         elif jump.screen == "tagging":
-            self._open_tagging(jump)
+            self._open_tagging(rec, jump)
         else:
             self._open_allocation(jump)
 
@@ -627,17 +644,31 @@ class RecommendationsScreen(FinopsScreen):
             hierarchy = tuple(dim for dim, _ in jump.path)
             self.app.call_later(open_path, hierarchy, tuple(key for _, key in jump.path))
         elif jump.path:
-            # The deepest step says the most about where to look.
+            # One slice only: the deepest step says the most about where to look (a resource opens its detail).
             self.finops.open_allocation(*jump.path[-1])
 
-    def _open_tagging(self, jump: JumpTarget) -> None:
-        if not self.finops.show_view("tagging"):
+    def _open_tagging(self, rec: Recommendation, jump: JumpTarget) -> None:
+        """The tagging view's `open_for(key, subscription, resource_group)` when it has one; else its queue for
+        the key and scope pushed over this screen (esc comes back), as the allocation tree opens it."""
+        view = VIEWS_BY_MODE["tagging"]
+        screen_class, problem = import_screen(view.screen)
+        if screen_class is None:
+            self.notify(f"The {view.title} view is {problem}.", timeout=4)
             return
-        opener = getattr(self.app.screen, "open_for", None)
-        if callable(opener):
-            steps = dict(jump.path)
-            key = jump.tag_key or self.finops.config.team_key
-            self.app.call_later(opener, key, steps.get("subscription"), steps.get("resource-group"))
+        key = jump.tag_key or self.finops.config.team_key
+        steps = dict(jump.path)
+        if hasattr(screen_class, "open_for"):
+            if self.finops.show_view(view.mode):
+                self.app.call_later(self.app.screen.open_for,  # type: ignore[attr-defined]
+                                    key, steps.get("subscription"), steps.get("resource-group"))
+            return
+        scope = [(dim, step_key, scope_step_label(rec, dim, step_key)) for dim, step_key in jump.path]
+        try:
+            screen = screen_class(key=key, scope=scope)  # type: ignore[call-arg]
+        except TypeError:  # a tagging view without a key and scope: its own queue is the next best place
+            self.finops.show_view(view.mode)
+            return
+        self.app.push_screen(screen)
 
     # ----------------------------------------------------------------------------------------------
     # palette

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import ClassVar
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Container, VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
@@ -63,8 +65,15 @@ def target_words(jump: JumpTarget | None) -> str:
     return "Allocation: " + " › ".join(dimension_words(dim) for dim, _ in jump.path)
 
 
-class RecDetail(VerticalScroll, can_focus=False):
-    """Everything about the finding under the list's cursor; scrolls when the evidence is long."""
+class RecDetail(VerticalScroll):
+    """Everything about the finding under the list's cursor; `tab` focuses it to scroll long evidence."""
+
+    HELP_GROUP = "Evidence"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "scroll_down", "Down", id="rec_detail.down", show=False, tooltip="Scroll the evidence down"),
+        Binding("k", "scroll_up", "Up", id="rec_detail.up", show=False, tooltip="Scroll the evidence up"),
+    ]
 
     DEFAULT_CSS = """
     RecDetail { padding: 0 1; }
