@@ -170,16 +170,18 @@ async def _drive(cache_path: Path) -> dict[str, Any]:
             await pilot.press("ctrl+u", *"bench-team")
             version = app.tags_version
             tree_paints = len(screen.root_ms)
-            started = time.monotonic()  # the clock the screen stamps its paints with
             await pilot.press("enter")
             await _until(pilot, lambda: app.tags_version > version)
-            applied = time.monotonic()  # an upper bound: Pilot waits for the queue's reload too
+            # The user presses 2 as the "Tagged" notice shows. Pilot returns from `enter` only once the
+            # queue's reload has finished too, so the key is timed from when it is sent, and the wait
+            # in between is left out.
+            sent = time.monotonic()  # the clock the screens stamp their paints with
             await pilot.press("2")
             await _until(pilot, lambda: len(screen.root_ms) > tree_paints)
             figures["tagged"] = len(ids)
-            figures["tag_apply_ms"] = (applied - started) * 1000
-            figures["tag_total_ms"] = (screen.root_painted_at - started) * 1000
-            figures["tag_tree_ms"] = screen.root_ms[-1]
+            figures["tag_apply_ms"] = tagging.edit_ms[-1]
+            figures["tag_tree_ms"] = (screen.root_painted_at - sent) * 1000
+            figures["tag_total_ms"] = figures["tag_apply_ms"] + figures["tag_tree_ms"]
             unallocated = next((b for b in screen.tree_view.level_branches(()) if b.node.is_unallocated), None)
             figures["unallocated_after"] = str(unallocated.cost) if unallocated else None
     finally:
@@ -288,8 +290,8 @@ def _results(raw: dict[str, Any], app: dict[str, Any], load: str) -> list[Result
                            raw_switch, samples=[round(ms, 1) for ms in app["switch_cold"]],
                            target_ms=targets["switch"], load=load))
     results.append(_result(
-        f"tag {app['tagged']:,} marked resources (enter) → tree repainted (key 2)", rows, app["tag_total_ms"],
-        raw["tag"], apply_ms=round(app["tag_apply_ms"], 1), tree_ms=round(app["tag_tree_ms"], 1),
+        f"tag {app['tagged']:,} marked resources (enter) + tree repainted (key 2)", rows, app["tag_total_ms"],
+        raw["tag"], apply_ms=round(app["tag_apply_ms"], 1), key_2_to_tree_ms=round(app["tag_tree_ms"], 1),
         target_ms=targets["tag"], load=load,
     ))
     return results

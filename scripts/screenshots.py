@@ -133,7 +133,17 @@ async def resource_detail(pilot: Pilot[Any]) -> None:
 async def tagging(pilot: Pilot[Any]) -> None:
     await pilot.press("4")
     await settle(pilot)
-    await pilot.press("a")  # the costliest unallocated resource's group, marked
+    await pilot.press("slash", *"payments", "enter", "a")  # filtered to the payments groups, the first one marked
+
+
+async def push_preview(pilot: Pilot[Any]) -> None:
+    """Tag the marked group, then preview the push (it writes to the demo cache: keep this shot last)."""
+    await tagging(pilot)
+    await pilot.press("t")
+    await settle(pilot)
+    await pilot.press("ctrl+u", *"payments", "enter")
+    await settle(pilot)
+    await pilot.press("P")
 
 
 async def hierarchy_dialog(pilot: Pilot[Any]) -> None:
@@ -168,6 +178,7 @@ SHOTS = [
     Shot("tagging", (120, 36), tagging),
     Shot("tagging-80x24", (80, 24), tagging),
     Shot("hierarchy-dialog", (120, 36), hierarchy_dialog),
+    Shot("push-preview", (120, 36), push_preview),
 ]
 
 

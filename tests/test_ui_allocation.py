@@ -371,3 +371,23 @@ def test_sparkline_scales_to_the_peak_and_averages_long_periods() -> None:
     assert sparkline([Decimal(0)] * 3, 10) == "   "
     # 6 days in 4 cells: two of the buckets hold two days; averages keep a flat series flat.
     assert sparkline([Decimal(5)] * 6, 4) == "████"
+
+
+@async_test
+async def test_prefetch_answers_the_next_expansion_from_memory() -> None:
+    with opened(usd_cache_path()) as cache:
+        app = make_app(cache)
+        async with app.run_test(size=SIZE) as pilot:
+            screen = await open_tree(pilot)  # settled: the prefetch has run while the "user" read
+            tree = screen.tree_view
+            top = tree.cursor_branch
+            assert top is not None and top.children is None
+            await pilot.press("l")
+            await pilot.pause()
+            assert top.children is not None and not screen._expansions  # no query ran for it
+            assert screen.expand_ms and screen.expand_ms[-1] < 100
+            await settle(pilot)  # the user reads; the prefetch computes the new level's children
+            await pilot.press("l", "l")  # into the subscription, expanded from memory too
+            await pilot.pause()
+            assert not screen._expansions
+            assert tree.cursor_branch is not None and tree.cursor_branch.children is not None

@@ -63,7 +63,7 @@ class HierarchyDialog(ModalScreen[HierarchyChoice | None]):
     HierarchyDialog VimOptionList { height: 1fr; max-height: 16; min-height: 5; }
     HierarchyDialog Label.field { margin-top: 1; color: $text-muted; }
     HierarchyDialog #error { color: $text-error; height: auto; }
-    HierarchyDialog .hint { color: $text-muted; height: auto; }
+    HierarchyDialog .hint { color: $text-muted; height: auto; width: 100%; }
     HierarchyDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
     HierarchyDialog Button { margin-left: 1; }
     """
@@ -104,8 +104,8 @@ class HierarchyDialog(ModalScreen[HierarchyChoice | None]):
 
     def _refresh(self) -> None:
         if self.levels:
-            numbered = [Content.styled(f"{i}. {level_label(level)}", "bold") for i, level in enumerate(self.levels, 1)]
-            text = Content.styled("  ›  ", "$text-muted").join(numbered)
+            text = Content.styled(" › ", "$text-muted").join(
+                Content.styled(level_label(level), "bold") for level in self.levels)
         else:
             text = Content.styled("no levels yet: pick the top level below", "$text-muted")
         self.query_one("#levels", Static).update(text)

@@ -78,11 +78,11 @@ class PushPreviewDialog(ModalScreen[PushOutcome | None]):
         background: $surface;
         padding: 0 1;
     }
-    PushPreviewDialog #summary { height: auto; margin-bottom: 1; }
+    PushPreviewDialog #summary { height: auto; width: 100%; margin-bottom: 1; }
     PushPreviewDialog DataTable { height: auto; max-height: 20; }
     PushPreviewDialog ProgressBar { display: none; margin-top: 1; }
     PushPreviewDialog ProgressBar.-sending { display: block; }
-    PushPreviewDialog #result { height: auto; margin-top: 1; }
+    PushPreviewDialog #result { height: auto; width: 100%; margin-top: 1; }
     PushPreviewDialog #result.-failed { color: $text-error; }
     PushPreviewDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
     PushPreviewDialog Button { margin-left: 1; }

@@ -34,7 +34,7 @@ DIALOG_CSS = """
         padding: 0 1;
     }}
     {name} Label.field {{ margin-top: 1; color: $text-muted; }}
-    {name} .hint {{ color: $text-muted; height: auto; }}
+    {name} .hint {{ color: $text-muted; height: auto; width: 100%; }}
     {name} #error {{ color: $text-error; height: auto; }}
     {name} Horizontal {{ height: auto; align-horizontal: right; margin-top: 1; }}
     {name} Button {{ margin-left: 1; }}

@@ -357,6 +357,10 @@ class PrefetchPlan:
         with self._lock:
             return self._running
 
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._queue)
+
     def finish(self) -> None:
         with self._lock:
             self._running = None
@@ -636,7 +640,8 @@ class AllocationScreen(CostViewScreen):
         if cached is not None:
             self._apply_children(branch, cached)
             return
-        if self._plan.running() == request.key:
+        prefetch = self._prefetch_worker
+        if self._plan.running() == request.key and prefetch is not None and not prefetch.is_finished:
             return  # the prefetch is computing exactly this: its answer fills the node
         # The user's request gets the CPU: stop the background work, start it again afterwards.
         self.workers.cancel_group(self, "alloc-prefetch")
@@ -681,6 +686,31 @@ class AllocationScreen(CostViewScreen):
                 self.tree_view.children_failed(path)
         elif event.state == WorkerState.SUCCESS:
             self._expansions.pop(event.worker, None)
+        if event.worker is not self._prefetch_worker or not event.worker.is_finished:
+            return
+        self._load_waiting()
+        if event.state == WorkerState.SUCCESS and self._plan.pending():
+            # The plan grew after the worker saw it empty and left: start another one.
+            self._plan_prefetch()
+
+    def _load_waiting(self) -> None:
+        """Nodes left waiting on a prefetch that stopped (cancelled, failed) get their own query.
+
+        Called once the prefetch worker has finished, so nothing else will answer them.
+        """
+        if self._pending is not None:
+            return  # a new top level is on its way: the tree's nodes are about to be replaced
+        in_flight = set(self._expansions.values())
+        for branch in self.tree_view.waiting_branches():
+            request = self._expansion(branch.path)
+            if branch.path in in_flight:
+                continue
+            if request is None:
+                self.tree_view.children_failed(branch.path)
+            elif (cached := self._results.get(request.key)) is not None:
+                self._apply_children(branch, cached)
+            else:
+                self._expansions[self._load_children(request)] = branch.path
 
     # prefetch: while the user reads, compute the expansions they are likely to ask for next -------
 
@@ -727,6 +757,7 @@ class AllocationScreen(CostViewScreen):
                 try:
                     nodes = self._prefetch_gate.run(self.finops.cache, partial(expansion_query, request))
                 except Exception:  # a failed guess costs nothing: the real request will report the problem
+                    self._plan.replace([])
                     return
                 if nodes is None:
                     return

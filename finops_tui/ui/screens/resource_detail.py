@@ -27,6 +27,7 @@ from finops_tui.report.periods import Period
 from finops_tui.report.render import change_percent, money
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
+from finops_tui.ui.formatting import truncate
 from finops_tui.ui.messages import TagsChanged
 from finops_tui.ui.queries import QueryGate
 from finops_tui.ui.screens.allocation import LOADING_DELAY, CostViewScreen, pick_currency
@@ -103,7 +104,7 @@ class ResourceDetailScreen(CostViewScreen):
         background: $surface;
     }
     ResourceDetailScreen DataTable:focus { border: round $primary; }
-    ResourceDetailScreen #lines DataTable { width: 1fr; }
+    ResourceDetailScreen #lines DataTable { width: 1fr; overflow-x: hidden; }
     ResourceDetailScreen.-narrow #lines { layout: vertical; }
     ResourceDetailScreen.-narrow #identity, ResourceDetailScreen.-narrow #figures { margin-top: 0; }
     """
@@ -253,9 +254,8 @@ class ResourceDetailScreen(CostViewScreen):
         def field(label: str, value: str | None) -> Content:
             return Content.assemble(Content.styled(f"{label} ", "$text-muted"), value or "—")
 
+        # The name reads better; the id is in the full resource id below.
         subscription = detail.subscription_name or detail.subscription_id
-        if detail.subscription_name and detail.subscription_id and detail.subscription_name != detail.subscription_id:
-            subscription = f"{detail.subscription_name} ({detail.subscription_id})"
         seen = f"{detail.first_seen} .. {detail.last_seen}" if detail.first_seen else None
         gap = Content("   ")
         rows = [
@@ -264,7 +264,7 @@ class ResourceDetailScreen(CostViewScreen):
             Content.assemble(field("resource group", detail.resource_group), gap, field("subscription", subscription)),
             Content.assemble(field("region", detail.region), gap, field("service", detail.service), gap,
                              field("seen", seen)),
-            Content.assemble(Content.styled("id ", "$text-muted"), Content.styled(detail.arm_id, "$text")),
+            Content.styled(detail.arm_id, "$text-muted"),  # the full id: it reads as one without a label
         ]
         self.query_one("#identity", Static).update(Content("\n").join(rows))
 
@@ -282,15 +282,21 @@ class ResourceDetailScreen(CostViewScreen):
     def _show_lines(self, selector: str, title: str, lines: list[tuple[str, Decimal]]) -> None:
         table = self.query_one(selector, DataTable)
         table.clear(columns=True)
-        table.add_column(title)
+        # Figures first, the label last: meter names run long, and the figures must stay in view.
         table.add_column(Text(f"Cost ({self.currency})", justify="right"))
-        total = sum((cost for _, cost in lines), Decimal(0))
         table.add_column(Text("Share", justify="right"))
+        table.add_column(title)
+        total = sum((cost for _, cost in lines), Decimal(0))
+        cost_width = max([len(f"Cost ({self.currency})"), *(len(money(cost)) for _, cost in lines)])
+        # What is left of the table's width for the label (borders, cell padding, the two figures); the
+        # two tables sit side by side from 100 columns, one above the other below.
+        table_width = self.size.width - 4 if self.narrow else (self.size.width - 4) // 2
+        room = max(16, table_width - cost_width - 16)
         for label, cost in lines:
             share = f"{cost / total * 100:.1f}%" if total else "—"
-            table.add_row(label, Text(money(cost), justify="right"), Text(share, justify="right"))
+            table.add_row(Text(money(cost), justify="right"), Text(share, justify="right"), truncate(label, room))
         if not lines:
-            table.add_row(Text("no cost in this period", style="dim italic"), "", "")
+            table.add_row("", "", Text("no cost in this period", style="dim italic"))
 
     def _show_tags(self, detail: ResourceDetail) -> None:
         table = self.query_one("#tags", DataTable)

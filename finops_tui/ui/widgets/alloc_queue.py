@@ -49,9 +49,12 @@ class QueueColumns:
 
 
 def subscription_title(sub: QueueSubscription) -> str:
-    if sub.subscription_name and sub.subscription_id and sub.subscription_name != sub.subscription_id:
-        return f"{sub.subscription_name} ({sub.subscription_id})"
     return sub.subscription_name or sub.subscription_id or "(no subscription)"
+
+
+def short_type(resource_type: str | None) -> str:
+    """`microsoft.compute/virtualmachinescalesets` → `virtualmachinescalesets`: the part that tells them apart."""
+    return (resource_type or "").rsplit("/", 1)[-1]
 
 
 class QueueTable(ScrollView, can_focus=True):
@@ -93,7 +96,7 @@ class QueueTable(ScrollView, can_focus=True):
     QueueTable > .queue-table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
     QueueTable > .queue-table--subscription { color: $text-accent; text-style: bold; }
     QueueTable > .queue-table--group { color: $text; text-style: bold; }
-    QueueTable > .queue-table--marked { background: $accent 25%; }
+    QueueTable > .queue-table--marked { background: $accent 10%; }
     QueueTable > .queue-table--muted { color: $text-muted; }
     QueueTable > .queue-table--value { color: $text-success; }
     """
@@ -175,8 +178,8 @@ class QueueTable(ScrollView, can_focus=True):
         items = [row.item for row in rows if row.item is not None]
         self._widths = {
             "name": min(40, max([10, *(len(i.name or i.resource_id) for i in items)])),
-            "type": min(24, max([4, *(len(i.resource_type or "") for i in items)])),
-            "group": min(24, max([14, *(len(i.resource_group or "") for i in items)])),
+            "type": min(20, max([4, *(len(short_type(i.resource_type)) for i in items)])),
+            "group": min(20, max([14, *(len(i.resource_group or "") for i in items)])),
             "value": min(20, max([9, *(len(i.suggestion.value) for i in items if i.suggestion)])),
         }
         self._strips.clear()
@@ -308,14 +311,13 @@ class QueueTable(ScrollView, can_focus=True):
         cost = self._cost_width
         value = widths["value"]
         fixed = 6 + (2 + cost) + (2 + value)
-        if width >= 110:
-            kind, group = widths["type"], widths["group"]
-            fixed += (2 + kind) + (2 + group)
-        else:
-            kind = group = 0
+        # The type from 110 columns, the resource group (also its header row) from 140: the reason needs room.
+        kind = widths["type"] if width >= 110 else 0
+        group = widths["group"] if width >= 140 else 0
+        fixed += (2 + kind if kind else 0) + (2 + group if group else 0)
         room = width - fixed - 2
-        # Names as wide as the longest listed one (up to 40): the rest goes to the suggestion's reason.
-        name = max(12, min(widths["name"], room - 24 if room > 36 else room))
+        # Names as wide as the longest listed one (up to 40), leaving the suggestion's reason some room.
+        name = max(12, min(widths["name"], room - (24 if width >= 110 else 16)))
         reason = max(0, room - name)
         columns = QueueColumns(name, kind, group, cost, value, reason)
         self._columns = (width, columns)
@@ -344,7 +346,9 @@ class QueueTable(ScrollView, can_focus=True):
         cols = self.columns(width)
         cells = ["      ", "Resource".ljust(cols.name)]
         if cols.type:
-            cells += ["  ", "Type".ljust(cols.type), "  ", "Resource group".ljust(cols.group)]
+            cells += ["  ", "Type".ljust(cols.type)]
+        if cols.group:
+            cells += ["  ", "Resource group".ljust(cols.group)]
         cells += ["  ", f"Cost ({self.currency})".rjust(cols.cost), "  ", "Suggested".ljust(cols.value)]
         if cols.reason:
             cells += ["  ", "Why"]
@@ -360,7 +364,7 @@ class QueueTable(ScrollView, can_focus=True):
             # The component's colour and weight over the row's background (a marked row keeps its tint).
             return base if cursor else base + self._foreground(name)
 
-        label_width = cols.name + ((2 + cols.type + 2 + cols.group) if cols.type else 0)
+        label_width = cols.name + ((2 + cols.type) if cols.type else 0) + ((2 + cols.group) if cols.group else 0)
         if row.kind != "item" or row.item is None:
             noun = "resource" if row.resources == 1 else "resources"
             count = f"{row.resources:,} {noun}" + (f", {row.listed:,} listed" if row.listed < row.resources else "")
@@ -379,10 +383,11 @@ class QueueTable(ScrollView, can_focus=True):
         segments = [Segment("   " + ("✓ " if marked else "  ") + " ", base),
                     Segment(truncate(item.name or item.resource_id, cols.name).ljust(cols.name), base)]
         if cols.type:
-            segments += [Segment("  " + truncate(item.resource_type or "", cols.type).ljust(cols.type),
-                                 styled("muted")),
-                         Segment("  " + truncate(item.resource_group or "", cols.group).ljust(cols.group),
-                                 styled("muted"))]
+            segments.append(Segment("  " + truncate(short_type(item.resource_type), cols.type).ljust(cols.type),
+                                    styled("muted")))
+        if cols.group:
+            segments.append(Segment("  " + truncate(item.resource_group or "", cols.group).ljust(cols.group),
+                                    styled("muted")))
         segments.append(Segment("  " + money(item.cost).rjust(cols.cost), base))
         value = truncate(suggestion.value, cols.value) if suggestion else "—"
         segments.append(Segment("  " + value.ljust(cols.value), styled("value") if suggestion else styled("muted")))

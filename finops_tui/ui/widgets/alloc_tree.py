@@ -100,6 +100,7 @@ class Columns:
     change: int
     percent: int
     trend: int
+    previous: int = 0  # wide terminals only
 
 
 def branch_path(parent: NodePath, node: Node) -> NodePath:
@@ -118,6 +119,7 @@ def sort_key(mode: str) -> Callable[[Branch], tuple[object, ...]]:
 @dataclass
 class _Measures:
     cost: int = 0
+    previous: int = 0
     change: int = 0
     days: int = 0
 
@@ -311,6 +313,10 @@ class AllocTree(ScrollView, can_focus=True):
         parent = self._by_path.get(level)
         return self._arranged(parent.children or [], level) if parent is not None else []
 
+    def waiting_branches(self) -> list[Branch]:
+        """Nodes expanded and still waiting for their children."""
+        return [b for b in self._by_path.values() if b.children is None and b.loading_since is not None]
+
     def expanded_paths(self) -> list[NodePath]:
         return [path for path, branch in self._by_path.items() if branch.expanded]
 
@@ -345,7 +351,7 @@ class AllocTree(ScrollView, can_focus=True):
         rows: list[Row] = []
         now = time.monotonic()
         measures = self._measures
-        measures.cost = measures.change = 0
+        measures.cost = measures.previous = measures.change = 0
 
         def walk(branches: list[Branch], level: NodePath, depth: int) -> None:
             shown = self._arranged(branches, level)
@@ -354,6 +360,7 @@ class AllocTree(ScrollView, can_focus=True):
             for branch in shown:
                 rows.append(Row("node", depth, branch))
                 measures.cost = max(measures.cost, len(money(branch.cost)))
+                measures.previous = max(measures.previous, len(money(branch.previous)))
                 measures.change = max(measures.change, len(money(branch.change, signed=True)))
                 if not branch.expanded:
                     continue
@@ -456,7 +463,9 @@ class AllocTree(ScrollView, can_focus=True):
         share = 6
         percent = 8
         change = max(len("Change"), measures.change) if width >= 100 else 0
-        fixed = 1 + (2 + cost) + (2 + share) + (2 + percent) + ((2 + change) if change else 0)
+        previous = max(len("Previous"), measures.previous) if width >= 150 else 0
+        fixed = 1 + (2 + cost) + (2 + share) + (2 + percent) + ((2 + change) if change else 0) \
+            + ((2 + previous) if previous else 0)
         min_name = 24 if width < 100 else 32
         room = width - fixed - min_name - 2
         trend = min(measures.days, room) if room >= 6 else 0
@@ -465,7 +474,7 @@ class AllocTree(ScrollView, can_focus=True):
             trend = min(measures.days, trend + name - 64)
             name = width - fixed - (2 + trend)
         name = min(name, 64) if trend else name
-        result = Columns(max(8, name), cost, share, change, percent, trend)
+        result = Columns(max(8, name), cost, share, change, percent, trend, previous)
         self._columns = (width, result)
         return result
 
@@ -493,6 +502,8 @@ class AllocTree(ScrollView, can_focus=True):
         style = self._style("header")
         cells = [" ", "Name".ljust(cols.name), "  ", f"Cost ({self.currency})".rjust(cols.cost), "  ",
                  "Share".rjust(cols.share)]
+        if cols.previous:
+            cells += ["  ", "Previous".rjust(cols.previous)]
         if cols.change:
             cells += ["  ", "Change".rjust(cols.change)]
         cells += ["  ", "Change %".rjust(cols.percent)]
@@ -527,6 +538,8 @@ class AllocTree(ScrollView, can_focus=True):
             Segment("  " + money(branch.cost).rjust(cols.cost), base),
             Segment("  " + share.rjust(cols.share), base),
         ]
+        if cols.previous:
+            segments.append(Segment("  " + money(branch.previous).rjust(cols.previous), styled("glyph")))
         if cols.change:
             segments.append(Segment("  " + money(change, signed=True).rjust(cols.change), change_style))
         segments.append(Segment("  " + change_percent(branch.cost, branch.previous).rjust(cols.percent), change_style))
