@@ -106,11 +106,9 @@ def run(args: argparse.Namespace) -> int:
         code = run_demo(args, cache_path)  # builds or reuses the cache and prints its summary
         if code or args.no_open:
             return code
-        try:  # here, not in ingest: the data layer never imports the UI (import-linter contract)
-            from finops_tui.ui.launch import run_explorer
-        except ImportError:
-            print(f"the explorer is not available in this build; the demo cache is ready at {cache_path}")
-            return 0
+        # Opened here, not in ingest: the data layer never imports the UI (import-linter contract).
+        from finops_tui.ui.launch import run_explorer
+
         return run_explorer(cache_path)
     if args.command == "import":
         from finops_tui.ingest.command import run_import

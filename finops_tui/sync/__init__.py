@@ -6,8 +6,18 @@ from finops_tui.sync.engine import (
     SyncResult,
     WindowFailure,
     cache_age,
+    options_from_config,
     run_sync,
     sync_due,
 )
 
-__all__ = ["SyncOptions", "SyncProgress", "SyncResult", "WindowFailure", "cache_age", "run_sync", "sync_due"]
+__all__ = [
+    "SyncOptions",
+    "SyncProgress",
+    "SyncResult",
+    "WindowFailure",
+    "cache_age",
+    "options_from_config",
+    "run_sync",
+    "sync_due",
+]

@@ -10,27 +10,27 @@ from typing import Any
 
 from finops_tui.config import Config, load_config
 from finops_tui.errors import UserError
-from finops_tui.sync.engine import SyncOptions, SyncProgress, SyncResult
+from finops_tui.sync.engine import SyncOptions, SyncProgress, SyncResult, options_from_config
 from finops_tui.sync.windows import METRICS
 
 PROGRESS_EVERY_SECONDS = 5.0
 
 
 def options_from(args: argparse.Namespace, config: Config) -> SyncOptions:
-    """Command line over config.toml's [sync] table over the defaults."""
-    sync_table: dict[str, Any] = config.raw.get("sync", {}) if isinstance(config.raw.get("sync"), dict) else {}
-    credential_mode = "device-code" if args.device_code else str(sync_table.get("credential", "auto"))
-    max_groupings = sync_table.get("query_max_groupings")
-    return SyncOptions(
-        scopes=list(args.scope or config.scopes),
-        months=args.months if args.months is not None else config.sync_months,
-        metrics=METRICS if args.metric == "both" else (args.metric,),
-        api_path=args.api_path,
-        arm_endpoint=args.arm_endpoint or config.arm_endpoint,
-        credential_mode=credential_mode,
-        tag_keys=list(config.tag_keys),
-        query_max_groupings=int(max_groupings) if max_groupings is not None else None,
-    )
+    """The command line over config.toml's [sync] table over the defaults."""
+    overrides: dict[str, Any] = {
+        "metrics": METRICS if args.metric == "both" else (args.metric,),
+        "api_path": args.api_path,
+    }
+    if args.scope:
+        overrides["scopes"] = list(args.scope)
+    if args.months is not None:
+        overrides["months"] = args.months
+    if args.arm_endpoint:
+        overrides["arm_endpoint"] = args.arm_endpoint
+    if args.device_code:
+        overrides["credential_mode"] = "device-code"
+    return options_from_config(config, **overrides)
 
 
 class _ProgressPrinter:

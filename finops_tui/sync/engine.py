@@ -7,11 +7,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from finops_tui import clock
+from finops_tui.config import Config
 from finops_tui.errors import AzureError, UserError
 from finops_tui.store.cache import Cache
 from finops_tui.sync.windows import METRICS, MonthWindow, Scope, parse_scope
@@ -92,6 +93,23 @@ class SyncResult:
 
 class _ScopeAborted(Exception):
     """An error that every further window of the scope would hit too (no access, no such scope)."""
+
+
+def options_from_config(config: Config, **overrides: Any) -> SyncOptions:
+    """SyncOptions from config.toml (`[sync]` scopes, arm_endpoint, months, credential, query_max_groupings;
+    `[tags]` keys), then `overrides` (the command line, or the explorer's own choices)."""
+    table = config.raw.get("sync")
+    sync_table: dict[str, Any] = table if isinstance(table, dict) else {}
+    max_groupings = sync_table.get("query_max_groupings")
+    options = SyncOptions(
+        scopes=list(config.scopes),
+        months=config.sync_months,
+        arm_endpoint=config.arm_endpoint,
+        credential_mode=str(sync_table.get("credential", "auto")),
+        tag_keys=list(config.tag_keys),
+        query_max_groupings=int(max_groupings) if max_groupings is not None else None,
+    )
+    return replace(options, **overrides)
 
 
 def cache_age(cache: Cache, *, scopes: list[str] | None = None) -> dt.timedelta | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable
@@ -204,7 +205,7 @@ def _next_params(next_link: str) -> dict[str, str]:
     return params
 
 
-def query_body(window: MonthWindow, query: GroupedQuery, last_day: Any) -> dict[str, Any]:
+def query_body(window: MonthWindow, query: GroupedQuery, last_day: dt.date) -> dict[str, Any]:
     return {
         "type": AZURE_COST_TYPE[window.metric],
         "timeframe": "Custom",
@@ -225,7 +226,7 @@ def fetch_query(
     client: Any,
     window: MonthWindow,
     query: GroupedQuery,
-    last_day: Any,
+    last_day: dt.date,
     dest: Path,
     *,
     monitor: SyncMonitor,
@@ -274,7 +275,6 @@ class _Columns:
 
     def __init__(self, fetched: FetchedQuery, alias: str) -> None:
         self.alias = alias
-        self.where = " ".join(fetched.query.dimensions)
         self.index = {name.lower(): i + 1 for i, name in enumerate(fetched.columns)}
 
     def get(self, name: str) -> str | None:
