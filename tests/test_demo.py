@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 import io
 import statistics
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -82,15 +81,6 @@ def test_cli_reuses_a_cache_built_with_the_same_parameters(estate: Path) -> None
     assert code == 0
     assert "reused" in out
     assert estate.stat().st_mtime_ns == before
-
-
-def test_cli_without_explorer_prints_summary_and_says_so(
-    estate: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "finops_tui.ui.launch", None)  # makes the import raise ImportError
-    code, out = _run_cli("demo", "--cache", str(estate), "--end", END.isoformat(), "-q")
-    assert code == 0
-    assert "rows" in out and "explorer is not available" in out
 
 
 def test_cli_rebuilds_when_parameters_change(tmp_path: Path) -> None:

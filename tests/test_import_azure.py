@@ -111,7 +111,7 @@ def test_mapping_follows_microsofts_focus_conversion(tmp_path, capsys):
             "Key Vault",
             "Security",
             "FTK-MICFLAN-DARKSLATE2",
-            "64e355d7-997c-491d-b0c1-8414dccfcf42",
+            "/subscriptions/64e355d7-997c-491d-b0c1-8414dccfcf42",
             dt.timedelta(days=1),
             dt.datetime(2023, 9, 1),
             dt.datetime(2023, 10, 1),

@@ -47,6 +47,8 @@ async def _tagging(pilot: Pilot[Any]) -> None:
     await pilot.press("4")
     await settle(pilot)
     await pilot.press("a")  # the costliest resource's group, marked
+    await settle(pilot)
+    await pilot.pause(0.2)  # the footer recomposes its keys a frame after the queue repaints
 
 
 class TestAllocationSnapshots:

@@ -19,7 +19,8 @@ follows Microsoft's "Convert Cost Management data to FOCUS" guide (FinOps toolki
   CommitmentDiscountType Reservation (Microsoft.Capacity) or Savings Plan (Microsoft.BillingBenefits),
   Category Usage / Spend; CommitmentDiscountStatus Used for usage priced by a commitment.
 - BillingAccountId/Name: EA BillingAccountId/Name; MCA billingProfileId/Name (as Microsoft maps it).
-  SubAccountId = SubscriptionId (lower-case), SubAccountName = SubscriptionName.
+  SubAccountId = '/subscriptions/' + SubscriptionId (lower-case), as Azure's own FOCUS export writes it,
+  SubAccountName = SubscriptionName.
 - ResourceId lower-cased; ResourceType is the ARM type read from the id (`microsoft.sql/servers/databases`);
   ResourceName from ResourceName, else the id's last segment. x_ResourceGroupName = ResourceGroup,
   x_SkuMeterCategory = MeterCategory, x_SkuMeterName = MeterName, ChargeDescription = Product.
@@ -191,7 +192,8 @@ def build_mapping(source: SourceFile, metric: str | None) -> Mapping:
         if mca
         else ref["billing_account_name"],
         "BillingCurrency": f"upper(trim({ref['currency']}))",
-        "SubAccountId": f"lower({ref['subscription_id']})",
+        "SubAccountId": f"CASE WHEN nullif(trim({ref['subscription_id']}), '') IS NOT NULL "
+        f"THEN '/subscriptions/' || lower(trim({ref['subscription_id']})) END",
         "SubAccountName": ref["subscription_name"],
         "ChargeDescription": ref["product"],
         "PublisherName": ref["publisher"],

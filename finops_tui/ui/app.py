@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.reactive import reactive
 from textual.screen import ModalScreen, Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from finops_tui import clock
 from finops_tui.config import Config, load_config, save_setting
@@ -22,7 +24,8 @@ from finops_tui.errors import UserError
 from finops_tui.store import Cache
 from finops_tui.ui.commands import PaletteCommand, ViewCommands
 from finops_tui.ui.dialogs.help import HelpDialog, KeyHelp
-from finops_tui.ui.messages import CacheFoundEmpty, TagsChanged
+from finops_tui.ui.messages import CacheFoundEmpty, SyncDeclined, SyncFinished, SyncProgressed, TagsChanged
+from finops_tui.ui.sync_worker import SYNC_GROUP, WORKER_NAME, finished_line, progress_line, run_background_sync
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ VIEWS: tuple[View, ...] = (
 )
 VIEWS_BY_MODE = {view.mode: view for view in VIEWS}
 WELCOME_MODE = "welcome"
+CANCEL_CONFIRM_SECONDS = 3.0  # a second R within this time cancels the running sync
 
 
 def import_screen(path: str) -> tuple[type[Screen[Any]] | None, str]:
@@ -92,6 +96,8 @@ def _view_bindings() -> list[BindingType]:
 class FinopsApp(App[ReopenCache | None]):
     """finops-tui: a keyboard-driven explorer over one open cache."""
 
+    sync_status: reactive[str] = reactive("")  # the running sync's progress line for status bars; "" when idle
+
     CSS_PATH = "app.tcss"
     TITLE = "finops-tui"
     COMMANDS: ClassVar[set[Any]] = {ViewCommands}
@@ -101,7 +107,10 @@ class FinopsApp(App[ReopenCache | None]):
         Binding("question_mark", "help", "Help", id="app.help", tooltip="List the keys of this screen"),
         Binding("colon", "command_palette", "Commands", id="app.command_palette", show=False,
                 tooltip="Search every action (also ctrl+p)"),
-        Binding("R", "sync", "Sync", id="app.sync", show=False, tooltip="Pull fresh cost from Azure"),
+        Binding("R", "sync", "Sync", id="app.sync", show=False,
+                tooltip="Pull fresh cost from Azure in the background (twice while syncing: cancel)"),
+        Binding("ctrl+x", "cancel_sync", "Cancel sync", id="app.cancel_sync",
+                tooltip="Stop the running sync after the current page; finished months stay"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave finops-tui"),
     ]
 
@@ -119,7 +128,9 @@ class FinopsApp(App[ReopenCache | None]):
         self.now = now  # injectable so "synced 3 h ago" is stable in snapshots
         self.demo_end = demo_end  # the demo estate's last day (default: yesterday)
         self.view_state = ViewState()
-        self.tags_version = 0  # bumped by TagsChanged; views loaded before it reload when shown again
+        self.tags_version = 0  # bumped by TagsChanged and synced windows; views loaded before reload when shown
+        self.sync_worker: Worker[None] | None = None
+        self._sync_cancel_asked_at: float | None = None  # when R during a sync asked "press R again to cancel"
         if self.config.theme in self.available_themes:
             self.theme = self.config.theme
 
@@ -128,6 +139,8 @@ class FinopsApp(App[ReopenCache | None]):
             self.set_keymap(self.config.keymap)
         self.add_mode(WELCOME_MODE, self._welcome_screen)
         self.show_view("overview")
+        if self.config.scopes:  # the worker checks whether the cache is old enough (SQL stays off this thread)
+            self.start_sync(manual=False)
 
     @staticmethod
     def _welcome_screen() -> Screen[Any]:
@@ -152,6 +165,8 @@ class FinopsApp(App[ReopenCache | None]):
         return True
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "cancel_sync":  # shown in the footer only while there is a sync to cancel
+            return self.syncing and not self.sync_stopping
         # Views do not switch underneath a dialog: its answer belongs to the view that opened it.
         return not (action == "switch_view" and isinstance(self.screen, ModalScreen))
 
@@ -217,11 +232,89 @@ class FinopsApp(App[ReopenCache | None]):
             for binding_id, (where, binding) in ordered
         ]
 
+    # ----------------------------------------------------------------------------------------------
+    # sync: one thread worker writes through the app's cache; progress and the end arrive as messages
+
+    @property
+    def syncing(self) -> bool:
+        return self.sync_worker is not None and not self.sync_worker.is_finished
+
+    @property
+    def sync_stopping(self) -> bool:
+        return self.syncing and self.sync_worker is not None and self.sync_worker.cancelled_event.is_set()
+
     def action_sync(self) -> None:
-        self.notify(
-            "Syncing from inside the explorer is not available yet: quit (q) and run `finops-tui sync`.",
-            timeout=5,
-        )
+        """Start a sync; during one, ask first and cancel on a second R."""
+        if not self.syncing:
+            self.start_sync(manual=True)
+            return
+        if self.sync_stopping:
+            self.notify("The sync is stopping after the current page.", timeout=4)
+        elif self._sync_cancel_asked_at is not None \
+                and time.monotonic() - self._sync_cancel_asked_at < CANCEL_CONFIRM_SECONDS:
+            self.action_cancel_sync()
+        else:
+            self._sync_cancel_asked_at = time.monotonic()
+            self.notify("A sync is running: press R again (or ctrl+x) to cancel it.", timeout=CANCEL_CONFIRM_SECONDS)
+
+    def action_cancel_sync(self) -> None:
+        if self.sync_worker is None or not self.syncing:
+            return
+        # Not `worker.cancel()`: that marks the worker finished at once while its thread still writes the
+        # window in hand, and a new R could then start a second sync beside it. Setting the event the sync
+        # polls stops it between pages; the worker finishes when the thread really has.
+        self.sync_worker.cancelled_event.set()
+        self._sync_cancel_asked_at = None
+        self.sync_status = "stopping the sync after the current page (finished months stay)…"
+        self.refresh_bindings()
+
+    def start_sync(self, *, manual: bool) -> None:
+        self._sync_cancel_asked_at = None
+        self.sync_worker = self._sync(manual)
+        self.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group=SYNC_GROUP, exit_on_error=False, name=WORKER_NAME)
+    def _sync(self, manual: bool) -> None:
+        # The app quitting cancels its workers, which sets this event too: the thread then stops waiting.
+        run_background_sync(self.cache, self.config, manual=manual, cancel=get_current_worker().cancelled_event,
+                            post=self.post_message, device_code_prompt=self._show_device_code)
+
+    def _show_device_code(self, verification_uri: str, user_code: str, expires_on: Any) -> None:
+        # `[sync] credential = "device-code"`: azure-identity would print the code under the TUI; show it here.
+        self.call_from_thread(self.notify, f"Open {verification_uri} and enter the code {user_code}.",
+                              title="Azure sign-in", timeout=300)
+
+    @on(SyncProgressed)
+    def _sync_progressed(self, message: SyncProgressed) -> None:
+        if self.syncing and not self.sync_stopping:  # once stopping, the line says so until the end
+            self.sync_status = progress_line(message.progress)
+
+    @on(SyncDeclined)
+    def _sync_declined(self, message: SyncDeclined) -> None:
+        self.notify(message.reason, title="Sync", timeout=10)
+
+    @on(SyncFinished)
+    def _sync_finished(self, message: SyncFinished) -> None:
+        if message.result is not None:
+            text, severity = finished_line(message.result)
+            self.notify(text, title="Sync", severity=severity, timeout=10 if severity == "warning" else 6)
+        if message.data_changed:
+            self.show_synced_data()
+
+    def _sync_ended(self) -> None:
+        self.sync_status = ""
+        self._sync_cancel_asked_at = None
+        self.refresh_bindings()
+
+    def show_synced_data(self) -> None:
+        """New windows are in the cache: the view on screen queries again now, the others when next shown."""
+        if self.current_mode == WELCOME_MODE:
+            self.show_loaded_cache()
+            return
+        self.tags_version += 1  # the views' "query again when shown" counter: synced rows bring new tags too
+        data_changed = getattr(self.screen, "data_changed", None)
+        if callable(data_changed):
+            data_changed()
 
     def palette_commands(self, screen: Screen[Any]) -> Iterable[PaletteCommand]:
         """Everything the palette offers on `screen`: its own actions first, then views and app actions."""
@@ -233,7 +326,11 @@ class FinopsApp(App[ReopenCache | None]):
                                  partial(self.action_switch_view, view.mode))
         yield PaletteCommand("Theme…", "Choose a colour theme (remembered in config.toml)", self.action_change_theme)
         yield PaletteCommand("Help: keys", "List the keys of this screen", self.action_help)
-        yield PaletteCommand("Sync now", "Pull fresh cost from Azure", self.action_sync)
+        if self.syncing:
+            yield PaletteCommand("Cancel sync", "Stop the running sync; finished months stay (ctrl+x)",
+                                 self.action_cancel_sync)
+        else:
+            yield PaletteCommand("Sync now", "Pull fresh cost from Azure in the background (R)", self.action_sync)
         yield PaletteCommand("Quit", "Leave finops-tui", self.action_quit)
 
     def watch_theme(self, theme: str) -> None:
@@ -253,6 +350,8 @@ class FinopsApp(App[ReopenCache | None]):
 
     @on(Worker.StateChanged)
     def _app_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self.sync_worker and event.worker.is_finished:
+            self._sync_ended()
         if event.state == WorkerState.ERROR:
             self.report_worker_failure(event.worker)
 

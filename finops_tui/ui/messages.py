@@ -9,6 +9,7 @@ from pathlib import Path
 from textual.message import Message
 
 from finops_tui.report.overview import Overview
+from finops_tui.sync import SyncProgress, SyncResult
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,28 @@ class TagsChanged(Message):
 
     key: str
     resources: int
+
+
+@dataclass
+class SyncProgressed(Message):
+    """The background sync reported progress: a burst collapses into the latest before the app sees it."""
+
+    progress: SyncProgress
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SyncProgressed)
+
+
+@dataclass
+class SyncFinished(Message):
+    """The background sync ended: `result` is None when it raised (the worker reports the error)."""
+
+    result: SyncResult | None
+    data_changed: bool  # a window was written: every view queries again
+
+
+@dataclass
+class SyncDeclined(Message):
+    """The user pressed R on a cache that is not synced (the demo, imports only) or with no scopes set."""
+
+    reason: str

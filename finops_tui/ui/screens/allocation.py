@@ -610,9 +610,7 @@ class AllocationScreen(CostViewScreen):
         if self._loading_timer is not None:
             self._loading_timer.stop()
         tree = self.tree_view
-        if tree.loading:
-            tree.loading = False
-            tree.focus()
+        self.end_loading(tree)
 
     # ----------------------------------------------------------------------------------------------
     # expansions: from memory, from a computation the prefetch already started, or from a new worker

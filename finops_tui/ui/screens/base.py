@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import events, on
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from finops_tui.ui.commands import PaletteCommand
@@ -28,6 +29,27 @@ class FinopsScreen(Screen[None]):
     def on_mount(self) -> None:
         if self.VIEW_TITLE:
             self.sub_title = self.VIEW_TITLE
+
+    def data_changed(self) -> None:
+        """New rows arrived while this screen is shown (a sync finished): query again now, not again on resume."""
+        self._tags_version_seen = self.finops.tags_version
+        reload = getattr(self, "reload", None)
+        if callable(reload):
+            reload()
+
+    def end_loading(self, widget: Widget, focus: Widget | None = None) -> None:
+        """Take `widget` out of its loading state and give focus back (to `focus`, or the widget itself).
+
+        A loading widget gives up focus; the footer only shows the keys of the focused widget again
+        once it is told that the bindings changed.
+        """
+        if not widget.loading:
+            return
+        widget.loading = False
+        target = focus if focus is not None else widget
+        if target.is_attached:
+            target.focus()
+        self.refresh_bindings()
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         """The screen's own actions for the command palette (override)."""

@@ -217,9 +217,7 @@ class OverviewScreen(FinopsScreen):
             self._loading_timer.stop()
         content = self.query_one("#content")
         if content.loading:
-            content.loading = False
-            if self._focus_before_loading is not None and self._focus_before_loading.is_attached:
-                self._focus_before_loading.focus()
+            self.end_loading(content, self._focus_before_loading or content)
             self._focus_before_loading = None
 
     @work(thread=True, exclusive=True, group="overview", exit_on_error=False, name="overview query")

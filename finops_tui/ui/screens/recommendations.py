@@ -365,9 +365,7 @@ class RecommendationsScreen(FinopsScreen):
         if self._loading_timer is not None:
             self._loading_timer.stop()
         rec_list = self.query_one(RecList)
-        if rec_list.loading:
-            rec_list.loading = False
-            rec_list.focus()
+        self.end_loading(rec_list)
 
     def on_screen_resume(self) -> None:
         # Another view may have changed the shared metric or currency meanwhile.

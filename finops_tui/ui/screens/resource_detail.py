@@ -205,9 +205,7 @@ class ResourceDetailScreen(CostViewScreen):
         if self._loading_timer is not None:
             self._loading_timer.stop()
         content = self.query_one("#content")
-        if content.loading:
-            content.loading = False
-            self.query_one(DailyChart).focus()
+        self.end_loading(content, self.query_one(DailyChart))
         request = message.request
         self.period, self.freshness = message.period, message.freshness
         self.known_currencies, self.currency = message.currencies, message.currency

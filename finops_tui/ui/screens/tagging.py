@@ -342,9 +342,7 @@ class TaggingScreen(CostViewScreen):
         if self._loading_timer is not None:
             self._loading_timer.stop()
         table = self.table
-        if table.loading:
-            table.loading = False
-            table.focus()
+        self.end_loading(table)
         request = message.request
         self.period, self.freshness = message.period, message.freshness
         self.known_currencies, self.currency = message.currencies, message.currency

@@ -24,6 +24,7 @@ from finops_tui.ui.formatting import short_path
 from finops_tui.ui.messages import DemoBuilt, FileImported
 from finops_tui.ui.screens.base import FinopsScreen
 from finops_tui.ui.widgets.path_input import PathInput
+from finops_tui.ui.widgets.status_bar import StatusBar
 
 SYNC_COMMAND = "finops-tui sync --scope /subscriptions/<subscription-id>"
 
@@ -107,15 +108,19 @@ class WelcomeScreen(FinopsScreen):
                 yield Static(Content.assemble(
                     "Sync needs the Cost Management Reader role on the scope and a signed-in Azure CLI:\n",
                     Content.styled("  az login\n", "bold $text-success"),
-                    Content.styled(f"  {SYNC_COMMAND}\n", "bold $text-success"),
-                    "Quit first (q): one process owns the cache. Then open finops-tui again.",
+                    f"Then set [sync] scopes in {short_path(paths.config_path())} and press ",
+                    Content.styled("R", "bold $accent"), " here: the sync runs in the background.\n"
+                    "Or headless, after quitting (one process owns the cache):\n",
+                    Content.styled(f"  {SYNC_COMMAND}", "bold $text-success"),
                 ), classes="choice-text")
+        yield StatusBar()
         yield Footer()
 
     def on_mount(self) -> None:
         super().on_mount()
         for indicator in self.query(LoadingIndicator):
             indicator.display = False
+        self.query_one(StatusBar).show("no cost data yet", short_path(self.finops.cache.path))
 
     # demo -----------------------------------------------------------------------------------------
 
@@ -170,7 +175,8 @@ class WelcomeScreen(FinopsScreen):
 
     def action_connect_azure(self) -> None:
         self.query_one("#choice-azure").scroll_visible()
-        self.notify(f"Run `az login`, then `{SYNC_COMMAND}`.", title="Connect Azure", timeout=8)
+        self.notify(f"Run `az login`, then `{SYNC_COMMAND}`, or set [sync] scopes in config.toml and press R.",
+                    title="Connect Azure", timeout=8)
 
     # errors: shown in one line beside the choice that failed --------------------------------------
 

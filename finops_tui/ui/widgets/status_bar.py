@@ -1,4 +1,4 @@
-"""Status bar: data freshness on the left, the cache file in use on the right."""
+"""Status bar: data freshness (or the running sync's progress) on the left, the cache file in use on the right."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from textual.widgets import Label
 
 
 class StatusBar(Horizontal):
-    """One line above the footer: where the numbers come from."""
+    """One line above the footer: where the numbers come from, and how a sync under way is doing."""
 
     DEFAULT_CSS = """
     StatusBar {
@@ -18,13 +18,30 @@ class StatusBar(Horizontal):
         padding: 0 1;
     }
     StatusBar #freshness { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
+    StatusBar #sync { width: 1fr; display: none; color: $text-accent; text-wrap: nowrap; text-overflow: ellipsis; }
     StatusBar #cache-file { width: auto; max-width: 60%; text-align: right; }
     """
 
     def compose(self) -> ComposeResult:
         yield Label("", id="freshness")
+        yield Label("", id="sync")
         yield Label("", id="cache-file")
+
+    def on_mount(self) -> None:
+        # The app owns the one sync line; every screen's bar follows it (hidden screens too, so a view
+        # shown mid-sync is current at once).
+        if hasattr(self.app, "sync_status"):
+            self.watch(self.app, "sync_status", self._show_sync)
 
     def show(self, freshness: str, cache_file: str) -> None:
         self.query_one("#freshness", Label).update(freshness)
         self.query_one("#cache-file", Label).update(f"cache {cache_file}")
+
+    def _show_sync(self, line: str) -> None:
+        """While a sync runs, its progress takes the whole line (throttling waits are at its end); the
+        freshness and the cache file come back, updated, when it ends."""
+        sync = self.query_one("#sync", Label)
+        sync.update(line)
+        sync.display = bool(line)
+        self.query_one("#freshness", Label).display = not line
+        self.query_one("#cache-file", Label).display = not line
