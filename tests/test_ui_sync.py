@@ -23,7 +23,7 @@ from finops_tui.ui.app import WELCOME_MODE, FinopsApp
 from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.sync_worker import progress_line
 from tests import fake_arm
-from tests.fake_arm import MONTHS, SUB, TODAY, FakeArm, install_fake_az, month_total
+from tests.fake_arm import MONTHS, SUB, TODAY, FakeArm, ScriptedResponse, install_fake_az, month_total
 from tests.ui_fixtures import async_test, build_ui_cache, empty_cache_path, opened, screen_text, settle
 
 # Shared fixtures (loopback_only is autouse: no connection beyond 127.0.0.1, today pinned to fake_arm.TODAY).
@@ -68,6 +68,14 @@ async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], what: str
 
 def cents(value: Decimal) -> str:
     return format(value.quantize(Decimal("0.01")), "f")
+
+
+def throttle_reports(arm: FakeArm, match: Callable[[str, str], bool]) -> None:
+    """429 with Cost Management's own retry-after headers (no standard Retry-After) for matching requests."""
+    arm.throttle(1000, match, **{
+        "x-ms-ratelimit-microsoft.costmanagement-clienttype-retry-after": THROTTLE_SECONDS,
+        "x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after": THROTTLE_SECONDS,
+    })
 
 
 def sync_api_calls(arm: FakeArm) -> int:
@@ -130,10 +138,7 @@ async def test_progress_and_throttling_show_then_r_twice_cancels_and_keeps_finis
         return method == "POST" and path.lower().endswith("/generatecostdetailsreport") \
             and len(arm.requests_to("/generateCostDetailsReport", "POST")) > 1
 
-    arm.throttle(1000, after_the_first_report, **{
-        "x-ms-ratelimit-microsoft.costmanagement-clienttype-retry-after": THROTTLE_SECONDS,
-        "x-ms-ratelimit-microsoft.costmanagement-qpu-retry-after": THROTTLE_SECONDS,
-    })
+    throttle_reports(arm, after_the_first_report)
     path = empty_cache_path(tmp_path)
     with opened(path) as cache:
         app = explorer(cache)  # an empty cache with scopes configured: the sync starts on launch
@@ -190,7 +195,9 @@ async def test_launch_syncs_by_itself_only_when_the_cache_is_older_than_max_age(
     with opened(path) as cache:
         fake_arm.sync(arm, cache, months=1, extras=False)
         with cache.cursor() as cur:
-            cur.execute("UPDATE sync_state SET last_success = ?", [clock.now() - dt.timedelta(hours=hours_old)])
+            synced_at = clock.now() - dt.timedelta(hours=hours_old)
+            cur.execute("UPDATE sync_state SET last_success = ?", [synced_at])
+            cur.execute("UPDATE sources SET imported_at = ?", [synced_at])
     calls_before = sync_api_calls(arm)
 
     with opened(path) as cache:
@@ -200,6 +207,30 @@ async def test_launch_syncs_by_itself_only_when_the_cache_is_older_than_max_age(
             assert app.current_mode == "overview"
             synced = any(n.startswith("Synced ") for n in notices(app))
             assert (synced, sync_api_calls(arm) > calls_before) == (starts, starts), notices(app)
+            # The overview on screen queried again after the sync: its freshness line says so.
+            assert ("synced just now" in screen_text(app)) == starts
+
+
+@async_test
+async def test_quitting_mid_sync_stops_it_at_once(
+    arm: FakeArm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_fake_az(tmp_path / "bin", monkeypatch)
+    arm.add_scope(SUB, 5, cost_details="ea")
+    configure(arm)
+    throttle_reports(arm, lambda method, path: path.lower().endswith("/generatecostdetailsreport"))
+    path = empty_cache_path(tmp_path)
+    with opened(path) as cache:
+        app = explorer(cache)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: "throttled, retrying in 30 s" in app.sync_status, "the throttled line")
+            worker = app.sync_worker
+            started = time.monotonic()
+            await pilot.press("q")
+        assert worker is not None and worker.cancelled_event.is_set(), "quitting told the sync thread to stop"
+    assert time.monotonic() - started < 10, "the cache closed without waiting out the throttling"
+    with opened(path) as cache, cache.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM sync_state WHERE status = 'done'").fetchone() == (0,)
 
 
 @pytest.mark.parametrize(
@@ -240,11 +271,34 @@ async def test_not_signed_in_is_one_line_and_the_app_keeps_working(
             errors = [n for n in app._notifications if n.severity == "error"]
             assert [(n.title, n.message) for n in errors] == [("Azure sync failed", NOT_SIGNED_IN)]
             assert app.current_mode == WELCOME_MODE and not app.syncing and app.sync_status == ""
-            assert "no cost data yet" in screen_text(app)
+            assert "has no cost data yet" in screen_text(app)
             await pilot.press("a")  # still at the user's command
             await pilot.pause()
             assert "Connect Azure" in [n.title for n in app._notifications]
     assert arm.requests == []
+
+
+@async_test
+async def test_no_access_to_the_scope_is_one_line_and_nothing_else_changes(
+    arm: FakeArm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_fake_az(tmp_path / "bin", monkeypatch)
+    arm.add_scope(SUB, 5, cost_details="ea")
+    configure(arm)
+    arm.script.append(ScriptedResponse(
+        lambda method, path: "/providers/microsoft.costmanagement/" in path.lower(), 403, {},
+        {"error": {"code": "AuthorizationFailed", "message": "The client does not have authorization\nto read."}},
+        1000,
+    ))
+    with opened(empty_cache_path(tmp_path)) as cache:
+        app = explorer(cache)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            [(severity, notice)] = [(n.severity, n.message) for n in app._notifications]
+            assert severity == "error" and "\n" not in notice
+            assert notice == ("Sync failed: /subscriptions/00000000… 2025-03 actual: "
+                              "HTTP 403 AuthorizationFailed: The client does not have authorization to read.")
+            assert app.current_mode == WELCOME_MODE and not app.syncing
 
 
 def test_progress_line_names_the_window_rows_and_counter() -> None:

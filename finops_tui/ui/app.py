@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -96,7 +96,8 @@ def _view_bindings() -> list[BindingType]:
 class FinopsApp(App[ReopenCache | None]):
     """finops-tui: a keyboard-driven explorer over one open cache."""
 
-    sync_status: reactive[str] = reactive("")  # the running sync's progress line for status bars; "" when idle
+    # The running sync's progress line, "" when idle; status bars watch it (a `var`: the app itself needs no repaint).
+    sync_status = var("")
 
     CSS_PATH = "app.tcss"
     TITLE = "finops-tui"

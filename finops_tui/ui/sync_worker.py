@@ -142,8 +142,10 @@ def finished_line(result: SyncResult) -> tuple[str, SeverityLevel]:
     if result.failures:
         first = result.failures[0]
         more = f" (+{len(result.failures) - 1} more)" if len(result.failures) > 1 else ""
-        return (f"Synced {done}; {len(result.failures)} failed: {short_scope(first.scope)} {first.window:%Y-%m} "
-                f"{first.metric}: {first.error}{more}", "warning")
+        failure = f"{short_scope(first.scope)} {first.window:%Y-%m} {first.metric}: {first.error}{more}"
+        if result.windows_done == 0:
+            return f"Sync failed: {failure}", "error"
+        return f"Synced {done}; {len(result.failures)} failed: {failure}", "warning"
     if result.windows_done == 0 and result.windows_skipped:
         return "Already up to date: nothing to sync.", "information"
     line = f"Synced {done}."

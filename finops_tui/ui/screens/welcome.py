@@ -108,19 +108,17 @@ class WelcomeScreen(FinopsScreen):
                 yield Static(Content.assemble(
                     "Sync needs the Cost Management Reader role on the scope and a signed-in Azure CLI:\n",
                     Content.styled("  az login\n", "bold $text-success"),
-                    f"Then set [sync] scopes in {short_path(paths.config_path())} and press ",
-                    Content.styled("R", "bold $accent"), " here: the sync runs in the background.\n"
-                    "Or headless, after quitting (one process owns the cache):\n",
+                    "Then set [sync] scopes in config.toml and press ", Content.styled("R", "bold $accent"),
+                    " here, or quit and run:\n",
                     Content.styled(f"  {SYNC_COMMAND}", "bold $text-success"),
                 ), classes="choice-text")
-        yield StatusBar()
+        yield StatusBar(only_while_syncing=True)  # the intro already names the cache and its emptiness
         yield Footer()
 
     def on_mount(self) -> None:
         super().on_mount()
         for indicator in self.query(LoadingIndicator):
             indicator.display = False
-        self.query_one(StatusBar).show("no cost data yet", short_path(self.finops.cache.path))
 
     # demo -----------------------------------------------------------------------------------------
 

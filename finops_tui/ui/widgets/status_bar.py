@@ -22,6 +22,10 @@ class StatusBar(Horizontal):
     StatusBar #cache-file { width: auto; max-width: 60%; text-align: right; }
     """
 
+    def __init__(self, *, only_while_syncing: bool = False) -> None:
+        super().__init__()
+        self.only_while_syncing = only_while_syncing  # a screen with nothing else to say here (the welcome)
+
     def compose(self) -> ComposeResult:
         yield Label("", id="freshness")
         yield Label("", id="sync")
@@ -32,6 +36,8 @@ class StatusBar(Horizontal):
         # shown mid-sync is current at once).
         if hasattr(self.app, "sync_status"):
             self.watch(self.app, "sync_status", self._show_sync)
+        elif self.only_while_syncing:
+            self.display = False
 
     def show(self, freshness: str, cache_file: str) -> None:
         self.query_one("#freshness", Label).update(freshness)
@@ -45,3 +51,5 @@ class StatusBar(Horizontal):
         sync.display = bool(line)
         self.query_one("#freshness", Label).display = not line
         self.query_one("#cache-file", Label).display = not line
+        if self.only_while_syncing:
+            self.display = bool(line)
