@@ -235,7 +235,7 @@ async def test_hierarchy_dialog_builds_saves_and_cycles(capsys: pytest.CaptureFi
             await pilot.press("v")
             await settle(pilot)
             assert screen.hierarchy_name == "by-service"
-            assert screen.root_ms and screen.root_ms[-1] < 1000  # from memory or prefetched
+            assert screen.root_ms  # repainted (from memory or prefetched); its speed is a bench/ figure
 
 
 @async_test
@@ -385,7 +385,7 @@ async def test_prefetch_answers_the_next_expansion_from_memory() -> None:
             await pilot.press("l")
             await pilot.pause()
             assert top.children is not None and not screen._expansions  # no query ran for it
-            assert screen.expand_ms and screen.expand_ms[-1] < 100
+            assert screen.expand_ms  # painted; speed is measured in bench/, not asserted here
             await settle(pilot)  # the user reads; the prefetch computes the new level's children
             await pilot.press("l", "l")  # into the subscription, expanded from memory too
             await pilot.pause()
