@@ -110,22 +110,18 @@ def stage_select(expressions: dict[str, str], source: str) -> str:
 def focus_select(stage_table: str, metric: str) -> str:
     """The SELECT mapping staged rows to the `charges` columns (in CHARGE_INSERT_COLUMNS order).
 
-    Everything derived from the resource id alone (name, group, type, subscription) is computed once per
-    distinct id and joined back: a month holds each resource ~30 times, and the regexps dominate otherwise.
+    Everything derived from the resource id alone (name, group, type, subscription, integer key) is computed
+    once per distinct id, in `_sync_ids` (see insert_charges), and joined back: a month holds each resource
+    ~30 times, and the regexps dominate otherwise.
     """
     cost_columns = "n.cost, NULL" if metric == "actual" else "NULL, n.cost"
     return f"""
         WITH ids AS (
-            SELECT resource_id,
-                   nullif(lower(trim(resource_id)), '') AS rid,
-                   _sync_name_from_id(resource_id) AS id_name,
-                   _sync_rg_from_id(resource_id) AS id_group,
-                   _sync_type_from_id(resource_id) AS id_type,
-                   _sync_sub_from_id(resource_id) AS id_sub
-            FROM (SELECT DISTINCT resource_id FROM {stage_table} WHERE resource_id IS NOT NULL)
+            SELECT i.resource_id, i.rid, k.resource_key, i.id_name, i.id_group, i.id_type, i.id_sub
+            FROM _sync_ids i LEFT JOIN resource_keys k ON k.ResourceId = i.rid
         ),
         r AS (
-            SELECT s.*, ids.rid, ids.id_name, ids.id_group,
+            SELECT s.*, ids.rid, ids.resource_key, ids.id_name, ids.id_group,
                    _sync_charge_category(s.charge_type) AS charge_category,
                    nullif(trim(s.benefit_id), '') AS benefit,
                    lower(coalesce(nullif(s.resource_type, ''), ids.id_type)) AS rtype,
@@ -173,7 +169,7 @@ def focus_select(stage_table: str, metric: str) -> str:
             CASE WHEN cardinality(n.tags) > 0 THEN n.tags END,
             coalesce(nullif(n.resource_group, ''), n.id_group),
             nullif(n.meter_category, ''), nullif(n.meter_name, ''),
-            n.usage_date, $source_id
+            n.usage_date, $source_id, n.resource_key
         FROM r AS n
         LEFT JOIN _sync_services se ON se.consumed = lower(n.consumed_service) AND se.rtype = n.rtype
         LEFT JOIN _sync_services_by_type st ON st.rtype = n.rtype
@@ -191,7 +187,7 @@ CHARGE_INSERT_COLUMNS = """
     ResourceId, ResourceName, ResourceType, RegionId, RegionName, AvailabilityZone,
     CommitmentDiscountId, CommitmentDiscountName, CommitmentDiscountStatus, CommitmentDiscountType,
     CommitmentDiscountCategory, SkuId, Tags,
-    x_ResourceGroupName, x_SkuMeterCategory, x_SkuMeterName, x_ChargeDate, source_id"""
+    x_ResourceGroupName, x_SkuMeterCategory, x_SkuMeterName, x_ChargeDate, source_id, x_ResourceKey"""
 
 
 def insert_charges(
@@ -216,6 +212,31 @@ def insert_charges(
         {"start": start, "end": end},
     )
     try:
+        # Everything derived from the resource id alone, once per distinct id; new ids get their integer key
+        # here, numbered exactly as store.sources.assign_resource_keys would (max + row_number by id), so the
+        # rows are written with x_ResourceKey set and finish_window has no UPDATE of the window's rows to do.
+        cur.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _sync_ids AS
+            SELECT resource_id,
+                   nullif(lower(trim(resource_id)), '') AS rid,
+                   _sync_name_from_id(resource_id) AS id_name,
+                   _sync_rg_from_id(resource_id) AS id_group,
+                   _sync_type_from_id(resource_id) AS id_type,
+                   _sync_sub_from_id(resource_id) AS id_sub
+            FROM (SELECT DISTINCT resource_id FROM _sync_stage WHERE resource_id IS NOT NULL)
+            """
+        )
+        cur.execute(
+            """
+            INSERT INTO resource_keys
+            SELECT rid, (SELECT coalesce(max(resource_key), 0) FROM resource_keys)
+                        + row_number() OVER (ORDER BY rid)
+            FROM (SELECT DISTINCT i.rid FROM _sync_ids i
+                  WHERE i.rid IS NOT NULL
+                    AND NOT EXISTS (SELECT 1 FROM resource_keys k WHERE k.ResourceId = i.rid))
+            """
+        )
         cur.execute(
             f"INSERT INTO charges ({CHARGE_INSERT_COLUMNS}) {focus_select('_sync_stage', metric)}",
             {
@@ -228,3 +249,4 @@ def insert_charges(
         )
     finally:
         cur.execute("DROP TABLE IF EXISTS _sync_stage")
+        cur.execute("DROP TABLE IF EXISTS _sync_ids")

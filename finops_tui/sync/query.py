@@ -193,8 +193,20 @@ def parse_page(data: bytes, where: str) -> tuple[tuple[str, ...], str | None, in
     except (ValueError, KeyError, TypeError) as exc:
         raise MalformedResponse(f"{where}: unreadable columns or nextLink ({exc})") from None
     empty = re.match(rb"\s*\]", data[rows_match.end() : rows_match.end() + 16]) is not None
-    approx_rows = 0 if empty else data.count(b"],[") + 1  # only for progress; DuckDB counts exactly
+    approx_rows = 0 if empty else _approx_rows(data, rows_match.end())  # only for progress; DuckDB counts exactly
     return columns, next_link, approx_rows
+
+
+_SAMPLE = 1 << 18
+
+
+def _approx_rows(data: bytes, rows_start: int) -> int:
+    """Rows of a page, for progress only: counted on small pages, extrapolated from the first 256 KB of large
+    ones (counting the separators of a 1.8 MB page took 1 ms, a third of the client's own time per page)."""
+    if len(data) - rows_start <= 2 * _SAMPLE:
+        return data.count(b"],[") + 1
+    sample = data.count(b"],[", rows_start, rows_start + _SAMPLE)
+    return max(1, round(sample * (len(data) - rows_start) / _SAMPLE))
 
 
 def _next_params(next_link: str) -> dict[str, str]:
@@ -263,10 +275,16 @@ def fetch_query(
 
 
 def _read_rows_sql(pages: list[Page]) -> str:
+    """The rows of raw pages, one VARCHAR[] per row (JSON null as NULL; money cast to DECIMAL downstream).
+
+    read_text + json_extract parses each page once, whatever its size or layout. It is 4-5x faster than
+    read_json(format = 'auto', maximum_object_size = 1 GB), which spent most of its time on format detection
+    and on buffers sized for the maximum object (measured: 1.0 s against 4.5 s for 1.55 M rows), and gives
+    the same values (each element cast from JSON to VARCHAR the same way).
+    """
     files = ", ".join("'" + str(p.path).replace("'", "''") + "'" for p in pages)
     return (
-        f"SELECT unnest(properties.rows) AS r FROM read_json([{files}], format = 'auto', "
-        "columns = {'properties': 'STRUCT(\"rows\" VARCHAR[][])'}, maximum_object_size = 1073741824)"
+        f"SELECT unnest(CAST(json_extract(content, '$.properties.rows') AS VARCHAR[][])) AS r FROM read_text([{files}])"
     )
 
 
