@@ -43,7 +43,6 @@ from finops_tui.report.periods import Period
 from finops_tui.report.render import money
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
-from finops_tui.ui.dialogs.period import CUSTOM, CustomPeriodDialog, PeriodDialog
 from finops_tui.ui.formatting import (
     METRIC_LABELS,
     PERIOD_CHOICES,
@@ -54,7 +53,7 @@ from finops_tui.ui.formatting import (
     span_text,
 )
 from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.screens.base import CostScreen
 from finops_tui.ui.widgets.alloc_tree import SORT_MODES, SORT_TITLES, AllocTree, Branch, NodePath
 from finops_tui.ui.widgets.status_bar import StatusBar
 from finops_tui.ui.widgets.view_tabs import ViewTabs
@@ -88,7 +87,7 @@ def level_title(name: str) -> str:
     return name[4:] if name.startswith("tag:") else name.replace("-", " ")
 
 
-class CostViewScreen(FinopsScreen):
+class CostViewScreen(CostScreen):
     """A view of cost for the shared period, metric and currency (`p`, `m`, `c`), reloaded when they change.
 
     Subclasses implement `request_view()` and set `period`, `currency`, `known_currencies` and
@@ -164,33 +163,11 @@ class CostViewScreen(FinopsScreen):
         self.finops.view_state.currency = currency
         self.request_view()
 
-    def action_toggle_metric(self) -> None:
-        self.set_metric("billed" if self.finops.view_state.metric == "effective" else "effective")
+    def shown_period(self) -> Period | None:
+        return self.period
 
-    def action_choose_period(self) -> None:
-        def chosen(spec: str | None) -> None:
-            if spec == CUSTOM:
-                self.ask_custom_period()
-            elif spec:
-                self.set_period(spec)
-
-        self.app.push_screen(PeriodDialog(self.finops.view_state.period), chosen)
-
-    def ask_custom_period(self) -> None:
-        if self.period is not None:
-            start, end = self.period.start, self.period.end
-        else:
-            end = clock.today()
-            start = end.replace(day=1)
-        self.app.push_screen(CustomPeriodDialog(start, end), lambda spec: self.set_period(spec) if spec else None)
-
-    def action_cycle_currency(self) -> None:
-        codes = self.known_currencies
-        if len(codes) <= 1:
-            self.notify(f"Only {codes[0] if codes else 'no'} cost in this period.", timeout=3)
-            return
-        following = codes[(codes.index(self.currency) + 1) % len(codes)] if self.currency in codes else codes[0]
-        self.set_currency(following)
+    def shown_currencies(self) -> tuple[list[str], str | None]:
+        return self.known_currencies, self.currency
 
     def view_palette_commands(self) -> Iterable[PaletteCommand]:
         state = self.finops.view_state

@@ -10,7 +10,10 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
+from finops_tui import clock
+from finops_tui.report.periods import Period
 from finops_tui.ui.commands import PaletteCommand
+from finops_tui.ui.dialogs.period import CUSTOM, CustomPeriodDialog, PeriodDialog
 
 if TYPE_CHECKING:
     from finops_tui.ui.app import FinopsApp
@@ -69,3 +72,57 @@ class FinopsScreen(Screen[None]):
         # Worker.StateChanged does not bubble, so each screen forwards failures to the app's one handler.
         if event.state == WorkerState.ERROR:
             self.finops.report_worker_failure(event.worker)
+
+
+class CostScreen(FinopsScreen):
+    """A view of cost for the shared period, metric and currency: the `p`, `m` and `c` actions.
+
+    Subclasses say what to do when the state changes (`set_period`, `set_metric`, `set_currency`)
+    and what is on screen (`shown_period`, `shown_currencies`).
+    """
+
+    def set_period(self, spec: str) -> None:
+        raise NotImplementedError
+
+    def set_metric(self, metric: str) -> None:
+        raise NotImplementedError
+
+    def set_currency(self, currency: str) -> None:
+        raise NotImplementedError
+
+    def shown_period(self) -> Period | None:
+        """The period whose figures are on screen (None before the first result)."""
+        return None
+
+    def shown_currencies(self) -> tuple[list[str], str | None]:
+        """The billing currencies of the period, and the one in view."""
+        return [], None
+
+    def action_toggle_metric(self) -> None:
+        self.set_metric("billed" if self.finops.view_state.metric == "effective" else "effective")
+
+    def action_choose_period(self) -> None:
+        def chosen(spec: str | None) -> None:
+            if spec == CUSTOM:
+                self.ask_custom_period()
+            elif spec:
+                self.set_period(spec)
+
+        self.app.push_screen(PeriodDialog(self.finops.view_state.period), chosen)
+
+    def ask_custom_period(self) -> None:
+        period = self.shown_period()
+        if period is not None:
+            start, end = period.start, period.end
+        else:
+            end = clock.today()
+            start = end.replace(day=1)
+        self.app.push_screen(CustomPeriodDialog(start, end), lambda spec: self.set_period(spec) if spec else None)
+
+    def action_cycle_currency(self) -> None:
+        codes, current = self.shown_currencies()
+        if len(codes) <= 1:
+            self.notify(f"Only {codes[0] if codes else 'no'} cost in this period.", timeout=3)
+            return
+        following = codes[(codes.index(current) + 1) % len(codes)] if current in codes else codes[0]
+        self.set_currency(following)

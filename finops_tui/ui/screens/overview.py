@@ -22,9 +22,9 @@ from textual.widgets import Footer, Header, Input, Static
 
 from finops_tui import clock
 from finops_tui.report.overview import BreakdownRow, Overview
+from finops_tui.report.periods import Period
 from finops_tui.report.render import change_percent, money, percent
 from finops_tui.ui.commands import PaletteCommand
-from finops_tui.ui.dialogs.period import CUSTOM, CustomPeriodDialog, PeriodDialog
 from finops_tui.ui.formatting import (
     METRIC_LABELS,
     METRIC_SHORT,
@@ -43,7 +43,7 @@ from finops_tui.ui.messages import (
     SliceChosen,
 )
 from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.screens.base import CostScreen
 from finops_tui.ui.screens.overview_data import (
     CurrencyView,
     EmptyCache,
@@ -70,7 +70,7 @@ class FilterInput(Input):
     """The `/` filter over the tables' names; `esc` clears it."""
 
 
-class OverviewScreen(FinopsScreen):
+class OverviewScreen(CostScreen):
     """Where the money goes, for one period, metric and currency."""
 
     VIEW_TITLE = "Overview"
@@ -455,37 +455,13 @@ class OverviewScreen(FinopsScreen):
         if self.overview is not None:
             self._show_currency()
 
-    def action_toggle_metric(self) -> None:
-        self.set_metric("billed" if self.finops.view_state.metric == "effective" else "effective")
+    def shown_period(self) -> Period | None:
+        return self.overview.period if self.overview is not None else None
 
-    def action_choose_period(self) -> None:
-        def chosen(spec: str | None) -> None:
-            if spec == CUSTOM:
-                self._ask_custom_period()
-            elif spec:
-                self.set_period(spec)
-
-        self.app.push_screen(PeriodDialog(self.finops.view_state.period), chosen)
-
-    def _ask_custom_period(self) -> None:
-        if self.overview is not None:
-            start, end = self.overview.period.start, self.overview.period.end
-        else:
-            end = clock.today()
-            start = end.replace(day=1)
-        self.app.push_screen(CustomPeriodDialog(start, end), lambda spec: self.set_period(spec) if spec else None)
-
-    def action_cycle_currency(self) -> None:
+    def shown_currencies(self) -> tuple[list[str], str | None]:
         if self.overview is None:
-            return
-        codes = [t.currency for t in self.overview.totals]
-        if len(codes) <= 1:
-            only = codes[0] if codes else "no"
-            self.notify(f"Only {only} cost in this period.", timeout=3)
-            return
-        current = self.view.currency if self.view else None
-        following = codes[(codes.index(current) + 1) % len(codes)] if current in codes else codes[0]
-        self.set_currency(following)
+            return [], None
+        return [t.currency for t in self.overview.totals], self.view.currency if self.view else None
 
     def action_filter(self) -> None:
         field = self.query_one(FilterInput)
@@ -542,7 +518,7 @@ class OverviewScreen(FinopsScreen):
         state = self.finops.view_state
         for spec, label in PERIOD_CHOICES:
             yield PaletteCommand(f"Period: {label}", f"Show {label.lower()}", partial(self.set_period, spec))
-        yield PaletteCommand("Period: custom range…", "Pick START and END (END exclusive)", self._ask_custom_period)
+        yield PaletteCommand("Period: custom range…", "Pick START and END (END exclusive)", self.ask_custom_period)
         other = "billed" if state.metric == "effective" else "effective"
         yield PaletteCommand(f"Metric: {METRIC_LABELS[other]}", "Switch the cost metric",
                              lambda: self.set_metric(other))
