@@ -261,12 +261,12 @@ async def test_help_lists_the_active_keys() -> None:
             assert isinstance(app.screen, HelpDialog)
             table = app.screen.query_one(DataTable)
             rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-            keys = {(row[0], row[1], row[3]) for row in rows}
+            keys = {(row[0], row[1], row[2]) for row in rows}  # keys, action, id
             assert {("m", "Metric", "overview.metric"), ("p", "Period", "overview.period"),
                     ("c", "Currency", "overview.currency"), ("q", "Quit", "app.quit"),
                     ("?", "Help", "app.help")} <= keys
             assert ("⏎", "Open slice", "table.open") in keys, "the focused table's keys too"
-            assert any("amortized" in row[2] for row in rows), "tooltips explain each key"
+            assert any("amortized" in row[3] for row in rows), "tooltips explain each key"
             assert [row[0] for row in rows if not row[1]] == ["Overview", "Tables", "App"], "grouped, screen first"
             await pilot.press("escape")
             await pilot.pause()

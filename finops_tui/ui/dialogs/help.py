@@ -56,13 +56,14 @@ class HelpDialog(ModalScreen[None]):
         with Vertical() as box:
             box.border_title = f"Keys: {self._title}"
             table: DataTable[str | Text] = DataTable(cursor_type="none", zebra_stripes=False)
-            table.add_columns("Keys", "Action", "What it does", "Id")
+            # The id (what config.toml remaps) comes before the long description, which may be clipped.
+            table.add_columns("Keys", "Action", "Id", "What it does")
             where = None
             for row in self._rows:
                 if row.where != where:
                     where = row.where
                     table.add_row(Text(where, style="bold underline"), "", "", "")
-                table.add_row(Text(row.keys, style="bold"), row.action, row.detail, Text(row.binding_id, style="dim"))
+                table.add_row(Text(row.keys, style="bold"), row.action, Text(row.binding_id, style="dim"), row.detail)
             yield table
             yield Label('Remap a key in config.toml under [keys] by its id, e.g. "overview.metric" = "M". '
                         "esc closes.", classes="hint", markup=False)
