@@ -13,13 +13,12 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from finops_tui.allocation.queue import QueueGroup, QueueItem, QueueSubscription, UnallocatedQueue
 from finops_tui.report.render import money
 from finops_tui.ui.formatting import truncate
+from finops_tui.ui.widgets.cursor_list import CursorList
 
 ZERO = Decimal(0)
 ItemFilter = Callable[[QueueSubscription, QueueGroup, QueueItem], bool]
@@ -57,7 +56,7 @@ def short_type(resource_type: str | None) -> str:
     return (resource_type or "").rsplit("/", 1)[-1]
 
 
-class QueueTable(ScrollView, can_focus=True):
+class QueueTable(CursorList):
     """`space` marks, shift+↑/↓ marks a range, `a` marks the resource group; `enter` opens the resource."""
 
     HELP_GROUP = "Queue"
@@ -100,8 +99,6 @@ class QueueTable(ScrollView, can_focus=True):
     QueueTable > .queue-table--muted { color: $text-muted; }
     QueueTable > .queue-table--value { color: $text-success; }
     """
-
-    cursor_row: reactive[int] = reactive(0)
 
     @dataclass
     class MarksChanged(Message):
@@ -248,6 +245,10 @@ class QueueTable(ScrollView, can_focus=True):
         self._strips.clear()
         self.refresh()
         self._marks_changed()
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
 
     def action_toggle_mark(self) -> None:
         row = self.cursor
@@ -423,24 +424,6 @@ class QueueTable(ScrollView, can_focus=True):
     def on_blur(self) -> None:
         self._strips.clear()
         self.refresh()
-
-    def action_cursor_down(self) -> None:
-        self.cursor_row = min(self.cursor_row + 1, max(0, len(self.rows) - 1))
-
-    def action_cursor_up(self) -> None:
-        self.cursor_row = max(self.cursor_row - 1, 0)
-
-    def action_first_row(self) -> None:
-        self.cursor_row = 0
-
-    def action_last_row(self) -> None:
-        self.cursor_row = max(0, len(self.rows) - 1)
-
-    def action_page_down(self) -> None:
-        self.cursor_row = min(self.cursor_row + max(1, self.size.height - 2), max(0, len(self.rows) - 1))
-
-    def action_page_up(self) -> None:
-        self.cursor_row = max(self.cursor_row - max(1, self.size.height - 2), 0)
 
     def action_open_row(self) -> None:
         item = self.cursor_item

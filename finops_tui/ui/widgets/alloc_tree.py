@@ -20,14 +20,13 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from finops_tui.report.allocation import Node, apportion
 from finops_tui.report.render import cents, change_percent, money
 from finops_tui.ui.formatting import change_styles, truncate
 from finops_tui.ui.widgets.alloc_sparkline import sparkline
+from finops_tui.ui.widgets.cursor_list import CursorList
 
 Step = tuple[str, str | None]
 NodePath = tuple[Step, ...]
@@ -132,7 +131,7 @@ class _Restore:
     cursor: NodePath | None = None
 
 
-class AllocTree(ScrollView, can_focus=True):
+class AllocTree(CursorList):
     """The allocation tree: `enter` drills in, `l`/`h` expand and collapse, `j`/`k`/`g`/`G` move."""
 
     HELP_GROUP = "Tree"
@@ -171,8 +170,6 @@ class AllocTree(ScrollView, can_focus=True):
     AllocTree > .alloc-tree--spark { color: $primary-lighten-1; }
     AllocTree > .alloc-tree--glyph { color: $text-muted; }
     """
-
-    cursor_row: reactive[int] = reactive(0)
 
     @dataclass
     class ChildrenWanted(Message):
@@ -575,29 +572,13 @@ class AllocTree(ScrollView, can_focus=True):
     def _user_moved(self) -> None:
         self._restore.cursor = None  # the user took over: a reload no longer moves the cursor
 
-    def action_cursor_down(self) -> None:
-        self._user_moved()
-        self.cursor_row = min(self.cursor_row + 1, max(0, len(self.rows) - 1))
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
 
-    def action_cursor_up(self) -> None:
+    def move_cursor_to(self, row: int) -> None:
         self._user_moved()
-        self.cursor_row = max(self.cursor_row - 1, 0)
-
-    def action_first_row(self) -> None:
-        self._user_moved()
-        self.cursor_row = 0
-
-    def action_last_row(self) -> None:
-        self._user_moved()
-        self.cursor_row = max(0, len(self.rows) - 1)
-
-    def action_page_down(self) -> None:
-        self._user_moved()
-        self.cursor_row = min(self.cursor_row + max(1, self.size.height - 2), max(0, len(self.rows) - 1))
-
-    def action_page_up(self) -> None:
-        self._user_moved()
-        self.cursor_row = max(self.cursor_row - max(1, self.size.height - 2), 0)
+        super().move_cursor_to(row)
 
     def action_expand(self) -> None:
         branch = self.cursor_branch

@@ -13,8 +13,6 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
-from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -22,6 +20,7 @@ from finops_tui.report.overview import BreakdownRow
 from finops_tui.report.render import money
 from finops_tui.ui.formatting import change_cells, change_styles, money_cell, truncate
 from finops_tui.ui.messages import SliceChosen
+from finops_tui.ui.widgets.cursor_list import CursorList
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class TableShape:
     name_width: int = 36
 
 
-class CostTable(ScrollView, can_focus=True):
+class CostTable(CursorList):
     """Ranked cost rows of one dimension (`kind="breakdown"`) or the largest increases (`kind="movers"`).
 
     A Line API widget rather than a DataTable: its lines are cached strips, where DataTable's per-cell
@@ -63,8 +62,6 @@ class CostTable(ScrollView, can_focus=True):
     CostTable > .cost-table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
     CostTable > .cost-table--empty { color: $text-muted; text-style: italic; }
     """
-
-    cursor_row: reactive[int] = reactive(0)
 
     def __init__(self, dimension: str, title: str, *, kind: str = "breakdown", id: str | None = None) -> None:
         super().__init__(id=id)
@@ -192,23 +189,9 @@ class CostTable(ScrollView, can_focus=True):
 
     # keys and mouse -------------------------------------------------------------------------------
 
-    def action_cursor_down(self) -> None:
-        self.cursor_row = min(self.cursor_row + 1, max(0, len(self._body) - 1))
-
-    def action_cursor_up(self) -> None:
-        self.cursor_row = max(self.cursor_row - 1, 0)
-
-    def action_first_row(self) -> None:
-        self.cursor_row = 0
-
-    def action_last_row(self) -> None:
-        self.cursor_row = max(0, len(self._body) - 1)
-
-    def action_page_down(self) -> None:
-        self.cursor_row = min(self.cursor_row + max(1, self.size.height - 2), max(0, len(self._body) - 1))
-
-    def action_page_up(self) -> None:
-        self.cursor_row = max(self.cursor_row - max(1, self.size.height - 2), 0)
+    @property
+    def row_count(self) -> int:
+        return len(self._body)
 
     def action_open_row(self) -> None:
         if 0 <= self.cursor_row < len(self.rows_shown):

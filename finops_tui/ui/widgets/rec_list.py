@@ -16,14 +16,13 @@ from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import reactive
-from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from finops_tui.recommend import Recommendation
 from finops_tui.recommend.generators import KIND_TITLES
 from finops_tui.report.render import money
 from finops_tui.ui.formatting import truncate
+from finops_tui.ui.widgets.cursor_list import CursorList
 
 MIN_TITLE_WIDTH = 72  # below this the kind column is dropped: titles say what the finding is
 STATE_WORDS = {"dismissed": "dismissed", "snoozed": "snoozed", "noted": "note"}
@@ -41,7 +40,7 @@ class Column:
     right: bool = False
 
 
-class RecList(ScrollView, can_focus=True):
+class RecList(CursorList):
     """Findings in rank order; the cursor row is the one the detail pane shows."""
 
     HELP_GROUP = "List"
@@ -74,8 +73,6 @@ class RecList(ScrollView, can_focus=True):
     RecList > .rec-list--hidden { color: $text-disabled; }
     RecList > .rec-list--muted { color: $text-muted; }
     """
-
-    cursor_row: reactive[int] = reactive(0)
 
     @dataclass
     class Highlighted(Message):
@@ -219,26 +216,9 @@ class RecList(ScrollView, can_focus=True):
 
     # keys and mouse -------------------------------------------------------------------------------
 
-    def _last(self) -> int:
-        return max(0, len(self.recommendations) - 1)
-
-    def action_cursor_down(self) -> None:
-        self.cursor_row = min(self.cursor_row + 1, self._last())
-
-    def action_cursor_up(self) -> None:
-        self.cursor_row = max(self.cursor_row - 1, 0)
-
-    def action_first_row(self) -> None:
-        self.cursor_row = 0
-
-    def action_last_row(self) -> None:
-        self.cursor_row = self._last()
-
-    def action_page_down(self) -> None:
-        self.cursor_row = min(self.cursor_row + max(1, self.size.height - 2), self._last())
-
-    def action_page_up(self) -> None:
-        self.cursor_row = max(self.cursor_row - max(1, self.size.height - 2), 0)
+    @property
+    def row_count(self) -> int:
+        return len(self.recommendations)
 
     def action_choose(self) -> None:
         rec = self.current
