@@ -22,6 +22,7 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.message import Message
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
@@ -94,6 +95,8 @@ class CostViewScreen(CostScreen):
     `shown_state` when their data arrives.
     """
 
+    QUERY_GROUP: ClassVar[str] = ""  # the worker group of the screen's main query
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("p", "choose_period", "Period", id="view.period",
                 tooltip="Month to date, last month, 30/90 days, all, custom (shared by every view)"),
@@ -112,6 +115,9 @@ class CostViewScreen(CostScreen):
         self.shown_state: tuple[str, str, str | None] | None = None  # (period, metric, currency) asked for
         self.requested_state: tuple[str, str, str | None] | None = None
         self._stopped_while_hidden = False
+        self.query_gate = QueryGate()  # runs the screen's main query (worker group QUERY_GROUP)
+        self._pending: object | None = None  # the main query's request while it runs
+        self._loading_timer: Timer | None = None
 
     @property
     def narrow(self) -> bool:
@@ -129,9 +135,42 @@ class CostViewScreen(CostScreen):
         """The data changed (tags edited elsewhere): query again."""
         self.request_view()
 
+    def loading_target(self) -> Widget:
+        """The widget that shows the loading state while the main query runs (override)."""
+        raise NotImplementedError
+
+    def begin_query(self, request: object) -> None:
+        """`request` supersedes the running main query, which stops; slow answers show a loading state.
+
+        The caller starts its worker (group QUERY_GROUP, through `query_gate`) right after.
+        """
+        self.requested_state = self.state_key()
+        self.workers.cancel_group(self, self.QUERY_GROUP)
+        self.query_gate.interrupt_cancelled()
+        self._pending = request
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
+
+    def end_query(self, focus: Widget | None = None) -> None:
+        """The main query's answer arrived: leave the loading state, focus back on `focus`."""
+        self._pending = None
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        self.end_loading(self.loading_target(), focus)
+
+    def _show_loading(self) -> None:
+        if self._pending is not None:
+            self.loading_target().loading = True
+
     def cancel_pending(self) -> bool:
-        """Stop queries still running for this screen; True if one was stopped (override)."""
-        return False
+        """Stop the main query if it still runs; True if one was stopped."""
+        if self._pending is None:
+            return False
+        self.workers.cancel_group(self, self.QUERY_GROUP)
+        self.query_gate.interrupt_cancelled()
+        self._pending = None
+        return True
 
     def on_screen_suspend(self) -> None:
         # Hidden: whatever is still loading would only slow the view the user went to. Load it on return.
@@ -367,6 +406,7 @@ class AllocationScreen(CostViewScreen):
     """Where the money goes, level by level: team › subscription › resource group › resource by default."""
 
     VIEW_TITLE = "Allocation"
+    QUERY_GROUP = "alloc-root"
     # Class-level so tests and benchmarks can switch them off before the screen exists.
     prefetch_enabled: ClassVar[bool] = True
     result_cache_size: ClassVar[int] = RESULT_CACHE_SIZE
@@ -414,7 +454,6 @@ class AllocationScreen(CostViewScreen):
         self.root_painted_at = 0.0  # time.monotonic() of the last painted top level, for benchmarks
         self._results = ResultCache(self.result_cache_size)
         self._currency_lists: dict[tuple[Period, str], list[str]] = {}
-        self._root_gate = QueryGate()
         self._expand_gate = QueryGate()
         self._prefetch_gate = QueryGate()
         self._plan = PrefetchPlan()
@@ -423,9 +462,7 @@ class AllocationScreen(CostViewScreen):
         self._generation = 0
         self._data_version = 0
         self._period_day: dt.date | None = None
-        self._pending: TreeRequest | None = None
         self._requested_at = 0.0
-        self._loading_timer: Timer | None = None
         self._pending_slice: NodePath | None = None
         self._filter_level: NodePath = ()
         self._open_dialog_when_keys_load = False
@@ -481,7 +518,7 @@ class AllocationScreen(CostViewScreen):
                               state.metric, state.currency, keep_state)
         self.requested_state = (state.period, state.metric, state.currency)
         self._requested_at = _now()
-        for group, gate in (("alloc-root", self._root_gate), ("alloc-expand", self._expand_gate),
+        for group, gate in (("alloc-root", self.query_gate), ("alloc-expand", self._expand_gate),
                             ("alloc-prefetch", self._prefetch_gate)):
             self.workers.cancel_group(self, group)
             gate.interrupt_cancelled()
@@ -527,7 +564,7 @@ class AllocationScreen(CostViewScreen):
             }
             return TreeLoaded(request, period, fresh, codes, currency, nodes, folded)
 
-        result = self._root_gate.run(self.finops.cache, query)
+        result = self.query_gate.run(self.finops.cache, query)
         if result is not None:
             self.post_message(result)
 
@@ -546,8 +583,7 @@ class AllocationScreen(CostViewScreen):
 
     def _show_tree(self, loaded: TreeLoaded) -> None:
         request = loaded.request
-        self._pending = None
-        self._hide_loading()
+        self.end_query()
         self.period, self.freshness = loaded.period, loaded.freshness
         self.known_currencies, self.currency = loaded.currencies, loaded.currency
         self.shown_state = (request.period, request.metric, request.currency)
@@ -572,22 +608,10 @@ class AllocationScreen(CostViewScreen):
     def cancel_pending(self) -> bool:
         self.workers.cancel_group(self, "alloc-prefetch")
         self._prefetch_gate.interrupt_cancelled()
-        if self._pending is None:
-            return False
-        self.workers.cancel_group(self, "alloc-root")
-        self._root_gate.interrupt_cancelled()
-        self._pending = None
-        return True
+        return super().cancel_pending()
 
-    def _show_loading(self) -> None:
-        if self._pending is not None:
-            self.tree_view.loading = True
-
-    def _hide_loading(self) -> None:
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        tree = self.tree_view
-        self.end_loading(tree)
+    def loading_target(self) -> Widget:
+        return self.tree_view
 
     # ----------------------------------------------------------------------------------------------
     # expansions: from memory, from a computation the prefetch already started, or from a new worker

@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
-from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Header, Static
 
 from finops_tui.report.allocation import ResourceDetail, currencies, resource_detail, tag_values
@@ -29,8 +29,7 @@ from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.formatting import truncate
 from finops_tui.ui.messages import TagsChanged
-from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.allocation import LOADING_DELAY, CostViewScreen, pick_currency
+from finops_tui.ui.screens.allocation import CostViewScreen, pick_currency
 from finops_tui.ui.screens.tagging import TagsApplied, apply_assignments, describe_applied
 from finops_tui.ui.widgets.daily_chart import DailyChart
 from finops_tui.ui.widgets.status_bar import StatusBar
@@ -73,6 +72,7 @@ class ResourceDetailScreen(CostViewScreen):
     """Pushed over the tree (or the queue): `esc` goes back; `t` tags this resource."""
 
     VIEW_TITLE = "Resource"
+    QUERY_GROUP = "resource-detail"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="resource.back", tooltip="Back to where you came from"),
@@ -117,10 +117,7 @@ class ResourceDetailScreen(CostViewScreen):
         self.root = root
         self.detail: ResourceDetail | None = None
         self.values: list[str] = []
-        self._gate = QueryGate()
         self._serial = 0
-        self._pending: DetailRequest | None = None
-        self._loading_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
@@ -163,14 +160,8 @@ class ResourceDetailScreen(CostViewScreen):
         self._serial += 1
         request = DetailRequest(self._serial, self.resource_id, state.period, state.metric, state.currency,
                                 self.finops.config.team_key)
-        self.requested_state = (state.period, state.metric, state.currency)
-        self.workers.cancel_group(self, "resource-detail")
-        self._gate.interrupt_cancelled()
-        self._pending = request
+        self.begin_query(request)
         self._load(request)
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
 
     @work(thread=True, exclusive=True, group="resource-detail", exit_on_error=False, name="resource query")
     def _load(self, request: DetailRequest) -> None:
@@ -181,31 +172,18 @@ class ResourceDetailScreen(CostViewScreen):
             detail = resource_detail(cur, request.resource_id, period, request.metric, currency)
             return DetailLoaded(request, period, fresh, codes, currency, detail, tag_values(cur, request.team_key))
 
-        result = self._gate.run(self.finops.cache, query)
+        result = self.query_gate.run(self.finops.cache, query)
         if result is not None:
             self.post_message(result)
 
-    def cancel_pending(self) -> bool:
-        if self._pending is None:
-            return False
-        self.workers.cancel_group(self, "resource-detail")
-        self._gate.interrupt_cancelled()
-        self._pending = None
-        return True
-
-    def _show_loading(self) -> None:
-        if self._pending is not None:
-            self.query_one("#content").loading = True
+    def loading_target(self) -> Widget:
+        return self.query_one("#content")
 
     @on(DetailLoaded)
     def _loaded(self, message: DetailLoaded) -> None:
         if message.request.serial != self._serial:
             return
-        self._pending = None
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        content = self.query_one("#content")
-        self.end_loading(content, self.query_one(DailyChart))
+        self.end_query(self.query_one(DailyChart))
         request = message.request
         self.period, self.freshness = message.period, message.freshness
         self.known_currencies, self.currency = message.currencies, message.currency

@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.content import Content
 from textual.message import Message
-from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input, Static
 
 from finops_tui.allocation import journal
@@ -37,7 +37,7 @@ from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.messages import TagsChanged
 from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.allocation import LOADING_DELAY, CostViewScreen, FilterInput, level_title, pick_currency
+from finops_tui.ui.screens.allocation import CostViewScreen, FilterInput, level_title, pick_currency
 from finops_tui.ui.widgets.alloc_queue import ItemFilter, QueueTable
 from finops_tui.ui.widgets.status_bar import StatusBar
 from finops_tui.ui.widgets.view_tabs import ViewTabs
@@ -208,6 +208,7 @@ class TaggingScreen(CostViewScreen):
     """What to tag next: the resources without a value for one tag key, the costliest first."""
 
     VIEW_TITLE = "Tagging"
+    QUERY_GROUP = "tagging-queue"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("t", "tag", "Tag", id="tagging.tag", tooltip="Set the key's value on the marked resources"),
@@ -249,10 +250,7 @@ class TaggingScreen(CostViewScreen):
         self.pending_pushes = 0
         self.filter_text = ""
         self.tag_key_coverage: list[TagKeyCoverage] | None = None
-        self._gate = QueryGate()
         self._serial = 0
-        self._pending: QueueRequest | None = None
-        self._loading_timer: Timer | None = None
         self._marked_count = 0
         self._marked_cost = ZERO
         self._keep_marks = False
@@ -304,14 +302,8 @@ class TaggingScreen(CostViewScreen):
         state = self.finops.view_state
         self._serial += 1
         request = QueueRequest(self._serial, self.key, state.period, state.metric, state.currency)
-        self.requested_state = (state.period, state.metric, state.currency)
-        self.workers.cancel_group(self, "tagging-queue")
-        self._gate.interrupt_cancelled()
-        self._pending = request
+        self.begin_query(request)
         self._load(request)
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
 
     def reload(self) -> None:
         self._keep_marks = True  # tags changed elsewhere: keep the marks of resources still unallocated
@@ -330,7 +322,7 @@ class TaggingScreen(CostViewScreen):
             pending = len(journal.pending_edits(cur))
             return QueueLoaded(request, period, fresh, codes, currency, queue, values, total, pending)
 
-        result = self._gate.run(self.finops.cache, query)
+        result = self.query_gate.run(self.finops.cache, query)
         if result is not None:
             self.post_message(result)
 
@@ -338,11 +330,8 @@ class TaggingScreen(CostViewScreen):
     def _queue_loaded(self, message: QueueLoaded) -> None:
         if message.request.serial != self._serial:
             return
-        self._pending = None
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
+        self.end_query()
         table = self.table
-        self.end_loading(table)
         request = message.request
         self.period, self.freshness = message.period, message.freshness
         self.known_currencies, self.currency = message.currencies, message.currency
@@ -354,17 +343,8 @@ class TaggingScreen(CostViewScreen):
         self._show_bars()
         self.show_status()
 
-    def cancel_pending(self) -> bool:
-        if self._pending is None:
-            return False
-        self.workers.cancel_group(self, "tagging-queue")
-        self._gate.interrupt_cancelled()
-        self._pending = None
-        return True
-
-    def _show_loading(self) -> None:
-        if self._pending is not None:
-            self.table.loading = True
+    def loading_target(self) -> Widget:
+        return self.table
 
     # ----------------------------------------------------------------------------------------------
     # bars
