@@ -89,21 +89,29 @@ def discard_source(cur: duckdb.DuckDBPyConnection, source_id: int) -> None:
     cur.execute("DELETE FROM sources WHERE source_id = ?", [source_id])
 
 
-def assign_resource_keys(cur: duckdb.DuckDBPyConnection, source_id: int | None = None) -> None:
-    """Give new resource ids an integer key and stamp it on rows that lack one (of one source, or all)."""
-    rows = "c.x_ResourceKey IS NULL" + (" AND c.source_id = $id" if source_id is not None else "")
-    params = {"id": source_id} if source_id is not None else {}
+def register_resource_ids(cur: duckdb.DuckDBPyConnection, ids_sql: str, params: object = None) -> None:
+    """Give the lower-cased resource ids that `ids_sql` selects (one column) an integer key if they lack one.
+
+    Keys continue from the largest one, in id order, so the numbering does not depend on the writer.
+    """
     cur.execute(
         f"""
         INSERT INTO resource_keys
         SELECT ResourceId, (SELECT coalesce(max(resource_key), 0) FROM resource_keys)
                            + row_number() OVER (ORDER BY ResourceId)
-        FROM (SELECT DISTINCT c.ResourceId FROM charges c
-              WHERE {rows} AND c.ResourceId IS NOT NULL
-                AND NOT EXISTS (SELECT 1 FROM resource_keys k WHERE k.ResourceId = c.ResourceId))
+        FROM (SELECT DISTINCT n.ResourceId FROM ({ids_sql}) AS n(ResourceId)
+              WHERE n.ResourceId IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM resource_keys k WHERE k.ResourceId = n.ResourceId))
         """,
         params,
     )
+
+
+def assign_resource_keys(cur: duckdb.DuckDBPyConnection, source_id: int | None = None) -> None:
+    """Give new resource ids an integer key and stamp it on rows that lack one (of one source, or all)."""
+    rows = "c.x_ResourceKey IS NULL" + (" AND c.source_id = $id" if source_id is not None else "")
+    params = {"id": source_id} if source_id is not None else {}
+    register_resource_ids(cur, f"SELECT c.ResourceId FROM charges c WHERE {rows}", params)
     cur.execute(
         f"""
         UPDATE charges SET x_ResourceKey = k.resource_key FROM resource_keys k

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import duckdb
 
+from finops_tui.store.sources import register_resource_ids
+
 # The staging shape both paths produce (a SELECT with exactly these column names; missing ones are NULL).
 STAGE_COLUMNS: list[tuple[str, str]] = [
     ("usage_date", "DATE"),
@@ -213,8 +215,7 @@ def insert_charges(
     )
     try:
         # Everything derived from the resource id alone, once per distinct id; new ids get their integer key
-        # here, numbered exactly as store.sources.assign_resource_keys would (max + row_number by id), so the
-        # rows are written with x_ResourceKey set and finish_window has no UPDATE of the window's rows to do.
+        # here, so rows are written with x_ResourceKey set and finish_window has no UPDATE of them to do.
         cur.execute(
             """
             CREATE OR REPLACE TEMP TABLE _sync_ids AS
@@ -227,16 +228,7 @@ def insert_charges(
             FROM (SELECT DISTINCT resource_id FROM _sync_stage WHERE resource_id IS NOT NULL)
             """
         )
-        cur.execute(
-            """
-            INSERT INTO resource_keys
-            SELECT rid, (SELECT coalesce(max(resource_key), 0) FROM resource_keys)
-                        + row_number() OVER (ORDER BY rid)
-            FROM (SELECT DISTINCT i.rid FROM _sync_ids i
-                  WHERE i.rid IS NOT NULL
-                    AND NOT EXISTS (SELECT 1 FROM resource_keys k WHERE k.ResourceId = i.rid))
-            """
-        )
+        register_resource_ids(cur, "SELECT rid FROM _sync_ids")
         cur.execute(
             f"INSERT INTO charges ({CHARGE_INSERT_COLUMNS}) {focus_select('_sync_stage', metric)}",
             {
