@@ -114,8 +114,7 @@ def test_precedence_manual_then_provider_then_rule(cache: Cache) -> None:
     apply_tags(cache, [PAY_1, TAGGED], "team", "checkout")
     assert _team(cache)[PAY_1] == "checkout (manual)" and _team(cache)[TAGGED] == "checkout (manual)"
     # A full rebuild (as after an import) gives the same answer: edits and rules live beside the facts.
-    with cache.cursor() as cur:
-        reapply_rules(cur)
+    reapply_rules(cache)
     assert _team(cache) == {PAY_1: "checkout (manual)", PAY_2: "payments (rule)", TAGGED: "checkout (manual)"}
 
 
@@ -125,8 +124,7 @@ def test_first_matching_rule_wins_and_rules_see_other_tags(cache: Cache) -> None
     save_rule(Rule({"team": "search"}, service="*search*"))
     save_rule(Rule({"team": "platform"}, resource_type="microsoft.compute/*", subscription="Subscription S2"))
     save_rule(Rule({"team": "never"}, resource_name="kv"))
-    with cache.cursor() as cur:
-        reapply_rules(cur)
+    reapply_rules(cache)
     assert _team(cache) == {
         PAY_2: "billing (rule)", PAY_1: "payments (rule)", SEARCH: "search (rule)", TAGGED: "data (provider)",
         SHARED: "platform (rule)",  # rule 4 matched first (subscription by name, ARM type from the id)
@@ -140,8 +138,7 @@ def test_first_matching_rule_wins_and_rules_see_other_tags(cache: Cache) -> None
 
 def test_a_removed_tag_is_not_refilled_by_a_rule(cache: Cache) -> None:
     save_rule(Rule({"team": "payments"}, resource_group="rg-payments-*"))
-    with cache.cursor() as cur:
-        reapply_rules(cur)
+    reapply_rules(cache)
     apply_tags(cache, [PAY_1], "team", None)
     assert PAY_1 not in _team(cache)
 
@@ -150,8 +147,8 @@ def test_rule_allocations_and_the_tree(cache: Cache) -> None:
     save_rule(Rule({"team": "payments", "env": "prod"}, name="payments", resource_group="rg-payments-*"))
     save_rule(Rule({"team": "unused"}, resource_group="rg-nothing"))
     period = parse_period("30d", today=TODAY, data_end=END)
+    reapply_rules(cache)
     with cache.cursor() as cur:
-        reapply_rules(cur)
         spend = rule_allocations(cur, period)
         nodes = {n.label: n.cost for n in children(cur, ["tag:team"], [], period)}
     # The rule fills team on two resources and env on three (the provider already says team=data on one).

@@ -25,11 +25,14 @@ from tests.allocation_data import END, TODAY, Charge, load, rid
 from tests.fake_tags_arm import FakeCredential, FakeTagsArm, forbid_non_loopback
 
 DAY = END - dt.timedelta(days=1)
-API = rid("s1", "rg-Pay", "api")
-DB = rid("s1", "rg-Pay", "db")
-GONE = rid("s1", "rg-Pay", "gone")
-LOCKED = rid("s2", "rg-locked", "vault")
-ARM_API = "/subscriptions/s1/resourceGroups/rg-Pay/providers/microsoft.compute/virtualmachines/API"
+# Subscriptions are GUIDs: a push sends only full ARM resource ids.
+S1 = "11111111-1111-4111-8111-111111111111"
+S2 = "22222222-2222-4222-8222-222222222222"
+API = rid(S1, "rg-Pay", "api")
+DB = rid(S1, "rg-Pay", "db")
+GONE = rid(S1, "rg-Pay", "gone")
+LOCKED = rid(S2, "rg-locked", "vault")
+ARM_API = f"/subscriptions/{S1}/resourceGroups/rg-Pay/providers/microsoft.compute/virtualmachines/API"
 
 
 @pytest.fixture(autouse=True)
@@ -55,6 +58,8 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         Charge(DAY, GONE, Decimal("2.00"), rg="rg-Pay", name="gone"),
         Charge(DAY, LOCKED, Decimal("1.00"), rg="rg-locked", name="vault", tags={"Team": "sec"}),
     ]).close()
+    with open_cache(path) as cache, cache.write() as cur:
+        cur.execute("UPDATE sources SET kind = 'sync-query'")  # only synced resources are pushed
     return path
 
 

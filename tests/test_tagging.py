@@ -188,7 +188,7 @@ def test_an_import_keeps_the_edits(cache_path: Path) -> None:
     with open_cache(cache_path) as opened:
         apply_tags(opened, [DB], "team", "payments")
         expected = _teams(opened)
-        with opened.transaction() as cur:
+        with opened.write() as cur:
             refresh_derived(cur)
         assert _teams(opened) == expected
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import duckdb
 
 from finops_tui import clock
+from finops_tui.allocation.arm_ids import printable
 from finops_tui.allocation.effective import rebuild_resource_tags
+from finops_tui.allocation.tag_limits import TagLimitError, check_tag, count_problem
 from finops_tui.errors import UserError
 from finops_tui.store import Cache
-
-Target = Cache | duckdb.DuckDBPyConnection
 
 # Edits still to send to Azure: never sent, or sent and refused (the reason is in push_error).
 UNSENT_STATUSES = ("pending", "failed")
@@ -63,24 +62,8 @@ def normalise_key(key: str) -> str:
     return cleaned
 
 
-@contextmanager
-def write_transaction(target: Target) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A Cache opens its own cursor and transaction; a cursor (not already in a transaction) gets one."""
-    if isinstance(target, Cache):
-        with target.transaction() as cur:
-            yield cur
-        return
-    target.execute("BEGIN TRANSACTION")
-    try:
-        yield target
-    except BaseException:
-        target.execute("ROLLBACK")
-        raise
-    target.execute("COMMIT")
-
-
 def apply_tags(
-    target: Target,
+    cache: Cache,
     resource_ids: Collection[str],
     key: str,
     value: str | None,
@@ -100,6 +83,8 @@ def apply_tags(
     value = value.strip() if value is not None else None
     if value == "":
         raise UserError(f"{key}=: give a value, e.g. {key}=payments")
+    if value is not None:  # a removal stays local: even a key Azure set itself may be removed here
+        check_tag(key, value)
     ids = sorted({r.strip().lower() for r in resource_ids if r and r.strip()})
     if not ids:
         return None
@@ -108,13 +93,15 @@ def apply_tags(
 
         fold_case = load_config().fold_key_case
     status = "pending" if push and value is not None else "local"
-    with write_transaction(target) as cur:
+    with cache.write() as cur:
         unknown = cur.execute(
             "SELECT id FROM unnest(?::VARCHAR[]) u(id) WHERE id NOT IN (SELECT ResourceId FROM resources) LIMIT 1",
             [ids],
         ).fetchone()
         if unknown:
-            raise UserError(f"{unknown[0]}: no such resource in the cache")
+            raise UserError(f"{printable(unknown[0])}: no such resource in the cache")
+        if status == "pending":
+            _check_tag_count(cur, ids, key)
         row = cur.execute("SELECT coalesce(max(batch_id), 0) + 1 FROM tag_edits").fetchone()
         batch_id = int(row[0]) if row else 1
         inserted = cur.execute(
@@ -139,6 +126,34 @@ def apply_tags(
     return batch_id
 
 
+def _check_tag_count(cur: duckdb.DuckDBPyConnection, ids: list[str], key: str) -> None:
+    """Refuse an edit that would give a resource more tags than Azure allows once pushed.
+
+    Counted as Azure would see it after the push: the resource's own tags, the keys of its live edits
+    that are to be sent or were sent, and `key`; keys differing only in case count once (ARM folds them).
+    """
+    row = cur.execute(
+        """
+        WITH keys AS (
+            SELECT r.ResourceId, lower(unnest(map_keys(r.Tags))) AS k FROM resources r
+            WHERE r.Tags IS NOT NULL AND r.ResourceId IN (SELECT unnest($ids::VARCHAR[]))
+            UNION
+            SELECT e.ResourceId, e.tag_key FROM tag_edits e
+            WHERE e.ResourceId IN (SELECT unnest($ids::VARCHAR[])) AND e.edit_id IN (
+                SELECT max(edit_id) FROM tag_edits WHERE NOT undone GROUP BY ResourceId, tag_key)
+              AND e.new_value IS NOT NULL AND e.push_status <> 'local'
+            UNION
+            SELECT unnest($ids::VARCHAR[]), $key
+        )
+        SELECT ResourceId, count(*) AS n FROM keys GROUP BY 1 ORDER BY n DESC, 1 LIMIT 1
+        """,
+        {"ids": ids, "key": key},
+    ).fetchone()
+    problem = count_problem(int(row[1])) if row else None
+    if row is not None and problem is not None:
+        raise TagLimitError(f"{printable(row[0])}: {key} not set: {problem}")
+
+
 def _batch(cur: duckdb.DuckDBPyConnection, batch_id: int) -> TagBatch:
     row = cur.execute(
         "SELECT any_value(tag_key), any_value(new_value), count(*), min(created_at) FROM tag_edits WHERE batch_id = ?",
@@ -160,13 +175,13 @@ def _set_undone(cur: duckdb.DuckDBPyConnection, batch_id: int, undone: bool, fol
     return _batch(cur, batch_id)
 
 
-def undo(target: Target, *, fold_case: bool | None = None) -> TagBatch | None:
+def undo(cache: Cache, *, fold_case: bool | None = None) -> TagBatch | None:
     """Undo the last live batch (its resources get back what they had); None when there is nothing to undo.
 
     A batch already merged into Azure cannot be undone here: set the tag again instead, so the cache
     and Azure never silently disagree.
     """
-    with write_transaction(target) as cur:
+    with cache.write() as cur:
         row = cur.execute(
             "SELECT max(batch_id) FROM tag_edits WHERE NOT undone"
         ).fetchone()
@@ -184,9 +199,9 @@ def undo(target: Target, *, fold_case: bool | None = None) -> TagBatch | None:
         return _set_undone(cur, batch_id, True, fold_case)
 
 
-def redo(target: Target, *, fold_case: bool | None = None) -> TagBatch | None:
+def redo(cache: Cache, *, fold_case: bool | None = None) -> TagBatch | None:
     """Redo the most recently undone batch, unless a new batch was applied since (as in an editor)."""
-    with write_transaction(target) as cur:
+    with cache.write() as cur:
         row = cur.execute(
             """
             SELECT min(batch_id) FROM tag_edits

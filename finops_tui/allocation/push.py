@@ -7,15 +7,22 @@ import email.utils
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import duckdb
 
 from finops_tui import clock
-from finops_tui.allocation.arm_ids import arm_resource_id
-from finops_tui.errors import AzureError
+from finops_tui.allocation.arm_ids import (
+    InvalidResourceId,
+    ResourceId,
+    arm_resource_id,
+    parse_resource_id,
+    printable,
+    resource_id_problem,
+)
+from finops_tui.allocation.tag_limits import count_problem, tag_problem
+from finops_tui.errors import AzureError, UserError
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -24,6 +31,14 @@ TAGS_API_VERSION = "2021-04-01"
 MAX_ATTEMPTS = 5  # per resource, throttling and transient server errors included
 MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After leaves the edit pending rather than hang the push
 _TRANSIENT = {500, 502, 503, 504}
+# sources.kind of windows a sync wrote (sync-query, sync-cost-details) and of the demo estate; the
+# explorer's sync applies the same rule before it syncs into a cache (ui/sync_worker.plan_sync).
+SYNCED_KIND_PREFIX = "sync"
+DEMO_KIND = "demo"
+DEMO_REFUSAL = ("this is the demo estate: its resources are made up, so tag edits stay local "
+                "(`finops-tui tags export` writes them out)")
+IMPORTED_REFUSAL = ("it came from imported files, not from a sync of Azure: only resources that `finops-tui sync` "
+                    "brought in are pushed (`finops-tui tags export` writes the edits for your own pipeline)")
 
 
 @dataclass(frozen=True)
@@ -36,6 +51,13 @@ class PushItem:
     tags: dict[str, str]  # key as spelled on the resource (or most often in the estate) -> value
     edit_ids: tuple[int, ...]  # every unsent edit this merge settles, superseded ones included
     last_error: str | None = None  # why the previous attempt failed, if it did
+    invalid: str | None = None  # why Azure must never get this merge (a malformed id, tags past Azure's limits)
+    not_pushable: str | None = None  # why push refuses it (demo estate, imported files, not a full ARM id)
+
+    @property
+    def refusal(self) -> str | None:
+        """Why this merge is not sent (None: it may be), for one line."""
+        return self.invalid or self.not_pushable
 
     @property
     def body(self) -> dict[str, Any]:
@@ -69,7 +91,8 @@ def preview(cur: duckdb.DuckDBPyConnection) -> list[PushItem]:
 
     Only the latest edit of each (resource, key) counts; if it is local-only or removes the tag,
     nothing is sent for that key. Keys are spelled as the resource already spells them in Azure
-    (`Team`), else as most resources in the estate do, else in canonical lower case.
+    (`Team`), else as most resources in the estate do, else in canonical lower case. Items that push
+    would refuse carry the reason (`refusal`, see `check_items`); they are listed, never sent.
     """
     rows = cur.execute(
         """
@@ -111,12 +134,77 @@ def preview(cur: duckdb.DuckDBPyConnection) -> list[PushItem]:
             )
         else:
             items.append(PushItem(rid, arm_resource_id(rid, rg, name), name, {spelled: value}, tuple(edit_ids), error))
-    return items
+    return check_items(cur, items)
 
 
-def tags_url(endpoint_url: str, arm_id: str) -> str:
+def check_items(cur: duckdb.DuckDBPyConnection, items: Sequence[PushItem]) -> list[PushItem]:
+    """The items with `invalid` and `not_pushable` set from the cache, whatever they carried before.
+
+    Invalid: the id is no provider's resource id, or a tag breaks Azure's limits (length, characters,
+    reserved prefixes, 50 tags per resource counting those it has). Not pushable: the resource did not
+    come from a sync of Azure (the demo estate, imported files: their ids prove nothing about your
+    tenant), or its id is not a full ARM resource id. These are the rules the sync applies too.
+    """
+    if not items:
+        return []
+    ids = [item.resource_id for item in items]
+    demo = cur.execute("SELECT count(*) FROM sources WHERE kind = ?", [DEMO_KIND]).fetchone()
+    synced = {
+        rid for (rid,) in cur.execute(
+            "SELECT DISTINCT c.ResourceId FROM charges c JOIN sources s ON s.source_id = c.source_id "
+            "WHERE c.ResourceId IN (SELECT unnest(?::VARCHAR[])) AND starts_with(s.kind, ?)",
+            [ids, SYNCED_KIND_PREFIX],
+        ).fetchall()
+    }
+    own_keys = {
+        rid: {str(k).lower() for k in keys or []} for rid, keys in cur.execute(
+            "SELECT ResourceId, map_keys(Tags) FROM resources WHERE ResourceId IN (SELECT unnest(?::VARCHAR[]))",
+            [ids],
+        ).fetchall()
+    }
+    checked = []
+    for item in items:
+        invalid = _invalid(item, own_keys.get(item.resource_id, set()))
+        if demo and demo[0]:
+            not_pushable: str | None = DEMO_REFUSAL
+        elif item.resource_id not in synced:
+            not_pushable = IMPORTED_REFUSAL
+        else:
+            not_pushable = None
+            try:
+                parse_resource_id(item.arm_id)
+            except InvalidResourceId as exc:
+                not_pushable = f"not a full Azure resource id: {exc}"
+        checked.append(replace(item, invalid=invalid, not_pushable=not_pushable))
+    return checked
+
+
+def _invalid(item: PushItem, own_keys: set[str]) -> str | None:
+    problem = resource_id_problem(item.resource_id)
+    if problem is not None:
+        return f"not a resource id: {problem}"
+    for key, value in item.tags.items():
+        problem = tag_problem(key, value)
+        if problem is not None:
+            return f"tag {printable(key)}: {problem}"
+    return count_problem(len(own_keys | {key.lower() for key in item.tags}))
+
+
+def refusal_line(refused: Sequence[PushItem], *, sendable: int) -> str:
+    """One line on the items that are not sent: `nothing can be pushed: …` or `N resource(s) not sent: …`."""
+    head = "nothing can be pushed" if not sendable else f"{len(refused):,} resource(s) not sent"
+    reasons = list(dict.fromkeys(item.refusal for item in refused))
+    if len(reasons) == 1 and len(refused) > 1:
+        return f"{head}: {reasons[0]}"
+    first = refused[0]
+    more = f" (and {len(refused) - 1:,} more)" if len(refused) > 1 else ""
+    return f"{head}: {printable(first.arm_id)}: {first.refusal}{more}"
+
+
+def tags_url(endpoint_url: str, resource: ResourceId) -> str:
+    """The Tags API URL of a parsed resource id: its path can name that resource only."""
     return (
-        f"{endpoint_url.rstrip('/')}{quote(arm_id, safe='/-._~()!*:@,;+=$&')}"
+        f"{endpoint_url.rstrip('/')}{resource.url_path()}"
         f"/providers/Microsoft.Resources/tags/default?api-version={TAGS_API_VERSION}"
     )
 
@@ -170,6 +258,10 @@ def push(
     re-run retries it. An auth failure or an unreachable endpoint stops the push (AzureError); what
     was sent before stays recorded. `endpoint` follows `--arm-endpoint`: https, or http on loopback.
 
+    Every item is checked against the cache first (`check_items`): if any would be refused, nothing
+    is sent (UserError); callers pass only the items whose `refusal` is None. Each URL is built from
+    the parsed id, never from the text.
+
     From a UI worker: `cancelled=lambda: worker.is_cancelled` stops before the next resource, and
     `sleep=worker.cancelled_event.wait` cuts a throttling wait short (the rest stays pending).
     """
@@ -178,6 +270,11 @@ def push(
 
     from finops_tui.sync.azure import NOT_SIGNED_IN, parse_endpoint
 
+    checked = check_items(cur, items)
+    refused = next((item for item in checked if item.refusal is not None), None)
+    if refused is not None:
+        raise UserError(f"{printable(refused.arm_id)}: not sent: {refused.refusal}; nothing was sent")
+    resources = {item.resource_id: parse_resource_id(item.arm_id) for item in checked}
     target = parse_endpoint(endpoint)
     client = client or make_tags_client(credential, target.url, target.allow_http)
     report = PushReport()
@@ -189,7 +286,7 @@ def push(
             if attempts and cancelled is not None and cancelled():
                 return report  # stopped during a wait: this item stays pending, untouched
             attempts += 1
-            request = HttpRequest("PATCH", tags_url(target.url, item.arm_id), json=item.body)
+            request = HttpRequest("PATCH", tags_url(target.url, resources[item.resource_id]), json=item.body)
             try:
                 response = client.send_request(request)
             except ClientAuthenticationError as exc:

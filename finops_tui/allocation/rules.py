@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -14,6 +13,8 @@ from typing import Any
 import duckdb
 
 from finops_tui import paths
+from finops_tui.allocation.arm_ids import control_character
+from finops_tui.allocation.tag_limits import tag_problem
 from finops_tui.errors import UserError
 from finops_tui.report.periods import Period
 from finops_tui.store import Cache
@@ -64,13 +65,12 @@ def rules_path() -> Path:
 
 def load_rules(path: Path | None = None) -> list[Rule]:
     """Read rules.toml in order; no file means no rules, a broken one a clear error naming the rule."""
+    from finops_tui.config import read_toml
+
     path = path or rules_path()
-    if not path.exists():
+    data = read_toml(path)
+    if data is None:
         return []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not valid TOML ({exc}); fix or delete the file") from None
     tables = data.get("rule", [])
     if not isinstance(tables, list):
         raise UserError(f"{path}: rules are [[rule]] tables (an array of tables)")
@@ -96,15 +96,26 @@ def _parse_rule(path: Path, index: int, table: Any) -> Rule:
         if value is not None and not isinstance(value, str):
             raise UserError(f"{where}: {name} must be a string")
         fields[name] = value
+    if fields["name"] and fields["name"].strip():
+        where = f"{where} ({_shown_name(fields['name'].strip())})"
     set_tags = {str(k).strip().lower(): str(v).strip() for k, v in sets.items()}
     if any(not k or not v for k, v in set_tags.items()):
         raise UserError(f"{where}: tag keys and values in `set` must not be empty")
+    for key, value in set_tags.items():
+        problem = tag_problem(key, value)
+        if problem is not None:
+            raise UserError(f"{where}: tag {key!r}: {problem}")
     return Rule(
         set_tags=set_tags, tags={str(k).strip().lower(): str(v) for k, v in tags.items()}, index=index,
         name=fields["name"], subscription=fields["subscription"], resource_group=fields["resource_group"],
         resource_type=fields["resource_type"], service=fields["service"], resource_name=fields["resource_name"],
         region=fields["region"],
     )
+
+
+def _shown_name(name: str) -> str:
+    """A rule's name for a message: as written, unless quoting is needed to show it safely."""
+    return repr(name) if control_character(name) is not None or len(name) > 60 else name
 
 
 def _toml_string(value: str) -> str:
@@ -151,17 +162,16 @@ def save_rule(rule: Rule, path: Path | None = None) -> Rule:
     return saved[-1]
 
 
-def reapply_rules(target: Cache | duckdb.DuckDBPyConnection) -> None:
-    """Recompute every effective tag after rules.toml changed, in one transaction (readers never see half).
+def reapply_rules(cache: Cache) -> None:
+    """Recompute every effective tag after rules.toml changed, in one write (readers never see half).
 
-    `target` is a Cache, or a cursor not already in a transaction. A few thousand resources: milliseconds.
+    A few thousand resources: milliseconds.
     """
     from finops_tui.allocation.effective import rebuild_resource_tags
-    from finops_tui.allocation.journal import write_transaction
     from finops_tui.config import load_config
 
     fold_case = load_config().fold_key_case
-    with write_transaction(target) as cur:
+    with cache.write() as cur:
         rebuild_resource_tags(cur, fold_case=fold_case)
 
 

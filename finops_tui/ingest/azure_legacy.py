@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import re
 
+from finops_tui.allocation.arm_ids import LOOSE_EXPECTED as RESOURCE_ID_EXPECTED
 from finops_tui.ingest import lookups
 from finops_tui.ingest.currencies import ISO_4217_CODES
 from finops_tui.ingest.files import SourceFile
@@ -149,9 +150,9 @@ def build_mapping(source: SourceFile, metric: str | None) -> Mapping:
     ref = {name: b.ref(spelled) for name, spelled in col.items()}
     mca = is_mca(source)
 
-    b.parsed("ChargePeriodStart", col["date"], _parse_date, _DATE_EXPECTED, required=True)
-    b.parsed("BillingPeriodStart", col["billing_period_start"], _parse_date, _DATE_EXPECTED)
-    b.parsed("billing_period_end", col["billing_period_end"], _parse_date, _DATE_EXPECTED)
+    b.parsed("ChargePeriodStart", col["date"], _parse_date, _DATE_EXPECTED, required=True, date_range=True)
+    b.parsed("BillingPeriodStart", col["billing_period_start"], _parse_date, _DATE_EXPECTED, date_range=True)
+    b.parsed("billing_period_end", col["billing_period_end"], _parse_date, _DATE_EXPECTED, date_range=True)
     b.parsed("cost", col["cost"], parse_money, _MONEY_EXPECTED, required=True)
     b.parsed("quantity", col["quantity"], parse_number, "a number")
     for name in ("unit_price", "payg_price", "payg_cost"):
@@ -232,6 +233,11 @@ def build_mapping(source: SourceFile, metric: str | None) -> Mapping:
         if col[logical]:
             kind = "zone" if column == "AvailabilityZone" else "not-a-number"
             b.check_values(ValueCheck(column, col[logical] or column, "a name, not a number or date", kind))
+
+    if col["resource_id"]:
+        # Checked on distinct values, under the charges column's name (see importer._invalid_values).
+        b.value("ResourceId", f"lower({ref['resource_id']})")
+        b.check_values(ValueCheck("ResourceId", col["resource_id"], RESOURCE_ID_EXPECTED, "resource-id"))
 
     joins = (
         f"LEFT JOIN {lookups.SERVICES_BY_PAIR} sp ON sp.consumed_service = src._consumed_service "

@@ -75,9 +75,10 @@ def read_rejects(cur: duckdb.DuckDBPyConnection, rejects_table: str) -> list[Str
     ).fetchone()
     if not exists or not exists[0]:
         return []
+    # A whole-line error (LINE SIZE OVER MAXIMUM) has no column; it comes first, and arg_min skips NULL keys.
     rows = cur.execute(
-        f"SELECT line - 1 AS data_row, arg_min(error_type, column_idx) FROM {quote_ident(rejects_table)} "
-        f"GROUP BY ALL ORDER BY data_row"
+        f"SELECT line - 1 AS data_row, arg_min(error_type, coalesce(column_idx, -1)) "
+        f"FROM {quote_ident(rejects_table)} GROUP BY ALL ORDER BY data_row"
     ).fetchall()
     return [StructuralReject(int(row), str(kind)) for row, kind in rows]
 
@@ -123,12 +124,19 @@ def find_bad_rows(
     if not checks:
         return BadRowReport()
     flags = ", ".join(f"CASE WHEN coalesce({c.failed_sql}, false) THEN {i} END" for i, c in enumerate(checks))
+    fields = list(dict.fromkeys(c.field for c in checks))
+    # A field with several checks (parses, then is required) counts a row once, however many it fails.
+    field_flags = ", ".join(
+        f"CASE WHEN coalesce({c.failed_sql}, false) THEN {fields.index(c.field)} END" for c in checks
+    )
     raws = ", ".join(f"CAST({c.raw_sql} AS VARCHAR)" for c in checks)
     inner = mapping.inner_select(source.reader_sql(row_numbers=True), extra="src._row AS _row")
     cur.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _finops_bad_rows AS
-        SELECT _row, list_filter([{flags}], lambda f: f IS NOT NULL) AS failed, [{raws}] AS raws
+        SELECT _row, list_filter([{flags}], lambda f: f IS NOT NULL) AS failed,
+               list_distinct(list_filter([{field_flags}], lambda f: f IS NOT NULL)) AS failed_fields,
+               [{raws}] AS raws
         FROM ({inner}) AS typed
         WHERE {mapping.any_failed_sql(checks)}
         """
@@ -136,9 +144,9 @@ def find_bad_rows(
     total_row = cur.execute("SELECT count(*) FROM _finops_bad_rows").fetchone()
     report = BadRowReport(total=int(total_row[0]) if total_row else 0)
     for index, count in cur.execute(
-        "SELECT f, count(*) FROM (SELECT unnest(failed) AS f FROM _finops_bad_rows) GROUP BY f"
+        "SELECT f, count(*) FROM (SELECT unnest(failed_fields) AS f FROM _finops_bad_rows) GROUP BY f"
     ).fetchall():
-        name = checks[int(index)].field
+        name = fields[int(index)]
         report.by_field[name] = report.by_field.get(name, 0) + int(count)
     # Rows the reader rejected are not numbered by row_number(); put them back to get file rows.
     for row, failed, raws in cur.execute(

@@ -6,6 +6,7 @@ import csv
 import gzip
 import hashlib
 import io
+import re
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,11 @@ from finops_tui.errors import UserError
 from finops_tui.ingest.mapping import NULL_SPELLINGS, quote_ident, quote_literal, sql_list
 
 _HEAD_BYTES = 1 << 20  # enough for a header and a few hundred rows, to sniff and estimate
+# DuckDB's CSV reader drops a line longer than its buffer (32 MB) without a word, even with a rejects table
+# (2.0.1); a line that long spans at least one whole aligned block of this size, which then has no newline.
+_LONG_LINE_BLOCK = 16 << 20
+_NEWLINE_PROBE = 64 << 10
+_GLOB_CHARACTERS = re.compile(r"([*?\[])")
 _FINGERPRINT_BYTES = 1 << 20
 _PARQUET_MAGIC = b"PAR1"
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -37,15 +43,27 @@ class SourceFile:
     delimiter: str = ","
     estimated_rows: int | None = None
     first_row: dict[str, str] = field(default_factory=dict)  # first data row of a CSV, for version hints
+    twins: dict[str, tuple[str, ...]] = field(default_factory=dict)  # lower-cased name -> its spellings, when 2+
+    head_has_rows: bool = False  # a CSV's first MB holds something after the header line
 
     @property
     def name(self) -> str:
         return self.path.name
 
     def column(self, *candidates: str) -> str | None:
-        """The file's spelling of the first candidate present, matching names case-insensitively."""
+        """The file's spelling of the first candidate present, matching names case-insensitively.
+
+        A candidate the header spells twice (`BilledCost` and `billedcost`) is refused: which one holds
+        the cost cannot be told, and picking one would import the other's values silently.
+        """
         by_lower = {c.lower(): c for c in self.columns}
         for candidate in candidates:
+            spellings = self.twins.get(candidate.lower())
+            if spellings:
+                raise UserError(
+                    f"{self.name}: the header has the column {candidate} twice ({', '.join(spellings)}); "
+                    "which one to import cannot be told: remove or rename one of them and import the file again"
+                )
             found = by_lower.get(candidate.lower())
             if found is not None:
                 return found
@@ -79,7 +97,7 @@ class SourceFile:
 
     def reader_sql(self, *, rejects_table: str | None = None, row_numbers: bool = False) -> str:
         """The DuckDB table function reading this file; `_row` is the 1-based data row when asked for."""
-        path = quote_literal(str(self.path))
+        path = duckdb_path(self.path)
         if self.format == "parquet":
             if row_numbers:
                 return (
@@ -115,6 +133,16 @@ class SourceFile:
         return reader
 
 
+def duckdb_path(path: Path) -> str:
+    """`path` as a DuckDB string literal naming exactly that file.
+
+    DuckDB's readers take a glob: `x[1].csv` would read `x1.csv`, `*.csv` every file beside it. Each glob
+    character is escaped as a one-character class (`[[]`, `[*]`, `[?]`), and the path is made absolute so
+    that nothing in it reads as a URL scheme or a home directory.
+    """
+    return quote_literal(_GLOB_CHARACTERS.sub(r"[\1]", str(path.absolute())))
+
+
 def inspect(path: Path) -> SourceFile:
     """Format, header and size of `path`, or a UserError saying why it cannot be a cost file."""
     if not path.exists():
@@ -146,9 +174,11 @@ def _fingerprint(path: Path, size: int) -> str:
 
 def _inspect_parquet(path: Path, size: int, fingerprint: str) -> SourceFile:
     con = duckdb.connect()
+    literal = duckdb_path(path)
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({quote_literal(str(path))})").fetchall()
-        row = con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({quote_literal(str(path))})").fetchone()
+        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({literal})").fetchall()
+        row = con.execute(f"SELECT sum(num_rows) FROM parquet_file_metadata({literal})").fetchone()
+        schema = con.execute(f"SELECT name, num_children FROM parquet_schema({literal})").fetchall()
     except duckdb.Error as exc:
         reason = str(exc).splitlines()[0]
         raise UserError(
@@ -159,7 +189,26 @@ def _inspect_parquet(path: Path, size: int, fingerprint: str) -> SourceFile:
     columns = tuple(str(name) for name, *_ in described)
     types = {str(name): str(kind) for name, kind, *_ in described}
     rows = int(row[0]) if row and row[0] is not None else None
-    return SourceFile(path, "parquet", "none", columns, types, size, fingerprint, estimated_rows=rows)
+    # DuckDB renames a repeated column (`billedcost_1`); the file's own names show the repeat.
+    twins = _twins(_top_level_names(schema))
+    return SourceFile(path, "parquet", "none", columns, types, size, fingerprint, estimated_rows=rows, twins=twins)
+
+
+def _top_level_names(schema: list[tuple[object, object]]) -> list[str]:
+    """The top-level column names of a Parquet schema listed depth-first (root first, as parquet_schema gives it)."""
+    names: list[str] = []
+    pending = [int(str(schema[0][1] or 0))] if schema else []  # children still to read at each depth
+    for name, children in schema[1:]:
+        while pending and pending[-1] == 0:
+            pending.pop()
+        if not pending:
+            break
+        if len(pending) == 1:
+            names.append(str(name))
+        pending[-1] -= 1
+        if children:
+            pending.append(int(str(children)))
+    return names
 
 
 def _inspect_csv(path: Path, size: int, fingerprint: str, compression: str) -> SourceFile:
@@ -171,6 +220,11 @@ def _inspect_csv(path: Path, size: int, fingerprint: str, compression: str) -> S
     text = head.decode("utf-8", errors="replace")
     if text.startswith(_UTF8_BOM):
         text = text[1:]
+    if len(head) >= _HEAD_BYTES and "\n" not in text and "\r" not in text:
+        raise UserError(
+            f"{path.name}: the first line is longer than 1 MB, not the header of a cost file (a header is a few KB); "
+            "check that the file is a CSV cost export"
+        )
     first_line = text.split("\n", 1)[0]
     delimiter = _sniff_delimiter(first_line)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
@@ -179,6 +233,7 @@ def _inspect_csv(path: Path, size: int, fingerprint: str, compression: str) -> S
     except (StopIteration, csv.Error):
         raise UserError(f"{path.name}: no header line, not a cost file; export the cost data again") from None
     columns = _unique_names(header)
+    twins = _twins([name.strip() for name in header])
     first_row: dict[str, str] = {}
     try:
         values = next(reader)
@@ -192,8 +247,63 @@ def _inspect_csv(path: Path, size: int, fingerprint: str, compression: str) -> S
         estimated = max(data_lines + (0 if text.endswith("\n") else 1), 0) if first_row else 0
     elif data_lines > 0:
         estimated = int(size * ratio / (len(head) / data_lines))
+    if compression == "none":
+        _refuse_long_lines(path, size)
     types = dict.fromkeys(columns, "VARCHAR")
-    return SourceFile(path, "csv", compression, columns, types, size, fingerprint, delimiter, estimated, first_row)
+    after_header = re.split(r"\r\n|\n|\r", text, maxsplit=1)[1:]
+    return SourceFile(
+        path, "csv", compression, columns, types, size, fingerprint, delimiter, estimated, first_row, twins,
+        head_has_rows=bool(after_header and after_header[0].strip()),
+    )
+
+
+def lone_carriage_return_row(source: SourceFile) -> int | None:
+    """The data row holding a carriage return outside quotes in a file whose lines end in LF, if any.
+
+    Only called once DuckDB has refused the file, to say where: reads it once, line by line, keeping
+    track of quotes so that a CR inside a quoted field (valid CSV) is not taken for one.
+    """
+    opener = gzip.open if source.compression == "gzip" else open
+    row, inside_quotes = 0, False  # row 0 is the header
+    try:
+        with opener(source.path, "rb") as handle:
+            for line in handle:
+                body = line.removesuffix(b"\n").removesuffix(b"\r")
+                start = 0
+                while (cr := body.find(b"\r", start)) >= 0:
+                    if not (inside_quotes ^ (body.count(b'"', 0, cr) % 2 == 1)):
+                        return max(row, 1)
+                    start = cr + 1
+                if body.count(b'"') % 2:
+                    inside_quotes = not inside_quotes
+                if not inside_quotes:
+                    row += 1
+    except (OSError, EOFError, zlib.error):
+        return None  # the file ends early: the caller says the CSV does not parse
+    return None
+
+
+def _refuse_long_lines(path: Path, size: int) -> None:
+    """Refuse a plain CSV holding a line too long for DuckDB to read (it would drop that row silently).
+
+    Cheap: one short read at the start of each 16 MB block, looking for a newline; only a block
+    with none is read further. A gzip file cannot be probed without inflating it all; its
+    one-huge-line case is caught after loading, when it yields no rows at all.
+    """
+    with path.open("rb") as handle:
+        for start in range(0, size, _LONG_LINE_BLOCK):
+            handle.seek(start)
+            scanned = 0
+            while scanned < _LONG_LINE_BLOCK:
+                chunk = handle.read(min(_NEWLINE_PROBE, _LONG_LINE_BLOCK - scanned))
+                if not chunk or b"\n" in chunk:
+                    break
+                scanned += len(chunk)
+            else:
+                raise UserError(
+                    f"{path.name}: a line longer than 16 MB near byte {start:,}, not a row of a cost export "
+                    "(DuckDB would skip it without a word); check that the file is a complete CSV cost export"
+                )
 
 
 def _read_head(path: Path, compression: str) -> tuple[bytes, float]:
@@ -218,6 +328,14 @@ def _sniff_delimiter(header_line: str) -> str:
         return csv.Sniffer().sniff(header_line, delimiters=",;\t|").delimiter
     except csv.Error:
         return ","
+
+
+def _twins(names: list[str]) -> dict[str, tuple[str, ...]]:
+    """Names that appear more than once, matched case-insensitively: lower-cased name -> every spelling."""
+    spellings: dict[str, list[str]] = {}
+    for name in names:
+        spellings.setdefault(name.lower(), []).append(name)
+    return {lower: tuple(found) for lower, found in spellings.items() if len(found) > 1 and lower}
 
 
 def _unique_names(header: list[str]) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ column, as in FOCUS-Sample-Data's Microsoft rows whose AvailabilityZone holds th
 
 from __future__ import annotations
 
+from finops_tui.allocation.arm_ids import LOOSE_EXPECTED as RESOURCE_ID_EXPECTED
 from finops_tui.ingest.currencies import ISO_4217_CODES
 from finops_tui.ingest.files import SourceFile
 from finops_tui.ingest.mapping import (
@@ -124,6 +125,13 @@ def missing_required(source: SourceFile) -> list[str]:
     return [column for column in REQUIRED_COLUMNS if not source.has(column)]
 
 
+def is_contract_commitment(source: SourceFile) -> bool:
+    """FOCUS 1.3's second dataset: one row per contract commitment (ContractCommitmentId, ...), no charges."""
+    return source.has("ContractCommitmentId") and source.has(
+        "ContractCommitmentCost", "ContractCommitmentQuantity", "ContractId"
+    )
+
+
 def detect_version(source: SourceFile) -> str:
     if source.has(*_V13_COLUMNS):
         return "1.3"
@@ -144,9 +152,12 @@ def build_mapping(source: SourceFile) -> Mapping:
     b = MappingBuilder(source)
     col = source.column
 
-    b.parsed("ChargePeriodStart", col("ChargePeriodStart"), parse_timestamp, _TIMESTAMP_EXPECTED, required=True)
+    b.parsed(
+        "ChargePeriodStart", col("ChargePeriodStart"), parse_timestamp, _TIMESTAMP_EXPECTED, required=True,
+        date_range=True,
+    )
     for name in ("ChargePeriodEnd", "BillingPeriodStart", "BillingPeriodEnd"):
-        b.parsed(name, col(name), parse_timestamp, _TIMESTAMP_EXPECTED)
+        b.parsed(name, col(name), parse_timestamp, _TIMESTAMP_EXPECTED, date_range=True)
     for name in ("BilledCost", "EffectiveCost"):
         b.parsed(name, col(name), parse_money, _MONEY_EXPECTED, required=True)
     for name in ("ListCost", "ContractedCost"):
@@ -207,6 +218,9 @@ def build_mapping(source: SourceFile) -> Mapping:
         if spelled:
             kind = "zone" if name == "AvailabilityZone" else "not-a-number"
             b.check_values(ValueCheck(name, spelled, "a name, not a number or date", kind))
+
+    if resource_id:
+        b.check_values(ValueCheck("ResourceId", resource_id, RESOURCE_ID_EXPECTED, "resource-id"))
 
     version = detect_version(source)
     return b.build(dialect=f"FOCUS {version}", kind="focus-file", focus_version=version, metric="focus")

@@ -12,8 +12,17 @@ How one window loads, inside the transaction, without rows passing through Pytho
 4. Bad rows refuse the import (one line naming file, row, field, value and what was expected), or
    with --skip-bad-rows are deleted and listed on stderr. Finding which rows reads the file again,
    only then.
-5. `claim_window` drops the rows the window supersedes (same scope and metric, same days) and gives
-   the source its real scope and period; `finish_window` records counts; `refresh_derived` runs once.
+5. `claim_window` drops the rows the window supersedes (same scope and metric, same billing periods)
+   and gives the source its real scope and period; `finish_window` records counts; `refresh_derived`
+   runs once.
+
+A file's window is its billing period(s), not the days its rows are charged on: a March invoice carrying
+an adjustment for 15 January replaces March only. Its billing periods are the BillingPeriodStart/End
+(FOCUS; BillingPeriodStartDate/EndDate in Azure's cost details) of rows charged within them; a row
+billed in a period the file does not otherwise cover (usage of the 30th's last hours billed in the next
+month) is kept with the file and replaces nothing. Rows without a billing period count by the calendar
+month of their charge. A file of several billing periods replaces each of them, and only those. An
+export folder's window is its manifest's period.
 
 A file that cannot be read at all (a truncated gzip, say) refuses the whole import; with
 --skip-bad-rows the transaction is replayed without that file and the file is reported as skipped.
@@ -32,6 +41,7 @@ from pathlib import Path
 
 import duckdb
 
+from finops_tui.allocation.arm_ids import resource_id_problem
 from finops_tui.allocation.effective import refresh_derived
 from finops_tui.errors import UserError
 from finops_tui.ingest import azure_legacy, focus, lookups
@@ -44,7 +54,7 @@ from finops_tui.ingest.badrows import (
     value_check_sql,
 )
 from finops_tui.ingest.currencies import ISO_4217_CODES
-from finops_tui.ingest.files import NULL_TEXTS, SourceFile, inspect
+from finops_tui.ingest.files import NULL_TEXTS, SourceFile, inspect, lone_carriage_return_row
 from finops_tui.ingest.manifest import MANIFEST_NAME, ExportManifest, is_export_directory, read_manifest
 from finops_tui.ingest.mapping import Mapping, RowCheck, ValueCheck, quote_ident
 from finops_tui.ingest.progress import Reporter, SilentReporter
@@ -72,6 +82,7 @@ class ImportResult:
     skipped_rows: int = 0
     noted_rows: int = 0
     notes: list[str] = field(default_factory=list)
+    replaced: str = ""  # the billing period(s) the import replaced, as the summary names them
 
     def summary(self) -> str:
         if self.rows == 0:
@@ -83,9 +94,10 @@ class ImportResult:
             for currency, (billed, effective) in sorted(self.totals.items())
         )
         skipped = f"; skipped {self.skipped_rows} bad rows" if self.skipped_rows else ""
+        replaced = f", {self.replaced}" if self.replaced else ""
         return (
             f"{self.label}: {self.rows:,} rows, {period}, {'+'.join(self.providers) or 'unknown provider'}, "
-            f"{self.dialect}, metric {self.metric}, {money}{skipped}"
+            f"{self.dialect}, metric {self.metric}{replaced}, {money}{skipped}"
         )
 
 
@@ -137,7 +149,7 @@ def import_paths(
     units, skipped = _plan(paths, skip_bad_rows=skip_bad_rows, reporter=sink)
     while True:
         try:
-            with cache.transaction() as cur:
+            with cache.write() as cur:
                 results = _load_all(cur, units, skip_bad_rows=skip_bad_rows, reporter=sink)
         except _UnreadableFile as exc:
             if not skip_bad_rows:
@@ -200,6 +212,12 @@ def _mapping_for(source: SourceFile, metric_hint: str | None) -> Mapping:
         return focus.build_mapping(source)
     if azure_legacy.looks_like_azure_export(source):
         return azure_legacy.build_mapping(source, metric_hint or azure_legacy.metric_from_name(source.name))
+    if focus.is_contract_commitment(source):
+        raise UserError(
+            f"{source.name}: a FOCUS 1.3 Contract Commitment file (the commitments of a contract, not cost and "
+            "usage rows); its import comes with the commitments view, not yet; import the FOCUS cost and usage "
+            "export for cost"
+        )
     raise UserError(
         f"{source.name}: not a cost file: its header has neither FOCUS columns (BilledCost, ChargePeriodStart, "
         "BillingCurrency, ...) nor Azure cost details columns (Date, Cost or CostInBillingCurrency, MeterCategory, "
@@ -276,6 +294,13 @@ def _load_unit(
         rejects.append(part_rejects)
         inserted = int(inserted_row[0]) if inserted_row else 0
         _check_row_count(unit, part, inserted + len(part_rejects))
+        if inserted + len(part_rejects) == 0 and part.source.head_has_rows:
+            # DuckDB drops a line longer than its buffer without a word: "0 rows" would hide the data.
+            raise _UnreadableFile(
+                unit,
+                f"{part.source.name}: no row could be read, though the file has data after its header: its first "
+                "row is longer than DuckDB can read (32 MB); check that the file is a complete CSV cost export",
+            )
         if part.source.needs_null_cleanup:
             _clean_null_texts(cur, ids.all)
 
@@ -312,7 +337,9 @@ def _load_unit(
         cur.execute(f"UPDATE charges SET source_id = {ids.ok} WHERE source_id = {ids.noted}")
 
     stats = _window_stats(cur, ids.ok)
-    if stats.rows == 0 and (unit.manifest is None or unit.manifest.start is None):
+    manifest = unit.manifest
+    export_period = (manifest.start, manifest.end) if manifest and manifest.start and manifest.end else None
+    if stats.rows == 0 and export_period is None:
         # An export with no rows and no period has nothing to replace: nothing is registered.
         discard_source(cur, ids.ok)
         metric = mapping.metric or "actual"
@@ -323,7 +350,8 @@ def _load_unit(
         # Both cost columns held the cost until the rows told which metric the file is.
         emptied = "EffectiveCost" if metric == "actual" else "BilledCost"
         cur.execute(f"UPDATE charges SET {emptied} = NULL WHERE source_id = {ids.ok}")
-    window = _window(unit, mapping, metric, stats)
+    periods = [export_period] if export_period else _billing_periods(cur, ids.ok)
+    window = _window(unit, mapping, metric, stats, periods)
     claim_window(cur, ids.ok, window)
     finish_window(cur, ids.ok)
     totals = {
@@ -333,8 +361,8 @@ def _load_unit(
     result = ImportResult(
         label=unit.label,
         rows=stats.rows,
-        start=window.start,
-        end=window.end,
+        start=stats.first_day,
+        end=stats.last_day + dt.timedelta(days=1) if stats.last_day else None,
         providers=stats.providers,
         dialect=mapping.dialect,
         metric=metric,
@@ -343,6 +371,7 @@ def _load_unit(
         skipped_rows=bad,
         noted_rows=noted,
         notes=notes,
+        replaced=_periods_text(periods, "export period" if export_period else "billing period"),
     )
     return result, window
 
@@ -393,6 +422,17 @@ def _unreadable_message(source: SourceFile, exc: duckdb.Error) -> str:
         return f"{source.name}: the gzip data ends early or is damaged (a truncated download?); copy the file again"
     if "parquet" in lowered or "magic" in lowered or "footer" in lowered or "thrift" in lowered:
         return f"{source.name}: a damaged Parquet file ({text.splitlines()[0]}); copy the file again"
+    if "state machine" in lowered and source.format == "csv":
+        # DuckDB's CSV reader gives up on a carriage return outside quotes in a file whose lines end in LF.
+        row = lone_carriage_return_row(source)
+        if row is not None:
+            return (
+                f"{source.name}: row {row} holds a carriage return (CR) outside quotes, which splits the row; "
+                "quote that field or remove the CR, then import the file again"
+            )
+        return (
+            f"{source.name}: the CSV does not parse ({text.splitlines()[0]}); check that it is a complete cost export"
+        )
     return f"{source.name}: cannot read the file ({text.splitlines()[0]}); check that it is a complete cost export"
 
 
@@ -425,6 +465,8 @@ def _value_ok(check: ValueCheck, value: str) -> bool:
         return value in ISO_4217_CODES
     if check.kind == "enum":
         return value in check.allowed
+    if check.kind == "resource-id":
+        return resource_id_problem(value) is None
     if check.kind == "zone" and value.strip().isdigit():
         return 1 <= int(value) <= 9  # zones are numbered from 1 (Azure's 1, 2, 3); 0 or 37 is a slid value
     return not _looks_like_number_or_date(value)
@@ -533,14 +575,63 @@ def _decide_metric(stats: _Stats, unit: _Unit, reporter: Reporter, notes: list[s
     return "actual"
 
 
-def _window(unit: _Unit, mapping: Mapping, metric: str, stats: _Stats) -> Window:
+def _billing_periods(cur: duckdb.DuckDBPyConnection, source_id: int) -> list[tuple[dt.date, dt.date]]:
+    """The billing periods [start, end) a loaded file replaces: those its rows are charged within.
+
+    A row without BillingPeriodStart counts by the calendar month of its charge; one without a usable
+    BillingPeriodEnd, as a month from its start. A file none of whose rows is charged within its billing
+    period (a file of late adjustments only) replaces the periods its rows are billed in.
+    """
+    rows = cur.execute(
+        """
+        WITH billed AS (
+            SELECT ChargePeriodStart AS charged,
+                   coalesce(BillingPeriodStart, date_trunc('month', x_ChargeDate)) AS period_start,
+                   CASE WHEN BillingPeriodStart IS NULL THEN date_trunc('month', x_ChargeDate) + INTERVAL 1 MONTH
+                        WHEN BillingPeriodEnd > BillingPeriodStart THEN BillingPeriodEnd
+                        ELSE BillingPeriodStart + INTERVAL 1 MONTH END AS period_end
+            FROM charges WHERE source_id = ?
+        )
+        SELECT CAST(period_start AS DATE),
+               -- a period ending within a day (a provider's billing day boundary at 07:00 UTC) ends after it
+               CAST(period_end AS DATE) + CASE WHEN period_end > CAST(CAST(period_end AS DATE) AS TIMESTAMP)
+                                              THEN 1 ELSE 0 END,
+               count(*) FILTER (WHERE charged >= period_start AND charged < period_end)
+        FROM billed GROUP BY ALL ORDER BY 1, 2
+        """,
+        [source_id],
+    ).fetchall()
+    anchored = [(start, end) for start, end, charged_within in rows if charged_within]
+    return anchored or [(start, end) for start, end, _ in rows]
+
+
+def _periods_text(periods: list[tuple[dt.date, dt.date]], label: str) -> str:
+    """`billing period 2024-09`, `billing periods 2025-01..2025-03`, or the days of periods that are not months."""
+
+    def whole_month(start: dt.date, end: dt.date) -> bool:
+        return start.day == 1 and end == (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+    if not periods:
+        return ""
+    ordered = sorted(periods)
+    months = all(whole_month(*period) for period in ordered)
+    contiguous = all(a[1] == b[0] for a, b in itertools.pairwise(ordered))
+    if months and contiguous:
+        first, last = ordered[0][0], ordered[-1][0]
+        if len(ordered) == 1:
+            return f"{label} {first:%Y-%m}"
+        return f"{label}s {first:%Y-%m}..{last:%Y-%m}"
+    if len(ordered) == 1:
+        start, end = ordered[0]
+        return f"{label} {start}..{end - dt.timedelta(days=1)}"
+    return f"{len(ordered)} {label}s, {ordered[0][0]}..{ordered[-1][1] - dt.timedelta(days=1)}"
+
+
+def _window(
+    unit: _Unit, mapping: Mapping, metric: str, stats: _Stats, periods: list[tuple[dt.date, dt.date]]
+) -> Window:
     manifest = unit.manifest
-    start, end = stats.first_day, (stats.last_day + dt.timedelta(days=1)) if stats.last_day else None
-    if manifest and manifest.start and manifest.end:
-        # The export's period, widened if some rows fall outside it, so a newer export replaces them all.
-        start = min(manifest.start, start) if start else manifest.start
-        end = max(manifest.end, end) if end else manifest.end
-    assert start is not None and end is not None
+    start, end = min(p[0] for p in periods), max(p[1] for p in periods)
     if manifest and manifest.scope:
         scope = manifest.scope
     elif stats.billing_accounts:
@@ -558,6 +649,7 @@ def _window(unit: _Unit, mapping: Mapping, metric: str, stats: _Stats) -> Window
         file_hash=unit.fingerprint,
         provider=provider,
         focus_version=mapping.focus_version,
+        periods=tuple(periods),
     )
 
 
@@ -571,14 +663,19 @@ def _sub_account_scope(stats: _Stats) -> str:
 
 
 def _refuse_overlap(unit: _Unit, window: Window, loaded: list[tuple[_Unit, Window]]) -> None:
-    """Two inputs of one command replacing each other's days would silently drop the first one's rows."""
+    """Two inputs of one command replacing each other's billing periods would silently drop the first one's rows."""
     for other_unit, other in loaded:
         same_data = (other.scope, other.metric) == (window.scope, window.metric)
-        if same_data and window.start < other.end and other.start < window.end:
+        overlap = any(
+            start < other_end and other_start < end
+            for start, end in window.replaced_periods()
+            for other_start, other_end in other.replaced_periods()
+        )
+        if same_data and overlap:
             raise UserError(
                 f"{unit.label} and {other_unit.label} cover the same scope ({window.scope}), metric ({window.metric}) "
-                f"and days; the later would replace the earlier. Import an export's part files together as its "
-                "folder (with manifest.json), or import the files one at a time"
+                f"and billing period; the later would replace the earlier. Import an export's part files together "
+                "as its folder (with manifest.json), or import the files one at a time"
             )
 
 

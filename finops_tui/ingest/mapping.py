@@ -14,6 +14,12 @@ NULL_SPELLINGS: tuple[str, ...] = tuple(
     "".join(letters) for letters in itertools.product(*((c.lower(), c.upper()) for c in "null"))
 )
 
+# Dates a cost row may carry: anything outside is a typo or a placeholder (0001-01-01, 9999-12-31) that
+# would stretch every "all" period over millennia and overflow Python's dates when read back.
+FIRST_DATE = "2000-01-01"
+END_DATE = "2101-01-01"  # exclusive: the years 2000 to 2100
+DATE_RANGE_TEXT = "in the years 2000 to 2100"
+
 # Columns filled by the loader itself rather than by a mapping; finish_window stamps x_ResourceKey.
 LOADER_COLUMNS = ("x_ChargeDate", "source_id")
 MAPPED_COLUMNS: tuple[str, ...] = tuple(
@@ -58,7 +64,7 @@ class ValueCheck:
     column: str
     field: str
     expected: str
-    kind: str  # "currency" | "enum" | "not-a-number"
+    kind: str  # "currency" | "enum" | "not-a-number" | "zone" | "resource-id"
     allowed: frozenset[str] = frozenset()
     required: bool = False
 
@@ -148,9 +154,10 @@ class MappingBuilder:
         required: bool = False,
         warn_only: bool = False,
         by_distinct_value: bool = False,
+        date_range: bool = False,
     ) -> None:
         """`alias` = parse(source value); a value that is present but does not parse makes the row bad
-        (or, `warn_only`, is kept as NULL and noted).
+        (or, `warn_only`, is kept as NULL and noted). With `date_range`, so does a date outside 2000..2100.
 
         `by_distinct_value` parses each distinct value once and joins the result back: for costly
         parses of repetitive columns (Tags) in columnar files, where reading one column again is cheap.
@@ -176,6 +183,12 @@ class MappingBuilder:
             failed = f"({quote_ident(raw_alias)} IS NOT NULL AND {quote_ident(alias)} IS NULL)"
             target = self.row_warnings if warn_only else self.row_checks
             target.append(RowCheck(field_name, expected, failed, quote_ident(raw_alias)))
+        if date_range:
+            # A check on the parsed value (computed once, in the inner query), not a second parse.
+            value = quote_ident(alias)
+            outside = f"({value} < TIMESTAMP '{FIRST_DATE}' OR {value} >= TIMESTAMP '{END_DATE}')"
+            raw = quote_ident(self.raw(field_name))
+            self.row_checks.append(RowCheck(field_name, f"{expected} {DATE_RANGE_TEXT}", outside, raw))
         if required:
             self.require(alias, field_name)
 

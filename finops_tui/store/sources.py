@@ -1,4 +1,9 @@
-"""Windows of cost rows: replacing a (scope, metric, period) window atomically, and reading freshness."""
+"""Windows of cost rows: replacing a (scope, metric, period) window atomically, and reading freshness.
+
+A sync window is a calendar month of charge days. An imported file's window is its billing period(s):
+re-importing a file, or a newer export of the same billing period, replaces the rows billed in that
+period and nothing else, whatever days the rows are charged on (see `claim_window`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,11 @@ from finops_tui import clock
 
 @dataclass(frozen=True)
 class Window:
-    """What one import or sync window covers; rows of the same scope and metric in [start, end) are replaced."""
+    """What one import or sync window covers; rows of the same scope and metric in [start, end) are replaced.
+
+    `periods` (imports) lists the billing periods the window replaces, each [start, end); start and end
+    then span them all. Empty means the one period [start, end).
+    """
 
     kind: str
     scope: str
@@ -23,6 +32,22 @@ class Window:
     file_hash: str | None = None
     provider: str | None = None
     focus_version: str | None = None
+    periods: tuple[tuple[dt.date, dt.date], ...] = ()
+
+    def replaced_periods(self) -> list[tuple[dt.date, dt.date]]:
+        """The periods, merged where they touch or overlap (accounts of one file may have shifted periods)."""
+        merged: list[tuple[dt.date, dt.date]] = []
+        for start, end in sorted(self.periods or ((self.start, self.end),)):
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+            else:
+                merged.append((start, end))
+        return merged
+
+
+# The billing day of a charge row: its BillingPeriodStart, or its charge day when it has none (sync rows
+# of older caches, files without billing period columns).
+BILLING_DAY_SQL = "coalesce(CAST(c.BillingPeriodStart AS DATE), c.x_ChargeDate)"
 
 
 def begin_window(cur: duckdb.DuckDBPyConnection, window: Window) -> int:
@@ -61,14 +86,36 @@ def claim_window(cur: duckdb.DuckDBPyConnection, source_id: int, window: Window)
     a scope of their own), insert rows under its source_id (so rows are written once, never updated),
     then claim the real window here: the rows it supersedes, other than this source's, are dropped
     and the source takes the window's attributes. Then `finish_window` as usual.
+
+    What a window supersedes, among the windows of the same scope and metric:
+    - a window whose whole period lies within the new billing periods: all its rows, whatever their
+      days (a re-import of the same file, a newer export of the same month);
+    - a window reaching beyond them: its rows billed within them (a month out of a quarter's file).
+    A row whose billing day lies outside its own window's period (a late charge billed in the next
+    period, as providers do at the month's edge) stays with that window until it is replaced as a whole:
+    it never makes the window it arrived in replace a period the file does not cover.
     """
+    periods = window.replaced_periods()
+    values = ", ".join("(CAST(? AS DATE), CAST(? AS DATE))" for _ in periods)
     cur.execute(
-        """
-        DELETE FROM charges
-        WHERE source_id IN (SELECT source_id FROM sources WHERE scope = ? AND metric = ? AND source_id <> ?)
-          AND x_ChargeDate >= ? AND x_ChargeDate < ?
+        f"""
+        WITH periods(p_start, p_end) AS (VALUES {values}),
+        superseded AS (
+            SELECT s.source_id, s.period_start, s.period_end,
+                   EXISTS (SELECT 1 FROM periods p WHERE p.p_start <= s.period_start AND s.period_end <= p.p_end)
+                       AS whole
+            FROM sources s
+            WHERE s.scope = ? AND s.metric = ? AND s.source_id <> ?
+              AND EXISTS (SELECT 1 FROM periods p WHERE p.p_start < s.period_end AND s.period_start < p.p_end)
+        )
+        DELETE FROM charges c USING superseded o
+        WHERE c.source_id = o.source_id
+          AND (o.whole OR (
+                {BILLING_DAY_SQL} >= o.period_start AND {BILLING_DAY_SQL} < o.period_end
+                AND EXISTS (SELECT 1 FROM periods p
+                            WHERE {BILLING_DAY_SQL} >= p.p_start AND {BILLING_DAY_SQL} < p.p_end)))
         """,
-        [window.scope.lower(), window.metric, source_id, window.start, window.end],
+        [*(day for period in periods for day in period), window.scope.lower(), window.metric, source_id],
     )
     cur.execute(
         """

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import duckdb
 
+from finops_tui.allocation.arm_ids import invalid_resource_id_sql, printable, resource_id_problem
+from finops_tui.errors import AzureError
 from finops_tui.store.sources import register_resource_ids
 
 # The staging shape both paths produce (a SELECT with exactly these column names; missing ones are NULL).
@@ -228,6 +230,7 @@ def insert_charges(
             FROM (SELECT DISTINCT resource_id FROM _sync_stage WHERE resource_id IS NOT NULL)
             """
         )
+        _refuse_malformed_ids(cur)
         register_resource_ids(cur, "SELECT rid FROM _sync_ids")
         cur.execute(
             f"INSERT INTO charges ({CHARGE_INSERT_COLUMNS}) {focus_select('_sync_stage', metric)}",
@@ -242,3 +245,17 @@ def insert_charges(
     finally:
         cur.execute("DROP TABLE IF EXISTS _sync_stage")
         cur.execute("DROP TABLE IF EXISTS _sync_ids")
+
+
+def _refuse_malformed_ids(cur: duckdb.DuckDBPyConnection) -> None:
+    """A resource id no Azure answer holds (`..` segments, control characters) fails the window, unwritten.
+
+    Synced resources are the ones a tag push may write to, so an id that could redirect that write never
+    enters the cache; the window is recorded as failed with the reason, the others are still written.
+    """
+    row = cur.execute(
+        f"SELECT resource_id FROM _sync_ids WHERE {invalid_resource_id_sql('resource_id')} LIMIT 1"
+    ).fetchone()
+    if row is not None:
+        problem = resource_id_problem(str(row[0])) or "it is malformed"
+        raise AzureError(f"Azure answered with the resource id {printable(str(row[0]))}: {problem}; window not written")
