@@ -159,7 +159,7 @@ def run(source_cache: Path, workdir: Path, *, repeats: int = 3) -> list[dict[str
 
 def make_synthetic_cache(path: Path, rows: int) -> None:
     """A cache with `rows` daily resource charges (5,000 resources over 120 days, 2 currencies, 3 tags)."""
-    with open_cache(_fresh(path)) as cache, cache.transaction() as cur:
+    with open_cache(_fresh(path)) as cache, cache.write() as cur:
         cur.execute(
             f"""
             INSERT INTO charges

@@ -9,13 +9,21 @@ from pathlib import Path
 
 from finops_tui import __version__, paths
 from finops_tui.errors import UserError
+from finops_tui.textsafe import printable
 
 REPORT_FORMATS = ["table", "csv", "json", "md"]
+HEADLESS_COMMANDS = ("import", "report", "sync", "tags")  # the explorer starts on defaults instead
 
 
 def _add_cache_arg(parser: argparse.ArgumentParser, default_help: str = "the default cache") -> None:
+    """`--cache` on this parser too, so global options work after a subcommand and its action.
+
+    Subparsers leave the attribute alone unless given (SUPPRESS): their default would otherwise
+    overwrite a `--cache` given before the subcommand.
+    """
     parser.add_argument(
-        "--cache", type=Path, default=None, metavar="PATH", help=f"cache file to use (default: {default_help})"
+        "--cache", type=Path, default=argparse.SUPPRESS, metavar="PATH",
+        help=f"cache file to use (default: {default_help})",
     )
 
 
@@ -25,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"finops-tui {__version__}")
     _add_cache_arg(parser, str(paths.default_cache_path()))
+    parser.set_defaults(cache=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="build the synthetic demo estate into its own cache and open it")
@@ -69,19 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_arg(tags)
     tags_sub = tags.add_subparsers(dest="tags_command", metavar="ACTION", required=True)
     tset = tags_sub.add_parser("set", help="set a tag on a resource or every resource of a resource group")
-    tset.add_argument("--resource", default=None, metavar="ID")
+    _add_cache_arg(tset)
+    tset.add_argument("--resource", default=None, metavar="ID|NAME", help="a resource id or a unique resource name")
     tset.add_argument("--resource-group", default=None, metavar="NAME")
     tset.add_argument("--subscription", default=None, metavar="ID")
     tset.add_argument("assignment", metavar="KEY=VALUE")
-    tags_sub.add_parser("list", help="print the tag edit journal")
-    tags_sub.add_parser("undo", help="undo the last tag edit batch")
-    tags_sub.add_parser("redo", help="redo the last undone batch")
+    for action, text in (("list", "print the tag edit journal"), ("undo", "undo the last tag edit batch"),
+                         ("redo", "redo the last undone batch")):
+        _add_cache_arg(tags_sub.add_parser(action, help=text))
     tpush = tags_sub.add_parser("push", help="preview, then (--apply) merge pending tag edits into Azure")
+    _add_cache_arg(tpush)
     tpush.add_argument("--apply", action="store_true", help="send the previewed changes")
     tpush.add_argument("--yes", action="store_true", help="do not ask again after the preview (with --apply)")
     tpush.add_argument("--arm-endpoint", default=None, metavar="URL")
     tpush.add_argument("--device-code", action="store_true")
     texp = tags_sub.add_parser("export", help="write pending edits as CSV or az CLI commands")
+    _add_cache_arg(texp)
     texp.add_argument("--format", choices=["csv", "az"], default="csv")
     return parser
 
@@ -96,6 +108,10 @@ def _cache_path(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     cache_path = _cache_path(args)
+    if args.command in HEADLESS_COMMANDS:
+        from finops_tui.config import load_config
+
+        load_config()  # a broken config.toml is one line before anything else happens
     if args.command is None:
         from finops_tui.ui.launch import run_explorer
 
@@ -133,9 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return run(args)
+        with paths.private_umask():  # cost data: the cache, its WAL and the sync spool are the user's only
+            return run(args)
     except UserError as exc:
-        print(f"finops-tui: {exc}", file=sys.stderr)
+        print(f"finops-tui: {printable(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("finops-tui: interrupted", file=sys.stderr)

@@ -25,3 +25,7 @@ class CacheLockedError(UserError):
 
 class CacheTooNewError(UserError):
     """The cache was written by a newer finops-tui."""
+
+
+class ConfigError(UserError):
+    """config.toml or rules.toml is unreadable or holds a value of the wrong type; the line names file and key."""

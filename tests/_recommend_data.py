@@ -111,7 +111,7 @@ def charges(resources: Iterable[Res], span: Iterable[dt.date]) -> pa.Table:
 def add(cache: Cache, resources: Iterable[Res], span: Iterable[dt.date] | None = None) -> None:
     """Insert the resources' daily charges and rebuild resources and effective tags, as an import does."""
     table = charges(resources, days() if span is None else span)
-    with cache.transaction() as cur:
+    with cache.write() as cur:
         cur.register("crafted", table)
         cur.execute(
             """

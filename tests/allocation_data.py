@@ -51,7 +51,7 @@ def load(path: Path | None, charges: Iterable[Charge], *, aliases: Mapping[str, 
     cache = open_cache(path)
     start = min((c.day for c in rows), default=END)
     end = max((c.day for c in rows), default=END) + dt.timedelta(days=1)
-    with cache.transaction() as cur:
+    with cache.write() as cur:
         sid = begin_window(cur, Window("focus-file", "test", "focus", start, end))
         cur.executemany(
             """

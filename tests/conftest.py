@@ -45,6 +45,7 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("FINOPS_TUI_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("FINOPS_TUI_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("FINOPS_TUI_EXPORTS_DIR", str(home / "exports"))  # never the user's documents folder
     for name in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_CLIENT_CERTIFICATE_PATH",
                  "AZURE_USERNAME", "AZURE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT",
                  "MSI_ENDPOINT"):

@@ -13,7 +13,7 @@ from finops_tui.store.sources import Window, begin_window, finish_window
 def build_small_cache(path: Path, *, end: dt.date = dt.date(2026, 11, 26), days: int = 120) -> Path:
     """~60 resources over `days` days ending `end`, USD and EUR, partly tagged (team/Team/TEAM keys)."""
     start = end - dt.timedelta(days=days - 1)
-    with open_cache(path) as cache, cache.transaction() as cur:
+    with open_cache(path) as cache, cache.write() as cur:
         sid = begin_window(cur, Window("focus-file", "test-account", "focus", start, end + dt.timedelta(days=1)))
         cur.execute(
             """

@@ -96,7 +96,7 @@ def test_cli_rebuilds_when_parameters_change(tmp_path: Path) -> None:
 
 def test_cli_refuses_to_replace_real_cost_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "cache.duckdb"
-    with open_cache(path) as cache, cache.transaction() as cur:
+    with open_cache(path) as cache, cache.write() as cur:
         begin_window(cur, Window(kind="focus-file", scope="x", metric="focus", start=END, end=END))
     code = cli.main(["demo", "--no-open", "--force", "--cache", str(path), "--end", END.isoformat(), "--months", "1"])
     assert code == 1

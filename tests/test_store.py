@@ -39,7 +39,7 @@ def test_new_cache_is_at_current_version(tmp_path: Path) -> None:
 
 def test_reopening_keeps_data_and_version(tmp_path: Path) -> None:
     path = tmp_path / "c.duckdb"
-    with open_cache(path) as cache, cache.transaction() as cur:
+    with open_cache(path) as cache, cache.write() as cur:
         sid = begin_window(cur, Window("focus-file", "acct", "focus", dt.date(2026, 1, 1), dt.date(2026, 1, 2)))
         _insert_day(cur, sid, "2026-01-01", "1.25")
         finish_window(cur, sid)
@@ -92,7 +92,7 @@ def test_locked_error_in_process_names_pid(tmp_path: Path) -> None:
 
 def test_failed_transaction_leaves_cache_unchanged(tmp_path: Path) -> None:
     with open_cache(tmp_path / "c.duckdb") as cache:
-        with pytest.raises(RuntimeError), cache.transaction() as cur:
+        with pytest.raises(RuntimeError), cache.write() as cur:
             sid = begin_window(cur, Window("focus-file", "acct", "focus", dt.date(2026, 1, 1), dt.date(2026, 1, 2)))
             _insert_day(cur, sid, "2026-01-01", "5")
             raise RuntimeError("interrupted")
@@ -105,11 +105,11 @@ def test_window_replaces_same_scope_and_metric_only(tmp_path: Path) -> None:
     jan = (dt.date(2026, 1, 1), dt.date(2026, 2, 1))
     with open_cache(tmp_path / "c.duckdb") as cache:
         for cost in ("10", "12"):  # a newer export of the same month replaces the first
-            with cache.transaction() as cur:
+            with cache.write() as cur:
                 sid = begin_window(cur, Window("azure-export", "ACCT", "actual", *jan))
                 _insert_day(cur, sid, "2026-01-05", cost)
                 finish_window(cur, sid)
-        with cache.transaction() as cur:  # another metric of the same scope is kept beside it
+        with cache.write() as cur:  # another metric of the same scope is kept beside it
             sid = begin_window(cur, Window("azure-export", "acct", "amortized", *jan))
             _insert_day(cur, sid, "2026-01-05", "7")
             finish_window(cur, sid)
@@ -138,7 +138,7 @@ def test_older_cache_is_upgraded_in_place(tmp_path: Path, monkeypatch: pytest.Mo
     from finops_tui.store import schema
 
     path = tmp_path / "c.duckdb"
-    with open_cache(path) as cache, cache.transaction() as cur:
+    with open_cache(path) as cache, cache.write() as cur:
         sid = begin_window(cur, Window("focus-file", "acct", "focus", dt.date(2026, 1, 1), dt.date(2026, 1, 2)))
         _insert_day(cur, sid, "2026-01-01", "3.50")
         finish_window(cur, sid)

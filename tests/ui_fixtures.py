@@ -42,7 +42,7 @@ def build_ui_cache(path: Path, *, end: dt.date = DATA_END, days: int = 150, with
     teams tagged on most resources, weekend dips, and one resource group growing in the last 3 weeks.
     With `with_eur`, a fourth subscription bills in EUR (never added to USD)."""
     start = end - dt.timedelta(days=days - 1)
-    with open_cache(path) as cache_file, cache_file.transaction() as cur:
+    with open_cache(path) as cache_file, cache_file.write() as cur:
         export_path = "/exports/contoso-focus-2026-05.csv" if kind == "focus-file" else None
         window = Window(kind, "/subscriptions/test", "focus", start, end + dt.timedelta(days=1), path=export_path)
         source_id = begin_window(cur, window)

@@ -12,8 +12,10 @@ from typing import TextIO
 
 import duckdb
 
+from finops_tui import textsafe
 from finops_tui.allocation import journal
-from finops_tui.allocation.push import PushItem, PushResult, preview
+from finops_tui.allocation.arm_ids import arm_resource_id, printable, resource_id_problem
+from finops_tui.allocation.push import PushItem, PushResult, preview, refusal_line
 from finops_tui.errors import UsageError, UserError
 from finops_tui.report.render import render_rows
 from finops_tui.store import Cache
@@ -24,7 +26,8 @@ def run_tags(args: argparse.Namespace, cache_path: Path, *, stdin: TextIO | None
     from finops_tui.report.command import open_existing_cache
 
     action = args.tags_command
-    with open_existing_cache(cache_path) as cache:
+    # Listing and exporting only read: they work while the explorer holds the cache.
+    with open_existing_cache(cache_path, read_only=action in ("list", "export")) as cache:
         if action == "set":
             return _set(cache, args)
         if action == "list":
@@ -42,7 +45,12 @@ def run_tags(args: argparse.Namespace, cache_path: Path, *, stdin: TextIO | None
         if action == "export":
             with cache.cursor() as cur:
                 items = preview(cur)
-            return _print(_export(items, args.format))
+            invalid = [item for item in items if item.invalid is not None]
+            if invalid:
+                more = f" (and {len(invalid) - 1:,} more)" if len(invalid) > 1 else ""
+                sys.stderr.write(f"finops-tui: not exported: {printable(invalid[0].arm_id)}: {invalid[0].invalid}"
+                                 f"{more}\n")
+            return _print(_export([item for item in items if item.invalid is None], args.format))
     raise UsageError(f"tags {action}: unknown action")
 
 
@@ -59,21 +67,18 @@ def parse_assignment(text: str) -> tuple[str, str]:
 
 
 def _target_resources(cur: duckdb.DuckDBPyConnection, args: argparse.Namespace) -> list[str]:
-    if bool(args.resource) == bool(args.resource_group):
-        raise UsageError("tags set: give exactly one of --resource ID or --resource-group NAME")
-    if args.resource:
-        rid = args.resource.strip().lower()
-        if not cur.execute("SELECT 1 FROM resources WHERE ResourceId = ?", [rid]).fetchone():
-            raise UserError(f"{args.resource}: no such resource in the cache (ids look like /subscriptions/…)")
-        return [rid]
-    params: list[object] = [args.resource_group.strip().lower()]
-    sub_sql = ""
-    if args.subscription:
-        sub_sql = " AND (lower(SubAccountId) = ? OR lower(SubAccountName) = ?)"
-        params += [args.subscription.strip().lower()] * 2
+    resource = (args.resource or "").strip()
+    if (not resource and not args.resource_group) or ("/" in resource and args.resource_group):
+        raise UsageError("tags set: give exactly one of --resource ID|NAME or --resource-group NAME "
+                         "(with a resource name, --resource-group and --subscription narrow it down)")
+    if "/" in resource:
+        return [_resource_by_id(cur, resource)]
+    if resource:
+        return [_resource_by_name(cur, resource, args)]
+    sub_sql, params = _subscription_filter(args)
     rows = cur.execute(
         f"SELECT ResourceId, SubAccountId FROM resources WHERE lower(x_ResourceGroupName) = ?{sub_sql} ORDER BY 1",
-        params,
+        [args.resource_group.strip().lower(), *params],
     ).fetchall()
     if not rows:
         where = f" in subscription {args.subscription}" if args.subscription else ""
@@ -85,6 +90,63 @@ def _target_resources(cur: duckdb.DuckDBPyConnection, args: argparse.Namespace) 
             f"({', '.join(subscriptions)}): add --subscription ID"
         )
     return [r[0] for r in rows]
+
+
+def _subscription_filter(args: argparse.Namespace) -> tuple[str, list[object]]:
+    """`--subscription` (an id, with or without /subscriptions/, or a name) as SQL over `resources`."""
+    if not args.subscription:
+        return "", []
+    wanted = args.subscription.strip().lower()
+    return (" AND (lower(SubAccountId) IN (?, ?) OR lower(SubAccountName) = ?)",
+            [wanted, f"/subscriptions/{wanted.removeprefix('/subscriptions/')}", wanted])
+
+
+def _resource_by_id(cur: duckdb.DuckDBPyConnection, text: str) -> str:
+    problem = resource_id_problem(text)
+    if problem is not None:
+        raise UsageError(f"--resource {printable(text)}: not a resource id: {problem}")
+    rid = text.lower()
+    if not cur.execute("SELECT 1 FROM resources WHERE ResourceId = ?", [rid]).fetchone():
+        raise UserError(f"{printable(text)}: no such resource in the cache (ids look like /subscriptions/…, "
+                        "or give the resource's name)")
+    return rid
+
+
+AMBIGUOUS_SHOWN = 3  # candidates named when a resource name is ambiguous
+
+
+def _resource_by_name(cur: duckdb.DuckDBPyConnection, name: str, args: argparse.Namespace) -> str:
+    """The one resource called `name` (its name or its id's last segment, any case), or a line saying why not.
+
+    An id without slashes (some providers' ids, like AWS instance ids) is matched exactly first.
+    """
+    exact = cur.execute("SELECT ResourceId FROM resources WHERE ResourceId = ?", [name.lower()]).fetchone()
+    if exact is not None:
+        return str(exact[0])
+    params: list[object] = [name.lower(), name.lower()]
+    where = "(lower(ResourceName) = ? OR lower(regexp_extract(ResourceId, '[^/]+$')) = ?)"
+    if args.resource_group:
+        where += " AND lower(x_ResourceGroupName) = ?"
+        params.append(args.resource_group.strip().lower())
+    sub_sql, sub_params = _subscription_filter(args)
+    rows = cur.execute(
+        f"SELECT ResourceId, ResourceName, x_ResourceGroupName FROM resources WHERE {where}{sub_sql} ORDER BY 1",
+        [*params, *sub_params],
+    ).fetchall()
+    scope = [what for what, given in (("that resource group", args.resource_group),
+                                      ("that subscription", args.subscription)) if given]
+    narrowed = f" in {' and '.join(scope)}" if scope else ""
+    if not rows:
+        raise UserError(f"{printable(name)}: no resource with that name{narrowed} in the cache; "
+                        "`finops-tui report allocation --by resource` lists them")
+    if len(rows) > 1:
+        shown = "; ".join(printable(arm_resource_id(rid, rg, rname)) for rid, rname, rg in rows[:AMBIGUOUS_SHOWN])
+        more = f"; and {len(rows) - AMBIGUOUS_SHOWN:,} more" if len(rows) > AMBIGUOUS_SHOWN else ""
+        raise UserError(
+            f"{printable(name)} is ambiguous: {len(rows):,} resources have that name{narrowed} ({shown}{more}); "
+            "give the full id with --resource, or narrow it with --resource-group and --subscription"
+        )
+    return str(rows[0][0])
 
 
 def _set(cache: Cache, args: argparse.Namespace) -> int:
@@ -128,12 +190,18 @@ def _preview_table(items: list[PushItem]) -> str:
 
 def _push(cache: Cache, args: argparse.Namespace, stdin: TextIO) -> int:
     with cache.cursor() as cur:
-        items = preview(cur)
-    if not items:
+        previewed = preview(cur)
+    if not previewed:
         return _print("nothing to push: no pending tag edits\n")
+    items = [item for item in previewed if item.refusal is None]
+    refused = [item for item in previewed if item.refusal is not None]
+    if not items:
+        raise UserError(refusal_line(refused, sendable=0))
     merges = sum(len(i.tags) for i in items)
     sys.stdout.write(f"{len(items)} resource(s), {merges} tag(s) to merge into Azure:\n\n")
     sys.stdout.write(_preview_table(items))
+    if refused:
+        sys.stdout.write(f"\n{refusal_line(refused, sendable=len(items))}; their edits stay pending\n")
     if not args.apply:
         return _print("\nnothing sent; run with --apply to send these tag merges to Azure\n")
     if not args.yes:
@@ -151,18 +219,17 @@ def _push(cache: Cache, args: argparse.Namespace, stdin: TextIO) -> int:
 
     config = load_config()
     endpoint = parse_endpoint(args.arm_endpoint or config.arm_endpoint)
-    sync_settings = config.raw.get("sync", {})
-    mode = "device-code" if args.device_code else str(sync_settings.get("credential", "auto"))
+    mode = "device-code" if args.device_code else config.credential
     credential = make_credential(mode)
     check_signed_in(credential, endpoint)
 
     def show(result: PushResult) -> None:
         mark = "ok    " if result.status == "pushed" else "FAILED"
-        detail = f"  {result.error}" if result.error else ""
-        sys.stdout.write(f"{mark} {result.item.arm_id}{detail}\n")
+        detail = f"  {result.error}" if result.error else ""  # the server's words: shown, never obeyed
+        sys.stdout.write(textsafe.printable(f"{mark} {result.item.arm_id}{detail}") + "\n")
 
     def waiting(item: PushItem, seconds: float, reason: str) -> None:
-        sys.stderr.write(f"{reason}, retrying {item.name or item.arm_id} in {seconds:.0f} s\n")
+        sys.stderr.write(textsafe.printable(f"{reason}, retrying {item.name or item.arm_id} in {seconds:.0f} s") + "\n")
 
     sys.stdout.write("\n")
     with cache.cursor() as cur:

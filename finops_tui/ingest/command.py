@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -10,13 +12,27 @@ import duckdb
 from finops_tui.errors import UserError
 from finops_tui.ingest.importer import import_paths
 from finops_tui.ingest.progress import StderrReporter
-from finops_tui.store.cache import open_cache
+from finops_tui.store.cache import cache_to_fill
+from finops_tui.textsafe import printable, printable_lines
+
+
+class _PrintableReporter(StderrReporter):
+    """Notes name files and quote their fields: shown as text, never as terminal escapes."""
+
+    def note(self, message: str) -> None:
+        # The skipped-rows listing is several lines of its own; control characters from the data are escaped.
+        super().note(printable_lines(message))
+
+    @contextmanager
+    def watch(self, cur: duckdb.DuckDBPyConnection, label: str, estimated_rows: int | None) -> Iterator[None]:
+        with super().watch(cur, printable(label), estimated_rows):
+            yield
 
 
 def run_import(args: argparse.Namespace, cache_path: Path) -> int:
     """Import `args.paths`; exit 0 when everything was imported, 1 when a file had to be skipped."""
-    reporter = StderrReporter(quiet=args.quiet)
-    with open_cache(cache_path) as cache:
+    reporter = _PrintableReporter(quiet=args.quiet)
+    with cache_to_fill(cache_path) as cache:
         try:
             outcome = import_paths(cache, list(args.paths), skip_bad_rows=args.skip_bad_rows, reporter=reporter)
         except duckdb.Error as exc:
@@ -26,5 +42,5 @@ def run_import(args: argparse.Namespace, cache_path: Path) -> int:
                 f"import failed, the cache is unchanged ({first_line}); check the files, or report this with them"
             ) from None
     for result in outcome.results:
-        print(result.summary())
+        print(printable(result.summary()))
     return 1 if outcome.skipped_files else 0

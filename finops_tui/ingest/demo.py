@@ -1232,7 +1232,7 @@ def build_demo(
     try:
         cache = open_cache(temp)
         try:
-            with cache.transaction() as cur:
+            with cache.write() as cur:
                 source_id = begin_window(cur, Window(
                     kind="demo", scope=DEMO_SCOPE, metric="focus", start=start, end=end + dt.timedelta(days=1),
                     path=params.to_json(), file_hash=params.fingerprint(), provider="Microsoft",

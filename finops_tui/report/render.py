@@ -1,4 +1,9 @@
-"""Rendering report rows as an aligned table, CSV, Markdown or JSON; money formatting."""
+"""Rendering report rows as an aligned table, CSV, Markdown or JSON; money formatting.
+
+Data reaches every format unchanged except where it would act instead of being read: control characters
+are shown as escapes in tables and Markdown (and as \\u escapes in JSON, which keeps the data), and CSV
+text cells that a spreadsheet would run as a formula get a leading apostrophe.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,13 @@ import csv
 import io
 import json
 from collections.abc import Sequence
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
-CENT = Decimal("0.01")
-
-
-def cents(amount: Decimal | None) -> Decimal:
-    """Round to the cent (banker's rounding, as billing systems do)."""
-    return (amount or Decimal(0)).quantize(CENT, rounding=ROUND_HALF_EVEN)
+# The one rounding rule lives in report.money; re-exported for the renderers' callers.
+from finops_tui.report.money import CENT as CENT
+from finops_tui.report.money import cents as cents
+from finops_tui.textsafe import json_safe, printable, spreadsheet_safe
 
 
 def money(amount: Decimal | None, currency: str | None = None, *, signed: bool = False) -> str:
@@ -57,7 +60,7 @@ def json_default(value: Any) -> Any:
 
 
 def to_json(document: Any) -> str:
-    return json.dumps(document, default=json_default, indent=2, ensure_ascii=False)
+    return json_safe(json.dumps(document, default=json_default, indent=2, ensure_ascii=False))
 
 
 def _cell(value: Any) -> str:
@@ -68,15 +71,28 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _shown_cell(value: Any) -> str:
+    """A cell for people (table, Markdown): money with thousands separators, as the signed changes beside it."""
+    return f"{cents(value):,.2f}" if isinstance(value, Decimal) else _cell(value)
+
+
+def _csv_cell(value: Any) -> str:
+    text = _cell(value)
+    return spreadsheet_safe(text) if isinstance(value, str) else text
+
+
 def render_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str, *, title: str | None = None) -> str:
-    """Rows as `table` (aligned text), `csv` or `md`; money cells are exact cents."""
-    cells = [[_cell(v) for v in row] for row in rows]
+    """Rows as `table` (aligned text), `csv` or `md`; money cells are exact cents (with thousands separators in
+    `table` and `md`, plain in `csv`)."""
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(cells)
+        writer.writerow([spreadsheet_safe(c) for c in columns])
+        writer.writerows([[_csv_cell(v) for v in row] for row in rows])
         return buffer.getvalue()
+    cells = [[printable(_shown_cell(v)) for v in row] for row in rows]
+    columns = [printable(c) for c in columns]
+    title = printable(title) if title is not None else None
     numeric = [
         all(_looks_numeric(row[i]) for row in cells if row[i]) and any(row[i] for row in cells)
         for i in range(len(columns))

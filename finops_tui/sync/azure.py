@@ -17,12 +17,12 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.core.pipeline import PipelineRequest, PipelineResponse
 from azure.core.pipeline.policies import HTTPPolicy, RetryPolicy, SansIOHTTPPolicy
 
+from finops_tui.config import CREDENTIAL_MODES
 from finops_tui.errors import AzureError, UserError
 
 PUBLIC_ARM_ENDPOINT = "https://management.azure.com"
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 NOT_SIGNED_IN = "not signed in to Azure: run `az login` (or set AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET)"
-CREDENTIAL_MODES = ("auto", "device-code", "managed-identity", "cli")
 
 # Cost Management answers 429 with these instead of a standard Retry-After (AZURE_API.md §2.4).
 RETRY_AFTER_HEADERS = (

@@ -12,6 +12,7 @@ from finops_tui.config import Config, load_config
 from finops_tui.errors import UserError
 from finops_tui.sync.engine import SyncOptions, SyncProgress, SyncResult, options_from_config
 from finops_tui.sync.windows import METRICS
+from finops_tui.textsafe import printable
 
 PROGRESS_EVERY_SECONDS = 5.0
 
@@ -52,7 +53,7 @@ class _ProgressPrinter:
             state = p.state
         where = p.scope + (f" {p.window:%Y-%m} {p.metric}" if p.window and p.metric else "")
         counter = f"[{p.windows_done}/{p.windows_total}] " if p.windows_total else ""
-        print(f"{counter}{where}: {state}", file=sys.stderr, flush=True)
+        print(printable(f"{counter}{where}: {state}"), file=sys.stderr, flush=True)
 
 
 def _list_scopes(options: SyncOptions) -> int:
@@ -66,18 +67,20 @@ def _list_scopes(options: SyncOptions) -> int:
     if not subscriptions:
         print("no subscriptions visible to this sign-in", file=sys.stderr)
         return 0
-    width = max(len(s.name) for s in subscriptions)
-    for sub in subscriptions:
-        print(f"{sub.name:<{width}}  {sub.state:<9}  {sub.scope}")
+    # Names and states come from the server: shown as text, never as terminal escapes.
+    names = [printable(s.name) for s in subscriptions]
+    width = max(len(name) for name in names)
+    for name, sub in zip(names, subscriptions, strict=True):
+        print(f"{name:<{width}}  {printable(sub.state):<9}  {printable(sub.scope)}")
     return 0
 
 
 def _report(result: SyncResult, quiet: bool) -> int:
     for warning in result.warnings:
-        print(f"finops-tui: warning: {warning}", file=sys.stderr)
+        print(f"finops-tui: warning: {printable(warning)}", file=sys.stderr)
     for failure in result.failures:
         print(
-            f"finops-tui: {failure.scope} {failure.window:%Y-%m} {failure.metric}: {failure.error}",
+            printable(f"finops-tui: {failure.scope} {failure.window:%Y-%m} {failure.metric}: {failure.error}"),
             file=sys.stderr,
         )
     if not quiet or result.failures:
@@ -93,7 +96,7 @@ def _report(result: SyncResult, quiet: bool) -> int:
 
 
 def run_sync(args: argparse.Namespace, cache_path: Path) -> int:
-    from finops_tui.store.cache import open_cache
+    from finops_tui.store.cache import cache_to_fill
     from finops_tui.sync.engine import run_sync as run
 
     options = options_from(args, load_config())
@@ -101,6 +104,6 @@ def run_sync(args: argparse.Namespace, cache_path: Path) -> int:
         return _list_scopes(options)
     if not options.scopes:
         raise UserError("no scope to sync: pass --scope /subscriptions/ID (see --list-scopes) or set sync.scopes")
-    with open_cache(cache_path) as cache:
+    with cache_to_fill(cache_path) as cache:
         result = run(cache, options, progress=None if args.quiet else _ProgressPrinter())
     return _report(result, args.quiet)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +14,7 @@ from finops_tui import clock
 from finops_tui.config import Config
 from finops_tui.errors import AzureError, UserError
 from finops_tui.store.cache import Cache
+from finops_tui.sync.spool import remove_stale_spools, spool_folder
 from finops_tui.sync.windows import METRICS, MonthWindow, Scope, parse_scope
 
 if TYPE_CHECKING:
@@ -98,16 +98,13 @@ class _ScopeAborted(Exception):
 def options_from_config(config: Config, **overrides: Any) -> SyncOptions:
     """SyncOptions from config.toml (`[sync]` scopes, arm_endpoint, months, credential, query_max_groupings;
     `[tags]` keys), then `overrides` (the command line, or the explorer's own choices)."""
-    table = config.raw.get("sync")
-    sync_table: dict[str, Any] = table if isinstance(table, dict) else {}
-    max_groupings = sync_table.get("query_max_groupings")
     options = SyncOptions(
         scopes=list(config.scopes),
         months=config.sync_months,
         arm_endpoint=config.arm_endpoint,
-        credential_mode=str(sync_table.get("credential", "auto")),
+        credential_mode=config.credential,
         tag_keys=list(config.tag_keys),
-        query_max_groupings=int(max_groupings) if max_groupings is not None else None,
+        query_max_groupings=config.query_max_groupings,
     )
     return replace(options, **overrides)
 
@@ -124,7 +121,7 @@ def cache_age(cache: Cache, *, scopes: list[str] | None = None) -> dt.timedelta 
             row = cur.execute("SELECT max(last_success) FROM sync_state WHERE status = 'done'").fetchone()
     if not row or row[0] is None:
         return None
-    return max(dt.timedelta(0), clock.now() - row[0])
+    return max(dt.timedelta(0), clock.now() - clock.as_utc(row[0]))
 
 
 def sync_due(cache: Cache, max_age_hours: float, *, scopes: list[str] | None = None) -> bool:
@@ -210,6 +207,7 @@ class _Run:
                 if not scope.supports_cost_details:
                     raise UserError(f"{scope.arm}: management groups have no cost details reports; use --path query")
         self.result.warnings.extend(_nested_scopes(scopes))
+        remove_stale_spools(self.options.work_dir)  # left by a sync that was killed
 
         credential = self.options.credential or azure.make_credential(
             self.options.credential_mode, endpoint=self.endpoint, device_code_prompt=self.options.device_code_prompt
@@ -255,7 +253,7 @@ class _Run:
             self.emit("updating resources and tags")
         for attempt in range(3):
             try:
-                with self.cache.transaction() as cur:
+                with self.cache.write() as cur:
                     refresh_derived(cur)
                 return
             except duckdb.TransactionException as exc:
@@ -288,8 +286,8 @@ class _Run:
             by_month.setdefault(window.start, []).append(window)
         try:
             for month_windows in by_month.values():
-                with tempfile.TemporaryDirectory(prefix="finops-sync-", dir=self.options.work_dir) as tmp:
-                    month = _MonthSpool(Path(tmp))
+                with spool_folder(self.options.work_dir) as tmp:
+                    month = _MonthSpool(tmp)
                     for window in month_windows:
                         if self.cancel.is_set():
                             raise SyncCancelled()
@@ -365,7 +363,7 @@ class _Run:
         )
         self.emit("writing")
         throttled = self.monitor.throttled_seconds - self.throttled_mark
-        with self.cache.transaction() as cur:
+        with self.cache.write() as cur:
             source_id = begin_window(
                 cur,
                 Window(
@@ -462,7 +460,7 @@ class _Run:
         from finops_tui.sync.windows import record_failed
 
         throttled = self.monitor.throttled_seconds - self.throttled_mark
-        with self.cache.transaction() as cur:
+        with self.cache.write() as cur:
             record_failed(cur, window, error, api_path, throttled)
         self.result.failures.append(WindowFailure(window.scope.arm, window.metric, window.start, error))
         self.emit(f"failed: {error}", rows=0)

@@ -75,7 +75,7 @@ def sync_budgets(client: Any, cache: Cache, scope: Scope) -> int:
                 clock.now(),
             ]
         )
-    with cache.transaction() as cur:
+    with cache.write() as cur:
         cur.execute("DELETE FROM budgets WHERE scope = ?", [scope.key])
         if rows:
             cur.executemany(
@@ -128,7 +128,7 @@ def sync_benefit_recommendations(client: Any, cache: Cache, scope: Scope) -> int
                     clock.now(),
                 ]
             )
-    with cache.transaction() as cur:
+    with cache.write() as cur:
         cur.execute("DELETE FROM benefit_recommendations WHERE scope = ?", [scope.key])
         if rows:
             cur.executemany(
