@@ -103,11 +103,13 @@ def test_ids_are_stable_across_reimport(tmp_path: Path) -> None:
 
 def test_last_results_survive_reopen_with_current_state(tmp_path: Path) -> None:
     path = tmp_path / "c.duckdb"
-    with build(path, _estate()) as cache, cache.cursor() as cur:
-        assert last_results(cur) is None
-        result = refresh(cur, _ctx(cache))
+    with build(path, _estate()) as cache:
+        with cache.cursor() as cur:
+            assert last_results(cur) is None
+        result = refresh(cache, _ctx(cache))
         assert result.recommendations and set(result.timings_ms) == set(engine.GENERATORS)
-        dismiss(cur, result.recommendations[0].id)
+        with cache.write() as cur:
+            dismiss(cur, result.recommendations[0].id)
     with open_cache(path) as cache, cache.cursor() as cur:
         last = last_results(cur)
         assert last is not None and last.data_end == END and last.hidden == 1

@@ -1,11 +1,15 @@
 """Recommendations: generators over the cache, ranked by money per month, with dismiss/snooze/note state."""
 
 from finops_tui.recommend.engine import (
+    Found,
     RecFilter,
     RunResult,
     dismiss,
+    find,
+    keep,
     last_results,
     note,
+    present,
     refresh,
     restore,
     run_all,
@@ -17,6 +21,7 @@ from finops_tui.recommend.model import Context, DailyPoint, JumpTarget, Recommen
 __all__ = [
     "Context",
     "DailyPoint",
+    "Found",
     "JumpTarget",
     "RecFilter",
     "Recommendation",
@@ -24,8 +29,11 @@ __all__ = [
     "Scope",
     "Thresholds",
     "dismiss",
+    "find",
+    "keep",
     "last_results",
     "note",
+    "present",
     "refresh",
     "restore",
     "run_all",

@@ -14,6 +14,7 @@ from finops_tui import clock
 from finops_tui.recommend.generators import GENERATORS
 from finops_tui.recommend.model import CONFIDENCE_ORDER, Context, Recommendation, decode, encode
 from finops_tui.recommend.prepare import drop_prepared
+from finops_tui.store import Cache
 
 STATES = ("dismissed", "snoozed", "noted")
 
@@ -135,36 +136,56 @@ def run_all(cur: duckdb.DuckDBPyConnection, ctx: Context, flt: RecFilter | None 
     return visible
 
 
-def refresh(
-    cur: duckdb.DuckDBPyConnection,
-    ctx: Context,
-    flt: RecFilter | None = None,
-    *,
-    should_stop: Callable[[], bool] | None = None,
-) -> RunResult:
-    """Run everything, keep it as the last run, and return what the list shows (the screen's worker calls this)."""
+@dataclass(frozen=True)
+class Found:
+    """Every finding of one fresh run, before the user's states are applied."""
+
+    ctx: Context
+    recommendations: list[Recommendation]
+    run_at: dt.datetime
+    duration_ms: float
+    timings_ms: dict[str, float]
+
+
+def find(cur: duckdb.DuckDBPyConnection, ctx: Context, *, should_stop: Callable[[], bool] | None = None) -> Found:
+    """Run every generator on `cur` (a read cursor, which the screen's worker can interrupt)."""
     started = time.perf_counter()
     recs, timings = generate(cur, ctx, should_stop=should_stop)
-    duration = (time.perf_counter() - started) * 1000
-    run_at = clock.now()
-    if should_stop is None or not should_stop():
-        store_results(cur, recs, ctx, run_at=run_at, duration_ms=duration)
-    visible, hidden = apply_state(recs, load_states(cur), flt or RecFilter())
-    return RunResult(run_at, ctx.data_end, ctx.metric, visible, hidden, duration, timings)
+    return Found(ctx, recs, clock.now(), (time.perf_counter() - started) * 1000, timings)
+
+
+def present(cur: duckdb.DuckDBPyConnection, found: Found, flt: RecFilter | None = None) -> RunResult:
+    """What the list shows of a run: today's states applied and the filter's hidden ones held back."""
+    visible, hidden = apply_state(found.recommendations, load_states(cur), flt or RecFilter())
+    return RunResult(found.run_at, found.ctx.data_end, found.ctx.metric, visible, hidden, found.duration_ms,
+                     found.timings_ms)
+
+
+def keep(cache: Cache, found: Found) -> None:
+    """Store a run as the last one (what the screen shows at once next time)."""
+    store_results(cache, found.recommendations, found.ctx, run_at=found.run_at, duration_ms=found.duration_ms)
+
+
+def refresh(cache: Cache, ctx: Context, flt: RecFilter | None = None) -> RunResult:
+    """Run everything, keep it as the last run, and return what the list shows (headless: reports, tests)."""
+    with cache.cursor() as cur:
+        found = find(cur, ctx)
+    keep(cache, found)
+    with cache.cursor() as cur:
+        return present(cur, found, flt)
 
 
 def store_results(
-    cur: duckdb.DuckDBPyConnection,
+    cache: Cache,
     recs: Sequence[Recommendation],
     ctx: Context | None = None,
     *,
     run_at: dt.datetime | None = None,
     duration_ms: float | None = None,
 ) -> None:
-    """Replace the last run with `recs` (in their order) in one transaction of its own."""
+    """Replace the last run with `recs` (in their order) in one write."""
     ordered = list(recs)
-    cur.execute("BEGIN TRANSACTION")
-    try:
+    with cache.write() as cur:
         cur.execute("DELETE FROM recommendation_results")
         cur.execute("DELETE FROM recommendation_runs")
         cur.execute(
@@ -195,10 +216,6 @@ def store_results(
                     "payloads": [encode(r) for r in ordered],
                 },
             )
-        cur.execute("COMMIT")
-    except BaseException:
-        cur.execute("ROLLBACK")
-        raise
 
 
 def last_results(cur: duckdb.DuckDBPyConnection, flt: RecFilter | None = None) -> RunResult | None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import duckdb
 
 from finops_tui.recommend.model import Context
+from finops_tui.report.dimensions import cached_providers, provider_qualified_sql
 
 # Names of the TEMP tables (per cursor: DuckDB cursors do not share TEMP tables, so each run builds its own).
 DAILY = "_rec_daily"  # day × currency × subscription × resource group × service × team
@@ -100,12 +101,16 @@ def _build(cur: duckdb.DuckDBPyConnection, ctx: Context) -> None:
     team_key = ctx.team_key.replace("'", "''")
     start = ctx.days_back(t.lookback_days)
     p = params(ctx, start=start)
+    # Findings name subscriptions as the reports do: with the provider when several clouds are cached.
+    sub_name = "max(c.SubAccountName)"
+    if len(cached_providers(cur)) > 1:
+        sub_name = provider_qualified_sql(sub_name, "max(c.ProviderName)")
     # One pass over the recent charges, grouped to the coarsest grain every level can be rolled up from.
     cur.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {DAILY} AS
         SELECT c.x_ChargeDate AS day, c.BillingCurrency AS currency,
-               c.SubAccountId AS sub, max(c.SubAccountName) AS sub_name,
+               c.SubAccountId AS sub, {sub_name} AS sub_name,
                c.x_ResourceGroupName AS rg, c.ServiceName AS service,
                t.tag_value AS team, c.ResourceId IS NOT NULL AS taggable,
                sum({cost}) AS cost

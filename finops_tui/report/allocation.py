@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
-from decimal import ROUND_FLOOR, Decimal
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -14,10 +14,11 @@ import duckdb
 from finops_tui.allocation.arm_ids import arm_resource_id
 from finops_tui.config import DEFAULT_HIERARCHY, load_config
 from finops_tui.errors import UsageError, UserError
-from finops_tui.report.dimensions import NONE_LABEL, UNALLOCATED, Dimension, dimension
+from finops_tui.report.dimensions import NONE_LABEL, UNALLOCATED, Dimension, dimension, labelled_for_cache
+from finops_tui.report.money import ROUNDING_LABEL, RoundingLine, rounding_line, shown_change
 from finops_tui.report.overview import METRIC_TITLES, metric_column, resolve_period
 from finops_tui.report.periods import Period
-from finops_tui.report.render import CENT, cents, change_percent, money, percent, render_rows, to_json
+from finops_tui.report.render import change_percent, money, percent, render_rows, to_json
 from finops_tui.store import Cache
 
 ZERO = Decimal(0)
@@ -229,7 +230,7 @@ def children(
         raise UsageError(f"the path has {len(steps)} steps but the hierarchy only {len(dims)} levels")
     previous = previous or period.previous()
     currency = resolve_currency(cur, period, metric, currency)
-    level = dims[len(steps)]
+    [level] = labelled_for_cache(cur, [dims[len(steps)]])
     sql, params = expansion_sql(level, steps, metric, period, previous, currency, limit=limit)
     rows = cur.execute(sql, params).fetchall()
     child_rows = [r for r in rows if r[0] == "child"]
@@ -319,7 +320,7 @@ def allocation_tree(
     Figures equal what `children()` returns for each node; nodes carry no daily series. Labels follow
     the same rule (the latest day's name), so a renamed subscription reads the same in both.
     """
-    dims = resolve_hierarchy(hierarchy)
+    dims = labelled_for_cache(cur, resolve_hierarchy(hierarchy))
     levels = [_aliased(d, f"lv{i}") for i, d in enumerate(dims[: depth or len(dims)])]
     if depth is not None and depth < 1:
         raise UsageError("--depth must be at least 1")
@@ -394,38 +395,6 @@ def _build_tree(levels: list[Dimension], currency: str, rows: list[tuple[Any, ..
         return out
 
     return convert(root, 0) if rows else []
-
-
-def round_tree(tree: list[TreeNode]) -> list[TreeNode]:
-    """The tree with costs in whole cents that still add up: at every node the children sum to the parent.
-
-    The top level rounds its total half-even; below, each parent's cents are shared among its children
-    by largest remainder, so every printed figure is within a cent of the exact one (and equal to it
-    when the data is in cents) while columns still foot. Shares keep the exact ratios.
-    """
-    total = cents(sum((t.node.cost for t in tree), ZERO))
-    total_prev = cents(sum((t.node.previous_cost for t in tree), ZERO))
-    return _round_level(tree, total, total_prev)
-
-
-def _round_level(items: list[TreeNode], cost: Decimal, previous: Decimal) -> list[TreeNode]:
-    costs = apportion(cost, [t.node.cost for t in items])
-    prevs = apportion(previous, [t.node.previous_cost for t in items])
-    return [
-        TreeNode(replace(t.node, cost=c, previous_cost=p), _round_level(t.children, c, p) if t.children else [])
-        for t, c, p in zip(items, costs, prevs, strict=True)
-    ]
-
-
-def apportion(whole: Decimal, parts: Sequence[Decimal]) -> list[Decimal]:
-    """Round `parts` to cents so they sum to `whole` (in cents): floor each, then hand the remaining cents
-    to the largest remainders. Needs sum(parts) within a cent of `whole`, as for a node and its children."""
-    floors = [p.quantize(CENT, rounding=ROUND_FLOOR) for p in parts]
-    spare = int((whole - sum(floors, ZERO)) / CENT)
-    order = sorted(range(len(parts)), key=lambda i: (-(parts[i] - floors[i]), i))
-    for i in order[: max(spare, 0)]:
-        floors[i] += CENT
-    return floors
 
 
 # --- Tag keys and resources -----------------------------------------------------------------------
@@ -673,8 +642,6 @@ def allocation_report(cache: Cache, args: argparse.Namespace) -> str:
                                    previous=previous))
             for code in codes
         ]
-    # Printed figures are whole cents that foot at every level (see round_tree).
-    trees = [(code, round_tree(tree)) for code, tree in trees]
     levels = [d.name for d in hierarchy[: depth or len(hierarchy)]]
     if args.format == "json":
         return to_json(_document(period, previous, args.metric, levels, trees)) + "\n"
@@ -684,12 +651,19 @@ def allocation_report(cache: Cache, args: argparse.Namespace) -> str:
     )
     if period.anchored_on_data and fresh.data_end:
         header += f"\nData ends {fresh.data_end}; relative periods anchor on that day."
+    # Each node prints its own exact figures to the cent; where the rounded children do not add up to
+    # the rounded parent, a "(rounding)" row under them says by how much (see report.money).
     if args.format == "csv":
-        rows = [
-            [code, _path_text(path), len(path), n.dimension, n.key or "", n.label, n.cost, n.previous_cost,
-             _share_cell(n.share), n.change]
-            for code, tree in trees for path, n in _walk(tree, [])
-        ]
+        rows: list[list[Any]] = []
+        for code, tree in trees:
+            for path, line in _lines(tree, []):
+                if isinstance(line, RoundingLine):
+                    rows.append([code, _path_text(path), len(path), "", "", ROUNDING_LABEL, line.cost, line.previous,
+                                 "", line.change])
+                else:
+                    rows.append([code, _path_text(path), len(path), line.dimension, line.key or "", line.label,
+                                 line.cost, line.previous_cost, _share_cell(line.share),
+                                 shown_change(line.cost, line.previous_cost)])
         return render_rows(["currency", "path", "level", "dimension", "key", "label", "cost", "previous_cost",
                             "share", "change"], rows, "csv")
     parts = [header + "\n" if args.format == "table" else f"## {header}\n"]
@@ -699,13 +673,17 @@ def allocation_report(cache: Cache, args: argparse.Namespace) -> str:
         total = sum((t.node.cost for t in tree), ZERO)
         total_prev = sum((t.node.previous_cost for t in tree), ZERO)
         indent = "  " if args.format == "table" else "· "
-        rows = [["Total", total, "100.0%" if total else "—", total_prev, money(total - total_prev, signed=True),
-                 change_percent(total, total_prev)]]
-        rows += [
-            [indent * len(path) + n.label, n.cost, percent(n.share * 100, Decimal(100)) if n.share is not None else "—",
-             n.previous_cost, money(n.change, signed=True), change_percent(n.cost, n.previous_cost)]
-            for path, n in _walk(tree, [])
-        ]
+        rows = [["Total", total, "100.0%" if total else "—", total_prev,
+                 money(shown_change(total, total_prev), signed=True), change_percent(total, total_prev)]]
+        for path, line in _lines(tree, []):
+            if isinstance(line, RoundingLine):
+                rows.append([indent * len(path) + ROUNDING_LABEL, line.cost, "", line.previous,
+                             money(line.change, signed=True), ""])
+            else:
+                share = percent(line.share * 100, Decimal(100)) if line.share is not None else "—"
+                rows.append([indent * len(path) + line.label, line.cost, share, line.previous_cost,
+                             money(shown_change(line.cost, line.previous_cost), signed=True),
+                             change_percent(line.cost, line.previous_cost)])
         parts.append("\n" + render_rows(
             [f"{' > '.join(levels)}", "cost", "share", "previous", "change", "change %"], rows, args.format,
             title=f"{code}",
@@ -713,12 +691,21 @@ def allocation_report(cache: Cache, args: argparse.Namespace) -> str:
     return "".join(parts)
 
 
-def _walk(tree: list[TreeNode], path: list[Node]) -> list[tuple[list[Node], Node]]:
-    """Depth first: (ancestors, node) pairs in display order."""
-    out: list[tuple[list[Node], Node]] = []
+def siblings_rounding(items: Sequence[TreeNode]) -> RoundingLine:
+    """What a list of siblings, each rounded to the cent, misses to make their parent's rounded figures."""
+    cost = sum((t.node.cost for t in items), ZERO)
+    previous = sum((t.node.previous_cost for t in items), ZERO)
+    return rounding_line(cost, previous, ((t.node.cost, t.node.previous_cost) for t in items))
+
+
+def _lines(tree: list[TreeNode], path: list[Node]) -> list[tuple[list[Node], Node | RoundingLine]]:
+    """Depth first, in display order: (ancestors, node), and after a level's nodes its rounding line if any."""
+    out: list[tuple[list[Node], Node | RoundingLine]] = []
     for item in tree:
         out.append((path, item.node))
-        out.extend(_walk(item.children, [*path, item.node]))
+        out.extend(_lines(item.children, [*path, item.node]))
+    if rounding := siblings_rounding(tree):
+        out.append((path, rounding))
     return out
 
 
@@ -734,13 +721,23 @@ def _node_document(item: TreeNode) -> dict[str, Any]:
     n = item.node
     doc: dict[str, Any] = {
         "dimension": n.dimension, "key": n.key, "label": n.label, "cost": n.cost, "previous_cost": n.previous_cost,
-        "change": n.change, "share": _share_cell(n.share) or None, "unallocated": n.is_unallocated,
+        "change": shown_change(n.cost, n.previous_cost), "share": _share_cell(n.share) or None,
+        "unallocated": n.is_unallocated,
     }
     if n.is_other:
         doc["folded"] = n.folded_count
     if item.children:
         doc["children"] = [_node_document(c) for c in item.children]
+        doc.update(_rounding_document(item.children))
     return doc
+
+
+def _rounding_document(items: list[TreeNode]) -> dict[str, Any]:
+    """`{"rounding": {...}}` when the rounded children miss the rounded parent, so JSON consumers foot too."""
+    rounding = siblings_rounding(items)
+    if not rounding:
+        return {}
+    return {"rounding": {"cost": rounding.cost, "previous_cost": rounding.previous, "change": rounding.change}}
 
 
 def _document(
@@ -759,6 +756,7 @@ def _document(
                 "cost": sum((t.node.cost for t in tree), ZERO),
                 "previous_cost": sum((t.node.previous_cost for t in tree), ZERO),
                 "children": [_node_document(t) for t in tree],
+                **_rounding_document(tree),
             }
             for code, tree in trees
         ],

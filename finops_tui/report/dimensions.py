@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import duckdb
 
 from finops_tui.errors import UsageError
 
@@ -80,6 +82,45 @@ def dimension(name: str, alias: str = "t0") -> Dimension:
     raise UsageError(
         f"unknown dimension {name!r}: use one of {', '.join(PLAIN_DIMENSIONS)} or tag:KEY"
     )
+
+
+# Account names are chosen by people and repeat across clouds (sandbox-dev on Azure, AWS and GCP): with
+# cost from more than one provider in the cache, these dimensions name the provider in their labels.
+PROVIDER_LABELLED = frozenset({"subscription"})
+
+
+def cached_providers(cur: duckdb.DuckDBPyConnection) -> list[str]:
+    """The providers whose cost the cache holds, from the record of each import, sync or demo build.
+
+    Reads `sources` (one row per load), never the charges, so every query can afford to ask.
+    """
+    rows = cur.execute(
+        """
+        SELECT DISTINCT trim(p) FROM (SELECT unnest(string_split(provider, '+')) AS p FROM sources
+                                      WHERE provider IS NOT NULL AND row_count > 0)
+        WHERE trim(p) <> '' ORDER BY 1
+        """
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def provider_qualified_sql(label_sql: str, provider_sql: str = "c.ProviderName") -> str:
+    """SQL for `label (provider)`; the bare label where the provider is unknown."""
+    return f"(({label_sql}) || coalesce(' (' || {provider_sql} || ')', ''))"
+
+
+def with_provider_label(dim: Dimension) -> Dimension:
+    """`dim` with labels such as `sandbox-dev (AWS)` when it is one of the dimensions that need it."""
+    if dim.name not in PROVIDER_LABELLED:
+        return dim
+    return replace(dim, label_sql=provider_qualified_sql(dim.label_sql))
+
+
+def labelled_for_cache(cur: duckdb.DuckDBPyConnection, dims: list[Dimension]) -> list[Dimension]:
+    """The dimensions as this cache needs them labelled: with the provider where several are present."""
+    if not any(d.name in PROVIDER_LABELLED for d in dims) or len(cached_providers(cur)) < 2:
+        return dims
+    return [with_provider_label(d) for d in dims]
 
 
 def parse_dimensions(spec: str) -> list[Dimension]:

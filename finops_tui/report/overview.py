@@ -14,7 +14,8 @@ import duckdb
 from finops_tui import clock
 from finops_tui.config import load_config
 from finops_tui.errors import UsageError
-from finops_tui.report.dimensions import NONE_LABEL, Dimension, dimension
+from finops_tui.report.dimensions import NONE_LABEL, Dimension, dimension, labelled_for_cache
+from finops_tui.report.money import shown_change
 from finops_tui.report.periods import Period, parse_period
 from finops_tui.report.render import change_percent, money, percent, render_rows, to_json
 from finops_tui.store import Cache
@@ -290,8 +291,7 @@ def overview(
     # Unlimited queries, cut in Python: groups are few (Decimal conversion is cheap), and the movers
     # and the untagged share need every group, not only the top ones.
     full: dict[str, list[BreakdownRow]] = {}
-    for name in names:
-        dim = dimension(name)
+    for dim in labelled_for_cache(cur, [dimension(name) for name in names]):
         full[dim.name] = breakdown(cur, dim, period, metric, currency=currency, previous=previous)
         breakdowns[dim.name] = _top_per_currency(full[dim.name], top)
         titles[dim.name] = dim.title
@@ -347,7 +347,8 @@ def overview_document(ov: Overview) -> dict[str, object]:
             for name, rows in ov.breakdowns.items()
         },
         "top_movers": [
-            {"name": r.name, "currency": r.currency, "cost": r.cost, "previous_cost": r.previous, "change": r.change}
+            {"name": r.name, "currency": r.currency, "cost": r.cost, "previous_cost": r.previous,
+             "change": shown_change(r.cost, r.previous)}
             for r in ov.movers
         ],
         "daily": {code: [{"date": d, "cost": v} for d, v in series] for code, series in ov.daily.items()},
@@ -382,7 +383,8 @@ def _overview_text(ov: Overview, fmt: str) -> str:
     forecast = {f.currency: f for f in ov.forecast}
     total_rows = [
         [
-            t.currency, t.cost, t.previous, money(t.cost - t.previous, signed=True), change_percent(t.cost, t.previous),
+            t.currency, t.cost, t.previous, money(shown_change(t.cost, t.previous), signed=True),
+            change_percent(t.cost, t.previous),
             forecast[t.currency].total if t.currency in forecast else "",
             ov.untagged.get(t.currency, ZERO), percent(ov.untagged.get(t.currency, ZERO), t.cost),
         ]
@@ -402,8 +404,8 @@ def _overview_text(ov: Overview, fmt: str) -> str:
     for name, items in ov.breakdowns.items():
         totals = {t.currency: t.cost for t in ov.totals}
         rows = [
-            [r.name, r.currency, r.cost, percent(r.cost, totals.get(r.currency)), money(r.change, signed=True),
-             change_percent(r.cost, r.previous)]
+            [r.name, r.currency, r.cost, percent(r.cost, totals.get(r.currency)),
+             money(shown_change(r.cost, r.previous), signed=True), change_percent(r.cost, r.previous)]
             for r in items
         ]
         parts.append("\n" + render_rows(
@@ -411,7 +413,8 @@ def _overview_text(ov: Overview, fmt: str) -> str:
             rows, fmt, title=f"By {ov.breakdown_titles.get(name, name).lower()}",
         ))
     if ov.movers:
-        rows = [[r.name, r.currency, r.previous, r.cost, money(r.change, signed=True)] for r in ov.movers]
+        rows = [[r.name, r.currency, r.previous, r.cost, money(shown_change(r.cost, r.previous), signed=True)]
+                for r in ov.movers]
         parts.append("\n" + render_rows(
             ["Resource group", "currency", "previous", "cost", "increase"], rows, fmt, title="Top movers"
         ))

@@ -51,8 +51,12 @@ class Period:
         return f"{self.start.isoformat()} .. {self.end.isoformat()}"
 
     def describe(self) -> str:
-        """e.g. "November 2026 to date (2026-11-01 .. 2026-11-27)": END shown exclusive."""
-        return f"{self.label()} ({self.start.isoformat()} .. {self.end.isoformat()})"
+        """e.g. "November 2026 to date (2026-11-01 .. 2026-11-27)": END shown exclusive; a range once."""
+        dates = f"{self.start.isoformat()} .. {self.end.isoformat()}"
+        label = self.label()
+        if self.spec == "all":
+            return f"all data ({dates})"
+        return dates if label == dates else f"{label} ({dates})"  # START..END: the label is the range already
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:

@@ -19,7 +19,7 @@ from finops_tui.recommend.generators.growth import KIND as KIND_GROWTH
 from finops_tui.recommend.generators.growth import steady_growth
 from finops_tui.recommend.generators.idle import KIND_ORPHANS, KIND_STOPPED, idle_resources
 from finops_tui.recommend.generators.new_sku import KIND as KIND_NEW_SKU
-from finops_tui.recommend.generators.new_sku import new_expensive_skus
+from finops_tui.recommend.generators.new_sku import KIND_NEW_RESOURCE, new_expensive_resources, new_expensive_skus
 from finops_tui.recommend.generators.tag_hygiene import (
     KIND_KEYS,
     KIND_VALUES,
@@ -37,6 +37,7 @@ GENERATORS: dict[str, tuple[Generator, tuple[str, ...]]] = {
     "unallocated": (unallocated_hotspots, (KIND_UNALLOCATED,)),
     "anomalies": (detect_anomalies, (KIND_SPIKE, KIND_STEP)),
     "new-sku": (new_expensive_skus, (KIND_NEW_SKU,)),
+    "new-resources": (new_expensive_resources, (KIND_NEW_RESOURCE,)),
     "unused-commitments": (unused_commitments, (KIND_UNUSED,)),
     "growth": (steady_growth, (KIND_GROWTH,)),
     "idle": (idle_resources, (KIND_ORPHANS, KIND_STOPPED)),
@@ -52,6 +53,7 @@ KIND_TITLES: dict[str, str] = {
     KIND_SPIKE: "Cost spike",
     KIND_STEP: "Cost level shift",
     KIND_NEW_SKU: "New expensive SKU",
+    KIND_NEW_RESOURCE: "New expensive resource",
     KIND_UNUSED: "Unused commitment",
     KIND_GROWTH: "Steady growth",
     KIND_ORPHANS: "Orphan resources",

@@ -1,9 +1,11 @@
 """Cost anomalies: spikes and level shifts per service, subscription, resource group and team, against a
-weekday-aware robust baseline (median and MAD of the same weekday over the prior weeks)."""
+weekday-aware robust baseline (median and MAD of the same weekday over the prior weeks), or, when the data
+is too short for that (a one-month export), the median and MAD of all prior days."""
 
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from decimal import Decimal
 
 import duckdb
@@ -18,7 +20,15 @@ from finops_tui.recommend.levels import (
     dominant_subscriptions,
     dominant_teams,
 )
-from finops_tui.recommend.model import Confidence, Context, DailyPoint, EvidenceValue, Recommendation, stable_id
+from finops_tui.recommend.model import (
+    CONFIDENCE_ORDER,
+    Confidence,
+    Context,
+    DailyPoint,
+    EvidenceValue,
+    Recommendation,
+    stable_id,
+)
 from finops_tui.recommend.prepare import DAILY, ensure_prepared, floors
 from finops_tui.report.render import money
 
@@ -28,18 +38,55 @@ _DENSE = "_rec_anomaly_days"
 _MAD_TO_SIGMA = 1.4826  # MAD of normal noise × this = its standard deviation
 _ELEVATED = 1.1  # a day at least 10 % above expected counts towards a level shift
 _SERIES_DAYS = 42
+_MIN_WEEKS = 3  # same-weekday points a weekday baseline needs
+_MIN_PRIOR_DAYS = 7  # prior days the all-days baseline needs before a day can be judged
+_SOLID_PRIOR_DAYS = 14  # prior days that make an all-days baseline worth medium confidence
 
 
-def _windows(ctx: Context) -> tuple[dt.date, dt.date]:
+@dataclass(frozen=True)
+class _Baseline:
+    """How a day's expected cost is measured, and from which days.
+
+    `weekday`: the median of the same weekday before the detection window (`weeks` of them). Otherwise the
+    history before the window is too short for that, and each day is judged against all days before it.
+    """
+
+    weekday: bool
+    base_start: dt.date
+    detect_start: dt.date
+    weeks: int
+
+    @property
+    def min_points(self) -> int:
+        return _MIN_WEEKS if self.weekday else _MIN_PRIOR_DAYS
+
+    def prior_days(self, day: dt.date) -> int:
+        return (day - self.base_start).days
+
+    def describe(self, day: dt.date) -> str:
+        """What an all-days baseline rested on for a finding starting on `day`."""
+        return (f"median of the {self.prior_days(day)} prior days (the data is too short for a same-weekday "
+                "baseline)")
+
+    def confidence_cap(self, day: dt.date, full_weeks: int) -> Confidence:
+        """The most a finding can claim on this much history."""
+        if self.weekday:
+            return "high" if self.weeks >= full_weeks else "medium"
+        return "medium" if self.prior_days(day) >= _SOLID_PRIOR_DAYS else "low"
+
+
+def _baseline(ctx: Context) -> _Baseline:
     t = ctx.thresholds
     detect_start = ctx.days_back(t.anomaly_window_days)
     base_start = max(detect_start - dt.timedelta(weeks=t.baseline_weeks), ctx.data_start)
-    return base_start, detect_start
+    weeks = (detect_start - base_start).days // 7  # every weekday has at least this many points
+    return _Baseline(weeks >= _MIN_WEEKS, base_start, detect_start, weeks)
 
 
-def _build_days(cur: duckdb.DuckDBPyConnection, ctx: Context) -> None:
-    """Daily cost per group per level, zero-filled, each day with its weekday's median and MAD before the window."""
-    base_start, detect_start = _windows(ctx)
+def _build_days(cur: duckdb.DuckDBPyConnection, ctx: Context, baseline: _Baseline) -> None:
+    """Daily cost per group per level, zero-filled, each day with the median and MAD it is judged against:
+    its weekday's before the window, or (short history) those of every day before it."""
+    base_start, detect_start = baseline.base_start, baseline.detect_start
     cur.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _rec_anomaly_levels AS
@@ -68,20 +115,31 @@ def _build_days(cur: duckdb.DuckDBPyConnection, ctx: Context) -> None:
         ), days AS (
             SELECT grid.kid, grid.day, isodow(grid.day) AS dow, coalesce(k.cost, 0) AS cost
             FROM grid LEFT JOIN _rec_anomaly_levels k ON k.kid = grid.kid AND k.day = grid.day
-        ), base AS (
-            SELECT kid, dow, median(cost) AS med, mad(cost) AS mad, count(*) AS weeks
-            FROM days WHERE day < $detect_start GROUP BY kid, dow
-        )
-        SELECT days.*, base.med, base.mad, base.weeks FROM days LEFT JOIN base USING (kid, dow)
+        ){_judged_days_sql(baseline)}
         """,
         {"base_start": base_start, "detect_start": detect_start, "end": ctx.data_end},
     )
 
 
-def _events(cur: duckdb.DuckDBPyConnection, ctx: Context) -> list[tuple]:
+def _judged_days_sql(baseline: _Baseline) -> str:
+    """The end of the dense-days query: each day with `med`, `mad` and `points` (how many days they rest on)."""
+    if baseline.weekday:
+        return """, base AS (
+            SELECT kid, dow, median(cost) AS med, mad(cost) AS mad, count(*) AS points
+            FROM days WHERE day < $detect_start GROUP BY kid, dow
+        )
+        SELECT days.*, base.med, base.mad, base.points FROM days LEFT JOIN base USING (kid, dow)"""
+    # The grid has one row per group and day, so the rows before a day are the days before it.
+    return """
+        SELECT days.*, median(cost) OVER prior AS med, mad(cost) OVER prior AS mad, count(*) OVER prior AS points
+        FROM days
+        WINDOW prior AS (PARTITION BY kid ORDER BY day ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"""
+
+
+def _events(cur: duckdb.DuckDBPyConnection, ctx: Context, baseline: _Baseline) -> list[tuple]:
     """Level shifts (a trailing run of elevated days) and spikes (islands of outlier days) per group."""
     t = ctx.thresholds
-    _, detect_start = _windows(ctx)
+    detect_start = baseline.detect_start
     return cur.execute(
         f"""
         WITH det AS (
@@ -90,7 +148,7 @@ def _events(cur: duckdb.DuckDBPyConnection, ctx: Context) -> list[tuple]:
                    (cost - med) / nullif({_MAD_TO_SIGMA} * mad, 0) AS z,
                    cost > med * {_ELEVATED} AND cost > med AS elevated,
                    cost - med > greatest($sigmas * {_MAD_TO_SIGMA} * mad, ($min_ratio - 1) * med, 0) AS outlier
-            FROM {_DENSE} WHERE day >= $detect_start AND weeks >= 3
+            FROM {_DENSE} WHERE day >= $detect_start AND points >= $min_points
         ), runs AS (
             SELECT kid, coalesce(max(day) FILTER (WHERE NOT elevated) + 1, min(day)) AS run_start
             FROM det GROUP BY kid
@@ -121,6 +179,7 @@ def _events(cur: duckdb.DuckDBPyConnection, ctx: Context) -> list[tuple]:
         """,
         {
             "detect_start": detect_start,
+            "min_points": baseline.min_points,
             "sigmas": t.anomaly_sigmas,
             "min_ratio": t.anomaly_min_ratio,
             "step_days": t.step_min_days,
@@ -132,14 +191,15 @@ def _events(cur: duckdb.DuckDBPyConnection, ctx: Context) -> list[tuple]:
 def detect_anomalies(cur: duckdb.DuckDBPyConnection, ctx: Context) -> list[Recommendation]:
     """Spikes (short bursts) and level shifts (sustained steps) in daily cost, most specific level first."""
     ensure_prepared(cur, ctx)
-    _build_days(cur, ctx)
+    baseline = _baseline(ctx)
+    _build_days(cur, ctx, baseline)
     floor = floors(cur)
-    base_start, detect_start = _windows(ctx)
+    detect_start = baseline.detect_start
     teams = dominant_teams(cur, detect_start)
     homes = dominant_subscriptions(cur, detect_start)
     events: list[Event] = []
     kids: dict[int, int] = {}
-    for row in _events(cur, ctx):
+    for row in _events(cur, ctx, baseline):
         kid, kind, first_day, last_day, days, size, ratio, cost, expected, z = row[:10]
         g, currency, sub, sub_name, rg, svc, team = row[10:]
         level = LEVEL_BY_GROUPING[g]
@@ -157,8 +217,7 @@ def detect_anomalies(cur: duckdb.DuckDBPyConnection, ctx: Context) -> list[Recom
         kids[id(events[-1])] = kid
     kept = collapse(events)
     series = _series(cur, [kids[id(e)] for e in kept], ctx)
-    history_short = base_start > detect_start - dt.timedelta(weeks=ctx.thresholds.baseline_weeks)
-    return [_recommendation(e, series.get(kids[id(e)], ()), ctx, history_short) for e in kept]
+    return [_recommendation(e, series.get(kids[id(e)], ()), ctx, baseline) for e in kept]
 
 
 def _series(cur: duckdb.DuckDBPyConnection, kids: list[int], ctx: Context) -> dict[int, tuple[DailyPoint, ...]]:
@@ -176,7 +235,7 @@ def _series(cur: duckdb.DuckDBPyConnection, kids: list[int], ctx: Context) -> di
 
 
 def _recommendation(
-    event: Event, series: tuple[DailyPoint, ...], ctx: Context, history_short: bool
+    event: Event, series: tuple[DailyPoint, ...], ctx: Context, baseline: _Baseline
 ) -> Recommendation:
     key, data = event.key, event.data
     scope = key.scope()
@@ -184,6 +243,8 @@ def _recommendation(
     ratio = float(data["ratio"]) if data["ratio"] is not None else None
     evidence: list[tuple[str, EvidenceValue]] = []
     confidence: Confidence
+    expected_from = ("same weekday, prior weeks" if event.kind == "step" else "same weekdays, prior weeks") \
+        if baseline.weekday else "median of prior days"
     if event.kind == "step":
         kind = KIND_STEP
         change = f"+{(ratio - 1) * 100:.0f}%" if ratio is not None else "new spend"
@@ -191,7 +252,7 @@ def _recommendation(
         evidence += [
             ("Since", event.first_day),
             ("Days elevated", data["days"]),
-            ("Expected per day (same weekday, prior weeks)", money(Decimal(data["expected"]), currency)),
+            (f"Expected per day ({expected_from})", money(Decimal(data["expected"]), currency)),
             ("Typical day now", money(Decimal(data["cost"]), currency)),
             ("Change", change),
         ]
@@ -208,14 +269,16 @@ def _recommendation(
         evidence += [
             ("Days", span),
             ("Cost on those days", money(Decimal(data["cost"]), currency)),
-            ("Expected (same weekdays, prior weeks)", money(Decimal(data["expected"]), currency)),
+            (f"Expected ({expected_from})", money(Decimal(data["expected"]), currency)),
             ("Above expected", money(event.size, currency)),
             ("Peak vs expected", f"{ratio:.1f}×" if ratio is not None else "new spend"),
         ]
         confidence = "high" if ratio is None or ratio >= 2 else "medium"
         action = "Find the resource behind the burst; if it was a mistake or a runaway job, stop it and set an alert."
-    if history_short:
-        confidence = "low"
+    cap = baseline.confidence_cap(event.first_day, ctx.thresholds.baseline_weeks)
+    confidence = min(confidence, cap, key=CONFIDENCE_ORDER.__getitem__)
+    if not baseline.weekday:
+        evidence.append(("Baseline", baseline.describe(event.first_day)))
     if event.spread_over:
         evidence.append(("Spread over", f"{event.spread_over} smaller groups"))
     if event.also_at:

@@ -99,7 +99,7 @@ def _sub_rec(
     return Recommendation(
         id=stable_id(KIND, scope.type, scope.key, currency, ctx.team_key),
         kind=KIND,
-        title=f"Untagged spend spread over {groups} small resource groups in {label}",
+        title=f"Untagged spend spread over {groups} small resource group{'' if groups == 1 else 's'} in {label}",
         scope=scope,
         monthly_impact=amount,
         currency=currency,
