@@ -13,10 +13,12 @@ from typing import Any
 
 import duckdb
 
+from finops_tui.allocation.effective import TagPolicy
 from finops_tui.allocation.journal import apply_tags, undo
 from finops_tui.allocation.queue import unallocated_queue
-from finops_tui.report.allocation import children, currencies, expansion_sql, resolve_hierarchy
-from finops_tui.report.overview import resolve_period
+from finops_tui.basis.metrics import currencies
+from finops_tui.basis.periods import resolve_period
+from finops_tui.report.tree import children, expansion_sql, resolve_hierarchy
 from finops_tui.store import open_cache
 
 REPEATS = 30
@@ -135,11 +137,11 @@ def _run(cache: Path) -> list[dict[str, Any]]:
         samples = []
         for _ in range(5):
             start = time.perf_counter()
-            apply_tags(store, untagged, "team", "bench-team")
+            apply_tags(store, TagPolicy(), untagged, "team", "bench-team")
             with store.cursor() as cur:
                 children(cur, HIERARCHY, [], period, "effective", currency, previous=previous, limit=LIMIT)
             samples.append((time.perf_counter() - start) * 1000)
-            undo(store)
+            undo(store, TagPolicy())
         results.append(_result(f"tag {len(untagged)} resources + recompute top level", rows, max(samples), None))
     return results
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from finops_tui.allocation.effective import TagPolicy
 from finops_tui.ingest.importer import import_paths
 from finops_tui.store.cache import open_cache
 from finops_tui.store.schema import CHARGE_COLUMNS
@@ -86,7 +87,7 @@ def time_app(file: Path, cache_path: Path) -> tuple[float, float]:
     """(wall, CPU) seconds of importing `file` into a fresh cache through the Python API."""
     started, cpu = time.perf_counter(), _cpu()
     with open_cache(_fresh(cache_path)) as cache:
-        outcome = import_paths(cache, [file])
+        outcome = import_paths(cache, TagPolicy(), [file])
     elapsed = time.perf_counter() - started, _cpu() - cpu
     assert outcome.results and outcome.results[0].rows > 0
     return elapsed
@@ -112,8 +113,8 @@ def peak_rss_of_import(file: Path, cache_path: Path) -> int:
     """
     code = (
         "import re, sys; from pathlib import Path; from finops_tui.store.cache import open_cache; "
-        "from finops_tui.ingest.importer import import_paths\n"
-        "with open_cache(Path(sys.argv[2])) as c: import_paths(c, [Path(sys.argv[1])])\n"
+        "from finops_tui.allocation.effective import TagPolicy; from finops_tui.ingest.importer import import_paths\n"
+        "with open_cache(Path(sys.argv[2])) as c: import_paths(c, TagPolicy(), [Path(sys.argv[1])])\n"
         "print(re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1))"
     )
     done = subprocess.run(

@@ -11,14 +11,14 @@ from typing import Any
 
 import duckdb
 
-from finops_tui.report.dimensions import dimension
+from finops_tui.basis.dimensions import dimension
+from finops_tui.basis.periods import resolve_period
 from finops_tui.report.overview import (
     breakdown,
     currency_totals,
     daily_series,
     month_end_forecast,
     overview,
-    resolve_period,
     untagged_cost,
 )
 from finops_tui.store import open_cache

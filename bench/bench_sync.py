@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from finops_tui import clock  # noqa: E402
+from finops_tui.allocation.effective import TagPolicy  # noqa: E402
 from finops_tui.store.cache import open_cache  # noqa: E402
 from finops_tui.sync import SyncOptions, SyncProgress, run_sync  # noqa: E402
 from tests.fake_arm import FakeArm, FakeCredential  # noqa: E402
@@ -76,7 +77,7 @@ def _sync(fake: FakeArm, cache: Any, months: int, api_path: str) -> tuple[Any, d
         polling_interval=0,
     )
     started = time.perf_counter()
-    result = run_sync(cache, options, progress=phases)
+    result = run_sync(cache, options, TagPolicy(), progress=phases)
     ended = time.perf_counter()
     wall = ended - started
     server = fake.server_seconds - server_before

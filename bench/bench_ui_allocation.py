@@ -191,9 +191,11 @@ async def _drive(cache_path: Path) -> dict[str, Any]:
 
 def _raw(cache_path: Path) -> dict[str, Any]:
     """The read models alone, cold, for the same steps: expansions, hierarchy roots, tag + top level."""
+    from finops_tui.allocation.effective import TagPolicy
     from finops_tui.allocation.journal import apply_tags, undo
-    from finops_tui.report.allocation import children, currencies
-    from finops_tui.report.overview import resolve_period
+    from finops_tui.basis.metrics import currencies
+    from finops_tui.basis.periods import resolve_period
+    from finops_tui.report.tree import children
     from finops_tui.store import open_cache
     from finops_tui.ui.screens.allocation import CHILDREN_LIMIT
 
@@ -232,11 +234,11 @@ def _raw(cache_path: Path) -> dict[str, Any]:
                 [TAGGED],
             ).fetchall()]
         start = time.perf_counter()
-        apply_tags(store, untagged, "team", "raw-bench", fold_case=True)
+        apply_tags(store, TagPolicy(), untagged, "team", "raw-bench")
         with store.cursor() as cur:
             children(cur, DEFAULT, [], period, "effective", currency, limit=CHILDREN_LIMIT)
         out["tag"] = (time.perf_counter() - start) * 1000
-        undo(store, fold_case=True)
+        undo(store, TagPolicy())
     return out
 
 

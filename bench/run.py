@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from finops_tui.allocation.effective import TagPolicy
 from finops_tui.ingest.demo import DemoParams, build_demo, existing_summary
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -56,7 +57,7 @@ def demo_cache(out: Path, rows: int, *, force: bool) -> tuple[Path, Result]:
         return path, {"name": "demo build (reused; --force rebuilds)", "rows": summary.rows,
                       "app_ms": None, "raw_ms": None, "ratio": None}
     started = time.perf_counter()
-    summary = build_demo(path, end=params.end, months=params.months, rows=params.rows, seed=params.seed)
+    summary = build_demo(path, TagPolicy(), end=params.end, months=params.months, rows=params.rows, seed=params.seed)
     seconds = time.perf_counter() - started
     return path, {"name": f"demo build ({summary.rows / seconds:,.0f} rows/s)", "rows": summary.rows,
                   "app_ms": round(seconds * 1000, 1), "raw_ms": None, "ratio": None,

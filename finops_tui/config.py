@@ -15,11 +15,13 @@ import tomlkit
 import tomlkit.exceptions
 
 from finops_tui import paths
+from finops_tui.basis.dimensions import dimension
 from finops_tui.errors import ConfigError, UserError
 
 DEFAULT_HIERARCHY = ["tag:team", "subscription", "resource-group", "resource"]
 DEFAULT_TAG_KEYS = ["team", "env", "costcenter"]
 CREDENTIAL_MODES = ("auto", "device-code", "managed-identity", "cli")
+MAX_SYNC_MONTHS = 13  # Cost Details keeps 13 months of history; the Query API allows more, but a year is plenty
 
 T = TypeVar("T")
 
@@ -158,11 +160,9 @@ class _Invalid(Exception):
 
 
 def _months(value: Any) -> int:
-    from finops_tui.sync.windows import MAX_MONTHS
-
-    if _is_int(value) and 1 <= value <= MAX_MONTHS:
+    if _is_int(value) and 1 <= value <= MAX_SYNC_MONTHS:
         return int(value)
-    raise _Invalid(f"expected an integer from 1 to {MAX_MONTHS}, got {_shown(value)}")
+    raise _Invalid(f"expected an integer from 1 to {MAX_SYNC_MONTHS}, got {_shown(value)}")
 
 
 def _hours(value: Any) -> float:
@@ -184,8 +184,6 @@ def _positive_int(value: Any) -> int:
 
 
 def _hierarchy_levels(value: Any) -> list[str]:
-    from finops_tui.report.dimensions import dimension
-
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _Invalid()
     if not value:

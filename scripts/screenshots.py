@@ -97,7 +97,7 @@ async def recommendations(pilot: Pilot[object]) -> None:
         ctx = Context.from_cache(cur)
         assert ctx is not None
         found, _timings = generate(cur, ctx)
-        store_results(cur, found, ctx, run_at=app.now() - dt.timedelta(minutes=3))
+    store_results(app.cache, found, ctx, run_at=app.now() - dt.timedelta(minutes=3))
     RecommendationsScreen.refresh_on_open = False
     try:
         await pilot.press("3")
@@ -137,13 +137,25 @@ async def tagging(pilot: Pilot[Any]) -> None:
 
 
 async def push_preview(pilot: Pilot[Any]) -> None:
-    """Tag the marked group, then preview the push (it writes to the demo cache: keep this shot last)."""
+    """Tag the marked group, then show the push preview (it writes to the demo cache: keep these shots last).
+
+    `P` refuses to push the demo estate (its ids are not from a sync), so the preview is opened directly
+    on the merges the tagging journalled, as it looks for a synced estate.
+    """
+    from finops_tui.allocation.push import preview
+    from finops_tui.ui.app import FinopsApp
+    from finops_tui.ui.dialogs.push_preview import PushPreviewDialog
+
     await tagging(pilot)
     await pilot.press("t")
     await settle(pilot)
     await pilot.press("ctrl+u", *"payments", "enter")
     await settle(pilot)
-    await pilot.press("P")
+    app = pilot.app
+    assert isinstance(app, FinopsApp)
+    with app.cache.cursor() as cur:
+        items = preview(cur)
+    await app.push_screen(PushPreviewDialog(items, cache=app.cache, endpoint=None, credential_mode="cli"))
 
 
 async def hierarchy_dialog(pilot: Pilot[Any]) -> None:
@@ -163,6 +175,7 @@ SHOTS = [
     Shot("period-dialog", (120, 36), period_dialog),
     Shot("custom-period-dialog", (120, 36), custom_period),
     Shot("help", (120, 36), help_dialog),
+    Shot("help-80x24", (80, 24), help_dialog),
     Shot("command-palette", (120, 36), command_palette),
     Shot("welcome", (100, 32), empty_cache=True),
     Shot("recommendations", (120, 36), recommendations),
@@ -179,6 +192,7 @@ SHOTS = [
     Shot("tagging-80x24", (80, 24), tagging),
     Shot("hierarchy-dialog", (120, 36), hierarchy_dialog),
     Shot("push-preview", (120, 36), push_preview),
+    Shot("push-preview-80x24", (80, 24), push_preview),
 ]
 
 
@@ -200,12 +214,13 @@ def view_shots() -> list[Shot]:
 
 
 def build_demo(data_dir: Path) -> Path:
+    from finops_tui.allocation.effective import TagPolicy
     from finops_tui.ingest.demo import DemoParams, build_demo, existing_summary
 
     path = data_dir / "demo.duckdb"
     if existing_summary(path, DemoParams(end=DEMO_END, months=13, rows=None, seed=42)) is None:
         print(f"building the demo estate into {path} …", file=sys.stderr)
-        build_demo(path, end=DEMO_END)
+        build_demo(path, TagPolicy(), end=DEMO_END)
     return path
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from finops_tui.allocation.effective import refresh_derived
+from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.store import Cache, open_cache
 
 END = dt.date(2026, 3, 31)
@@ -120,7 +120,7 @@ def add(cache: Cache, resources: Iterable[Res], span: Iterable[dt.date] | None =
             """
         )
         cur.unregister("crafted")
-        refresh_derived(cur)
+        refresh_derived(cur, TagPolicy())
 
 
 def build(path: Path, resources: Iterable[Res], span: Iterable[dt.date] | None = None) -> Cache:

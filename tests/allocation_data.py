@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from finops_tui.allocation.effective import refresh_derived, set_tag_aliases
+from finops_tui.allocation.effective import TagPolicy, refresh_derived
+from finops_tui.allocation.rules import load_rules
 from finops_tui.store import Cache, open_cache
 from finops_tui.store.sources import Window, begin_window, finish_window
 
@@ -46,7 +47,8 @@ class Charge:
 
 
 def load(path: Path | None, charges: Iterable[Charge], *, aliases: Mapping[str, str] | None = None) -> Cache:
-    """Write the charges into a new cache (a file, or in memory with None) and derive resources and tags."""
+    """Write the charges into a new cache (a file, or in memory with None) and derive resources and tags,
+    as an import would: with `aliases` and the rules.toml of the test's config dir."""
     rows = list(charges)
     cache = open_cache(path)
     start = min((c.day for c in rows), default=END)
@@ -74,9 +76,7 @@ def load(path: Path | None, charges: Iterable[Charge], *, aliases: Mapping[str, 
             ],
         )
         finish_window(cur, sid)
-        if aliases:
-            set_tag_aliases(cur, aliases)
-        refresh_derived(cur)
+        refresh_derived(cur, TagPolicy(aliases=dict(aliases or {}), rules=tuple(load_rules())))
     return cache
 
 

@@ -1060,12 +1060,17 @@ class SyncRun:
 
 
 def sync(fake: FakeArm, cache: Any, **overrides: Any) -> SyncRun:
-    """run_sync against the fake with a fake credential and a sleep that only records (tests never wait)."""
+    """run_sync against the fake with a fake credential and a sleep that only records (tests never wait).
+
+    `policy` (a TagPolicy) rebuilds the effective tags; the default policy has no rules.
+    """
+    from finops_tui.allocation.effective import TagPolicy
     from finops_tui.sync import SyncOptions, run_sync
 
     progress: list[Any] = []
     sleeps: list[float] = []
     cancel = overrides.pop("cancel", None)
+    policy = overrides.pop("policy", None) or TagPolicy()
     on_progress = overrides.pop("on_progress", None)
     options = {
         "scopes": [SUB],
@@ -1082,7 +1087,7 @@ def sync(fake: FakeArm, cache: Any, **overrides: Any) -> SyncRun:
         if on_progress:
             on_progress(p)
 
-    result = run_sync(cache, SyncOptions(**options), progress=record, cancel=cancel)
+    result = run_sync(cache, SyncOptions(**options), policy, progress=record, cancel=cancel)
     return SyncRun(result, progress, sleeps)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from finops_tui.allocation.effective import refresh_derived
+from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.store import open_cache
 from finops_tui.store.sources import Window, begin_window, finish_window
 
@@ -41,5 +41,5 @@ def build_small_cache(path: Path, *, end: dt.date = dt.date(2026, 11, 26), days:
             {"end": end, "start": start, "days": days, "sid": sid},
         )
         finish_window(cur, sid)
-        refresh_derived(cur)
+        refresh_derived(cur, TagPolicy())
     return path

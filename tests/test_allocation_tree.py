@@ -18,20 +18,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from finops_tui import clock
+from finops_tui.basis.dimensions import UNALLOCATED
+from finops_tui.basis.money import ROUNDING_LABEL, cents
+from finops_tui.basis.periods import Period, parse_period
 from finops_tui.cli import main
+from finops_tui.commands.report import allocation_report
+from finops_tui.config import Config
 from finops_tui.errors import UserError
-from finops_tui.report.allocation import (
-    TreeNode,
-    allocation_report,
-    allocation_tree,
-    children,
-    folded_keys,
-    resource_detail,
-    tag_keys,
-)
-from finops_tui.report.dimensions import UNALLOCATED
-from finops_tui.report.money import ROUNDING_LABEL, cents
-from finops_tui.report.periods import Period, parse_period
+from finops_tui.report.resource import resource_detail
+from finops_tui.report.tags import folded_keys, tag_keys
+from finops_tui.report.tree import TreeNode, allocation_tree, children
 from tests.allocation_data import END, TODAY, Charge, load, rid
 from tests.fake_tags_arm import forbid_non_loopback
 from tests.report_helpers import build_small_cache
@@ -203,7 +199,7 @@ def test_resource_detail(tmp_path: Path) -> None:
     ]
     period = _period("30d")
     with load(tmp_path / "c.duckdb", charges) as cache, cache.cursor() as cur:
-        detail = resource_detail(cur, resource.upper(), period)
+        detail = resource_detail(cur, resource.upper(), period, rules=())
     assert detail.resource_id == resource
     assert detail.arm_id == "/subscriptions/s1/resourceGroups/rg-Pay/providers/microsoft.compute/virtualmachines/VM-1"
     assert detail.name == "VM-1" and detail.resource_group == "rg-Pay" and detail.subscription_id == "s1"
@@ -280,7 +276,7 @@ def test_children_sum_to_parent_at_every_node(charges: list[Charge], hierarchy: 
             args = argparse.Namespace(by=",".join(hierarchy), depth=None, period=f"{period.start}..{period.end}",
                                       metric="effective",
                                       currency=currency, top=None, format="csv")
-            printed = list(csv.DictReader(io.StringIO(allocation_report(cache, args))))
+            printed = list(csv.DictReader(io.StringIO(allocation_report(cache, args, Config()))))
             exact = _depth_first(tree)
             assert [(int(r["level"]), Decimal(r["cost"]), Decimal(r["previous_cost"])) for r in printed
                     if r["label"] != ROUNDING_LABEL] == [

@@ -20,9 +20,9 @@ import duckdb
 import pytest
 
 from finops_tui import clock, paths
-from finops_tui.allocation.effective import refresh_derived
+from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.cli import build_parser, main
-from finops_tui.report.render import render_rows, to_json
+from finops_tui.commands.render import render_rows, to_json
 from finops_tui.store import open_cache
 from finops_tui.textsafe import printable, spreadsheet_safe
 from tests.fake_arm import SUB, FakeArm, install_fake_az
@@ -48,7 +48,7 @@ def evil_cache(tmp_path: Path) -> Path:
     with open_cache(path) as cache, cache.write() as cur:
         cur.execute("UPDATE charges SET ServiceName = ? WHERE ServiceName = 'Key Vault'", [EVIL])
         cur.execute("UPDATE charges SET ResourceName = ? WHERE ResourceName = 'vm3'", [EVIL])
-        refresh_derived(cur)
+        refresh_derived(cur, TagPolicy())
     return path
 
 
@@ -57,7 +57,7 @@ def usd_only_cache(tmp_path: Path) -> Path:
     path = build_small_cache(tmp_path / "usd.duckdb")
     with open_cache(path) as cache, cache.write() as cur:
         cur.execute("UPDATE charges SET BillingCurrency = 'USD'")
-        refresh_derived(cur)
+        refresh_derived(cur, TagPolicy())
     return path
 
 

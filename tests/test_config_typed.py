@@ -52,7 +52,7 @@ def test_the_readme_example_loads() -> None:
     config = load_config()
     assert config.hierarchies["default"] == DEFAULT_HIERARCHY and config.credential == "auto"
     assert config.theme == "nord"
-    assert config.keymap == {"overview.metric": "M"}
+    assert config.keymap == {"view.metric": "M"}
     assert config.tag_aliases == {"owner_team": "team"}
     assert config.scopes == ["/subscriptions/00000000-0000-0000-0000-000000000000"]
     assert config.sync_months == 3 and config.sync_max_age_hours == 12.0

@@ -15,6 +15,8 @@ import duckdb
 import pytest
 
 from finops_tui import cli, clock
+from finops_tui.allocation.effective import TagPolicy
+from finops_tui.commands.demo import default_end
 from finops_tui.ingest.demo import (
     PLANTED,
     TEAMS,
@@ -23,7 +25,6 @@ from finops_tui.ingest.demo import (
     untagged_share,
     window_start,
 )
-from finops_tui.ingest.demo_command import default_end
 from finops_tui.store.cache import open_cache
 from finops_tui.store.sources import Window, begin_window
 
@@ -392,9 +393,9 @@ def _fingerprint(path: Path) -> tuple[list[tuple[object, ...]], object]:
 
 
 def test_same_seed_and_end_give_identical_figures(tmp_path: Path) -> None:
-    first = build_demo(tmp_path / "a.duckdb", end=END, months=2)
-    second = build_demo(tmp_path / "b.duckdb", end=END, months=2)
-    other_seed = build_demo(tmp_path / "c.duckdb", end=END, months=2, seed=7)
+    first = build_demo(tmp_path / "a.duckdb", TagPolicy(), end=END, months=2)
+    second = build_demo(tmp_path / "b.duckdb", TagPolicy(), end=END, months=2)
+    other_seed = build_demo(tmp_path / "c.duckdb", TagPolicy(), end=END, months=2, seed=7)
     assert _fingerprint(tmp_path / "a.duckdb") == _fingerprint(tmp_path / "b.duckdb")
     assert first.effective_cost == second.effective_cost and first.rows == second.rows
     assert _fingerprint(tmp_path / "a.duckdb") != _fingerprint(tmp_path / "c.duckdb")
@@ -402,8 +403,8 @@ def test_same_seed_and_end_give_identical_figures(tmp_path: Path) -> None:
 
 
 def test_rows_scales_the_estate(tmp_path: Path) -> None:
-    summary = build_demo(tmp_path / "scaled.duckdb", end=END, rows=50_000)
+    summary = build_demo(tmp_path / "scaled.duckdb", TagPolicy(), end=END, rows=50_000)
     assert abs(summary.rows - 50_000) / 50_000 < 0.03
-    summary = build_demo(tmp_path / "scaled.duckdb", end=END, months=3, rows=120_000)
+    summary = build_demo(tmp_path / "scaled.duckdb", TagPolicy(), end=END, months=3, rows=120_000)
     assert abs(summary.rows - 120_000) / 120_000 < 0.03
     assert summary.start == dt.date(2026, 9, 1)

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
+from finops_tui.basis.periods import parse_period
 from finops_tui.errors import UsageError
-from finops_tui.report.periods import parse_period
 
 TODAY = dt.date(2026, 11, 27)
 FRESH_END = dt.date(2026, 11, 26)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from finops_tui.allocation.effective import TagPolicy
 from finops_tui.ingest.demo import PLANTED, build_demo
 from finops_tui.recommend.engine import run_all
 from finops_tui.recommend.model import Context, Recommendation
@@ -18,7 +19,7 @@ END = dt.date(2026, 3, 31)
 @pytest.fixture(scope="module")
 def recs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Recommendation]]:
     path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    build_demo(path, end=END, months=5)
+    build_demo(path, TagPolicy(), end=END, months=5)
     with open_cache(path) as cache, cache.cursor() as cur:
         ctx = Context.from_cache(cur)
         assert ctx is not None

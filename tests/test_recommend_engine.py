@@ -13,10 +13,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from finops_tui import clock
+from finops_tui.commands.report import recommendations_report
+from finops_tui.config import Config
 from finops_tui.recommend import engine
 from finops_tui.recommend.engine import RecFilter, dismiss, last_results, note, refresh, restore, run_all, snooze
 from finops_tui.recommend.model import Context, decode, encode
-from finops_tui.recommend.report import recommendations_report
 from finops_tui.store import Cache, open_cache
 from tests._recommend_data import END, Res, add, build, steady
 
@@ -131,29 +132,29 @@ def test_report_formats_match_the_screen_order(tmp_path: Path) -> None:
     with build(tmp_path / "c.duckdb", _estate()) as cache:
         with cache.cursor() as cur:
             screen = run_all(cur, _ctx(cache))
-        doc = json.loads(recommendations_report(cache, _args("json")))
+        doc = json.loads(recommendations_report(cache, _args("json"), Config()))
         assert [r["id"] for r in doc["recommendations"]] == [r.id for r in screen]
         assert doc["data_end"] == END.isoformat()
         first = doc["recommendations"][0]
         assert first["monthly_impact"] == str(screen[0].monthly_impact.quantize(Decimal("0.01")))
         assert isinstance(first["jump"]["path"], list)
-        rows = list(csv.reader(io.StringIO(recommendations_report(cache, _args("csv")))))
+        rows = list(csv.reader(io.StringIO(recommendations_report(cache, _args("csv"), Config()))))
         assert rows[0][:2] == ["#", "Impact / month"] and len(rows) == len(screen) + 1
         assert [row[6] for row in rows[1:]] == [r.title for r in screen]
-        table = recommendations_report(cache, _args("table", top=2))
+        table = recommendations_report(cache, _args("table", top=2), Config())
         assert screen[0].title in table and screen[2].title not in table
-        assert recommendations_report(cache, _args("md")).count("\n| ") == len(screen) + 1
+        assert recommendations_report(cache, _args("md"), Config()).count("\n| ") == len(screen) + 1
 
 
 def test_report_on_an_empty_cache(tmp_path: Path) -> None:
     with open_cache(tmp_path / "empty.duckdb") as cache:
-        assert json.loads(recommendations_report(cache, _args("json")))["recommendations"] == []
-        assert "no cost data" in recommendations_report(cache, _args("table"))
+        assert json.loads(recommendations_report(cache, _args("json"), Config()))["recommendations"] == []
+        assert "no cost data" in recommendations_report(cache, _args("table"), Config())
 
 
 def test_the_recommend_package_never_imports_textual() -> None:
     code = (
-        "import sys; import finops_tui.recommend.report, finops_tui.recommend.engine; "
+        "import sys; import finops_tui.commands.report, finops_tui.recommend.engine; "
         "sys.exit(1 if any(m == 'textual' or m.startswith('textual.') for m in sys.modules) else 0)"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

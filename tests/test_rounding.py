@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from finops_tui import clock
+from finops_tui.basis.money import ROUNDING_LABEL, cents, rounding_gap
 from finops_tui.cli import main
 from finops_tui.config import Config
-from finops_tui.report.money import ROUNDING_LABEL, cents, rounding_gap
 from finops_tui.ui.screens.allocation import AllocationScreen
 from finops_tui.ui.widgets.alloc_tree import AllocTree
 from tests.allocation_data import END, TODAY, Charge, load, rid

@@ -10,20 +10,21 @@ from pathlib import Path
 import pytest
 
 from finops_tui import clock, paths
+from finops_tui.allocation.effective import TagPolicy, reapply_rules
 from finops_tui.allocation.journal import apply_tags
 from finops_tui.allocation.rules import (
     Rule,
     load_rules,
-    reapply_rules,
     rule_allocations,
     rule_to_toml,
     rules_path,
     save_rule,
 )
+from finops_tui.basis.dimensions import UNALLOCATED
+from finops_tui.basis.periods import parse_period
 from finops_tui.errors import UserError
-from finops_tui.report.allocation import children, effective_tags
-from finops_tui.report.dimensions import UNALLOCATED
-from finops_tui.report.periods import parse_period
+from finops_tui.report.resource import effective_tags
+from finops_tui.report.tree import children
 from finops_tui.store import Cache
 from tests.allocation_data import END, TODAY, Charge, load, rid
 from tests.fake_tags_arm import forbid_non_loopback
@@ -59,6 +60,11 @@ def _charges() -> list[Charge]:
 def cache(tmp_path: Path) -> Iterator[Cache]:
     with load(tmp_path / "c.duckdb", _charges()) as opened:
         yield opened
+
+
+def _policy() -> TagPolicy:
+    """The rules in rules.toml now, as the command line and the app load them."""
+    return TagPolicy(rules=tuple(load_rules()))
 
 
 def _team(cache: Cache) -> dict[str, str]:
@@ -106,15 +112,15 @@ def test_broken_rules_give_one_clear_line(text: str, message: str) -> None:
 
 def test_precedence_manual_then_provider_then_rule(cache: Cache) -> None:
     save_rule(Rule({"team": "payments"}, resource_group="RG-PAYMENTS-*"))
-    reapply_rules(cache)
+    reapply_rules(cache, _policy())
     assert _team(cache) == {
         PAY_1: "payments (rule)", PAY_2: "payments (rule)",
         TAGGED: "data (provider)",  # the rule matches its group but never overrides a provider tag
     }
-    apply_tags(cache, [PAY_1, TAGGED], "team", "checkout")
+    apply_tags(cache, _policy(), [PAY_1, TAGGED], "team", "checkout")
     assert _team(cache)[PAY_1] == "checkout (manual)" and _team(cache)[TAGGED] == "checkout (manual)"
     # A full rebuild (as after an import) gives the same answer: edits and rules live beside the facts.
-    reapply_rules(cache)
+    reapply_rules(cache, _policy())
     assert _team(cache) == {PAY_1: "checkout (manual)", PAY_2: "payments (rule)", TAGGED: "checkout (manual)"}
 
 
@@ -124,13 +130,13 @@ def test_first_matching_rule_wins_and_rules_see_other_tags(cache: Cache) -> None
     save_rule(Rule({"team": "search"}, service="*search*"))
     save_rule(Rule({"team": "platform"}, resource_type="microsoft.compute/*", subscription="Subscription S2"))
     save_rule(Rule({"team": "never"}, resource_name="kv"))
-    reapply_rules(cache)
+    reapply_rules(cache, _policy())
     assert _team(cache) == {
         PAY_2: "billing (rule)", PAY_1: "payments (rule)", SEARCH: "search (rule)", TAGGED: "data (provider)",
         SHARED: "platform (rule)",  # rule 4 matched first (subscription by name, ARM type from the id)
     }
     with cache.cursor() as cur:
-        tags = effective_tags(cur, PAY_2)
+        tags = effective_tags(cur, PAY_2, rules=load_rules())
     assert [(t.key, t.value, t.origin, t.rule) for t in tags] == [
         ("costcenter", "cc-42", "provider", None), ("team", "billing", "rule", "tag costcenter=cc-4* → team=billing"),
     ]
@@ -138,8 +144,8 @@ def test_first_matching_rule_wins_and_rules_see_other_tags(cache: Cache) -> None
 
 def test_a_removed_tag_is_not_refilled_by_a_rule(cache: Cache) -> None:
     save_rule(Rule({"team": "payments"}, resource_group="rg-payments-*"))
-    reapply_rules(cache)
-    apply_tags(cache, [PAY_1], "team", None)
+    reapply_rules(cache, _policy())
+    apply_tags(cache, _policy(), [PAY_1], "team", None)
     assert PAY_1 not in _team(cache)
 
 
@@ -147,9 +153,9 @@ def test_rule_allocations_and_the_tree(cache: Cache) -> None:
     save_rule(Rule({"team": "payments", "env": "prod"}, name="payments", resource_group="rg-payments-*"))
     save_rule(Rule({"team": "unused"}, resource_group="rg-nothing"))
     period = parse_period("30d", today=TODAY, data_end=END)
-    reapply_rules(cache)
+    reapply_rules(cache, _policy())
     with cache.cursor() as cur:
-        spend = rule_allocations(cur, period)
+        spend = rule_allocations(cur, period, rules=load_rules())
         nodes = {n.label: n.cost for n in children(cur, ["tag:team"], [], period)}
     # The rule fills team on two resources and env on three (the provider already says team=data on one).
     assert [(a.rule.label, a.resources, a.cost, a.cost_by_key) for a in spend] == [

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from finops_tui.azure import NOT_SIGNED_IN
 from finops_tui.cli import main
 from finops_tui.store.cache import open_cache
-from finops_tui.sync.azure import NOT_SIGNED_IN
 from tests import fake_arm
 from tests.fake_arm import MONTHS, SUB, FakeArm, install_fake_az, month_total
 
@@ -60,7 +60,7 @@ def test_not_signed_in_exits_3_with_one_line(
 def test_failed_windows_exit_3(
     arm: FakeArm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from finops_tui.sync import command
+    from finops_tui.commands import sync as command
 
     install_fake_az(tmp_path / "bin", monkeypatch)
     arm.add_scope(SUB, 3, cost_details=None)

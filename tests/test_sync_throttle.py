@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 
+from finops_tui.allocation.effective import TagPolicy
+from finops_tui.azure import NOT_SIGNED_IN
 from finops_tui.errors import AzureError
-from finops_tui.sync.azure import NOT_SIGNED_IN
 from tests import fake_arm
 from tests.fake_arm import MONTHS, SUB, FakeArm, FakeCredential, is_query, month_total, sync
 
@@ -115,16 +116,17 @@ def test_an_unreachable_endpoint_is_an_azure_error(cache: Any) -> None:
         url = gone.base_url
     options = SyncOptions(scopes=[SUB], arm_endpoint=url, credential=FakeCredential(), sleep=lambda s: None, months=1)
     with pytest.raises(AzureError, match=r"cannot reach http://127\.0\.0\.1"):
-        run_sync(cache, options)
+        run_sync(cache, options, TagPolicy())
 
 
 def test_plain_http_is_refused_beyond_loopback(cache: Any) -> None:
+    from finops_tui.azure import parse_endpoint
     from finops_tui.errors import UserError
     from finops_tui.sync import SyncOptions, run_sync
-    from finops_tui.sync.azure import parse_endpoint
 
     with pytest.raises(UserError, match="plain http is accepted only for loopback"):
-        run_sync(cache, SyncOptions(scopes=[SUB], arm_endpoint="http://10.0.0.1:8080", credential=FakeCredential()))
+        run_sync(cache, SyncOptions(scopes=[SUB], arm_endpoint="http://10.0.0.1:8080", credential=FakeCredential()),
+                 TagPolicy())
     assert parse_endpoint("http://localhost:9/").allow_http
     assert parse_endpoint("http://[::1]:9").allow_http
     assert parse_endpoint("http://127.8.9.10:9").credential_scope == "http://127.8.9.10:9/.default"
@@ -134,7 +136,7 @@ def test_plain_http_is_refused_beyond_loopback(cache: Any) -> None:
 
 
 def test_sovereign_clouds_sign_in_at_their_own_authority(monkeypatch: pytest.MonkeyPatch) -> None:
-    from finops_tui.sync.azure import parse_endpoint, sign_in_authority
+    from finops_tui.azure import parse_endpoint, sign_in_authority
 
     assert sign_in_authority(parse_endpoint("https://management.chinacloudapi.cn")) == "login.chinacloudapi.cn"
     assert sign_in_authority(parse_endpoint("https://management.usgovcloudapi.net/")) == "login.microsoftonline.us"

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 
 from finops_tui import clock
+from finops_tui.allocation.effective import TagPolicy
 from finops_tui.allocation.journal import apply_tags, list_edits, undo
-from finops_tui.allocation.push import preview, push
+from finops_tui.allocation.push import PushItem, preview, push
 from finops_tui.cli import main
 from finops_tui.errors import AzureError, UserError
 from finops_tui.store import Cache, open_cache
@@ -82,12 +83,12 @@ def _statuses(cache: Cache) -> dict[tuple[str, str], tuple[str, str | None]]:
 
 
 def test_preview_merges_the_latest_value_per_key_and_sends_nothing(cache: Cache, tags_arm: FakeTagsArm) -> None:
-    apply_tags(cache, [API, DB], "team", "payments")
-    apply_tags(cache, [DB], "team", "checkout")  # supersedes the first value for db
-    apply_tags(cache, [DB], "env", "dev")
-    apply_tags(cache, [API], "owner", "me", push=False)  # local only
-    apply_tags(cache, [API], "costcenter", "cc-1")
-    undo(cache)  # the costcenter edit is undone: not sent
+    apply_tags(cache, TagPolicy(), [API, DB], "team", "payments")
+    apply_tags(cache, TagPolicy(), [DB], "team", "checkout")  # supersedes the first value for db
+    apply_tags(cache, TagPolicy(), [DB], "env", "dev")
+    apply_tags(cache, TagPolicy(), [API], "owner", "me", push=False)  # local only
+    apply_tags(cache, TagPolicy(), [API], "costcenter", "cc-1")
+    undo(cache, TagPolicy())  # the costcenter edit is undone: not sent
     with cache.cursor() as cur:
         items = preview(cur)
     assert [(i.arm_id, i.tags) for i in items] == [
@@ -99,10 +100,9 @@ def test_preview_merges_the_latest_value_per_key_and_sends_nothing(cache: Cache,
 
 
 def test_push_sends_exact_merge_requests_and_records_results(cache: Cache, tags_arm: FakeTagsArm) -> None:
-    apply_tags(cache, [API, DB], "team", "payments")
+    apply_tags(cache, TagPolicy(), [API, DB], "team", "payments")
     credential = FakeCredential()
-    with cache.cursor() as cur:
-        report = push(cur, preview(cur), credential, tags_arm.base_url, sleep=_no_sleep)
+    report = push(cache, _preview(cache), credential, tags_arm.base_url, sleep=_no_sleep)
     assert [r.status for r in report.results] == ["pushed", "pushed"]
     first = tags_arm.requests[0]
     assert first.method == "PATCH"
@@ -121,11 +121,10 @@ def test_push_sends_exact_merge_requests_and_records_results(cache: Cache, tags_
 
 
 def test_partial_failures_stay_pending_and_a_rerun_sends_only_them(cache: Cache, tags_arm: FakeTagsArm) -> None:
-    apply_tags(cache, [API, GONE, LOCKED], "team", "payments")
+    apply_tags(cache, TagPolicy(), [API, GONE, LOCKED], "team", "payments")
     tags_arm.missing.add(GONE)
     tags_arm.forbidden.add(LOCKED)
-    with cache.cursor() as cur:
-        report = push(cur, preview(cur), FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
+    report = push(cache, _preview(cache), FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
     assert [(r.item.resource_id, r.status, r.http_status) for r in report.results] == [
         (API, "pushed", 200), (GONE, "failed", 404), (LOCKED, "failed", 403)]
     statuses = _statuses(cache)
@@ -141,35 +140,32 @@ def test_partial_failures_stay_pending_and_a_rerun_sends_only_them(cache: Cache,
     # The permission is granted and the deleted resource is dropped from the journal by hand: re-run.
     tags_arm.forbidden.clear()
     sent_before = len(tags_arm.requests)
-    with cache.cursor() as cur:
-        push(cur, [i for i in again if i.resource_id == LOCKED], FakeCredential(), tags_arm.base_url,
-             sleep=_no_sleep)
+    push(cache, [i for i in again if i.resource_id == LOCKED], FakeCredential(), tags_arm.base_url,
+         sleep=_no_sleep)
     assert [r.path.lower() for r in tags_arm.requests[sent_before:]] == [
         LOCKED + "/providers/microsoft.resources/tags/default"]
     assert _statuses(cache)[(LOCKED, "team")] == ("pushed", None)
 
 
 def test_429_waits_for_retry_after_then_succeeds(cache: Cache, tags_arm: FakeTagsArm) -> None:
-    apply_tags(cache, [API], "team", "payments")
+    apply_tags(cache, TagPolicy(), [API], "team", "payments")
     busy = (429, {"Retry-After": "7"}, {"error": {"code": "TooManyRequests", "message": "slow down"}})
     tags_arm.responses[API] = [busy, busy]
     slept: list[float] = []
     waits: list[float] = []
-    with cache.cursor() as cur:
-        report = push(cur, preview(cur), FakeCredential(), tags_arm.base_url, sleep=slept.append,
-                      on_wait=lambda item, seconds, reason: waits.append(seconds))
+    report = push(cache, _preview(cache), FakeCredential(), tags_arm.base_url, sleep=slept.append,
+                  on_wait=lambda item, seconds, reason: waits.append(seconds))
     assert slept == [7.0, 7.0] and waits == [7.0, 7.0]
     assert report.results[0].status == "pushed" and report.results[0].attempts == 3
     assert len(tags_arm.requests) == 3
 
 
 def test_throttling_is_bounded(cache: Cache, tags_arm: FakeTagsArm) -> None:
-    apply_tags(cache, [API, DB], "team", "payments")
+    apply_tags(cache, TagPolicy(), [API, DB], "team", "payments")
     tags_arm.responses[API] = [(429, {"Retry-After": "3600"}, {"error": {"code": "TooManyRequests"}})]
     tags_arm.responses[DB] = [(429, {"Retry-After": "1"}, {})] * 10
     slept: list[float] = []
-    with cache.cursor() as cur:
-        report = push(cur, preview(cur), FakeCredential(), tags_arm.base_url, sleep=slept.append, max_attempts=3)
+    report = push(cache, _preview(cache), FakeCredential(), tags_arm.base_url, sleep=slept.append, max_attempts=3)
     assert [r.status for r in report.results] == ["failed", "failed"]
     assert slept == [1.0, 1.0]  # an hour-long Retry-After is not waited out
     assert report.results[0].error == "throttled by Azure (429); retry in 3600 s"
@@ -177,12 +173,11 @@ def test_throttling_is_bounded(cache: Cache, tags_arm: FakeTagsArm) -> None:
 
 
 def test_a_cancelled_push_stops_between_resources(cache: Cache, tags_arm: FakeTagsArm) -> None:
-    apply_tags(cache, [API, DB, GONE], "team", "payments")
+    apply_tags(cache, TagPolicy(), [API, DB, GONE], "team", "payments")
     tags_arm.responses[DB] = [(429, {"Retry-After": "5"}, {})]
     stop = threading.Event()
-    with cache.cursor() as cur:
-        report = push(cur, preview(cur), FakeCredential(), tags_arm.base_url, sleep=lambda s: stop.set(),
-                      cancelled=stop.is_set)
+    report = push(cache, _preview(cache), FakeCredential(), tags_arm.base_url, sleep=lambda s: stop.set(),
+                  cancelled=stop.is_set)
     assert [r.item.resource_id for r in report.results] == [API]
     assert len(tags_arm.requests) == 2  # api, then db answered 429 and the wait was cut short
     statuses = _statuses(cache)
@@ -198,17 +193,22 @@ def test_auth_failure_stops_with_one_line(cache: Cache, tags_arm: FakeTagsArm) -
         def get_token(self, *scopes: str, **_: Any) -> AccessToken:
             raise ClientAuthenticationError("Please run 'az login' to set up an account")
 
-    apply_tags(cache, [API], "team", "payments")
-    with cache.cursor() as cur, pytest.raises(AzureError, match="az login"):
-        push(cur, preview(cur), NoLogin(), tags_arm.base_url, sleep=_no_sleep)
+    apply_tags(cache, TagPolicy(), [API], "team", "payments")
+    with pytest.raises(AzureError, match="az login"):
+        push(cache, _preview(cache), NoLogin(), tags_arm.base_url, sleep=_no_sleep)
     assert tags_arm.requests == []
     assert _statuses(cache)[(API, "team")] == ("pending", None)
 
 
 def test_plain_http_only_for_loopback(cache: Cache) -> None:
-    apply_tags(cache, [API], "team", "payments")
-    with cache.cursor() as cur, pytest.raises(UserError, match="plain http"):
-        push(cur, preview(cur), FakeCredential(), "http://management.example.com", sleep=_no_sleep)
+    apply_tags(cache, TagPolicy(), [API], "team", "payments")
+    with pytest.raises(UserError, match="plain http"):
+        push(cache, _preview(cache), FakeCredential(), "http://management.example.com", sleep=_no_sleep)
+
+
+def _preview(cache: Cache) -> list[PushItem]:
+    with cache.cursor() as cur:
+        return preview(cur)
 
 
 def _no_sleep(seconds: float) -> None:
@@ -229,7 +229,7 @@ class _Stdin(io.StringIO):
 
 @pytest.fixture
 def cli_credential(monkeypatch: pytest.MonkeyPatch) -> FakeCredential:
-    import finops_tui.sync.azure as azure
+    import finops_tui.azure as azure
 
     credential = FakeCredential()
     monkeypatch.setattr(azure, "make_credential", lambda *a, **k: credential)
@@ -246,7 +246,7 @@ def _push_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatc
 
 def _tag(cache_path: Path, *ids: str) -> None:
     with open_cache(cache_path) as cache:
-        apply_tags(cache, list(ids), "team", "payments")
+        apply_tags(cache, TagPolicy(), list(ids), "team", "payments")
 
 
 def test_cli_preview_sends_nothing(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
@@ -305,7 +305,8 @@ def test_the_data_layer_imports_neither_azure_nor_textual() -> None:
     code = (
         "import sys\n"
         "import finops_tui.allocation.push, finops_tui.allocation.journal, finops_tui.allocation.queue\n"
-        "import finops_tui.allocation.rules, finops_tui.allocation.command, finops_tui.report.allocation\n"
+        "import finops_tui.allocation.rules, finops_tui.commands.tags, finops_tui.report.tree\n"
+        "import finops_tui.report.resource, finops_tui.report.tags, finops_tui.sync, finops_tui.commands.report\n"
         "print(sorted({m.split('.')[0] for m in sys.modules if m.split('.')[0] in ('azure', 'textual')}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -14,17 +14,18 @@ import duckdb
 import pytest
 
 from finops_tui import clock
-from finops_tui.allocation.arm_ids import (
+from finops_tui.allocation.effective import TagPolicy
+from finops_tui.allocation.journal import apply_tags, list_edits
+from finops_tui.allocation.push import preview, push, tags_url
+from finops_tui.allocation.rules import load_rules
+from finops_tui.allocation.tag_limits import TagLimitError, check_tag, tag_problem
+from finops_tui.basis.arm_ids import (
     InvalidResourceId,
     ResourceId,
     invalid_resource_id_sql,
     parse_resource_id,
     resource_id_problem,
 )
-from finops_tui.allocation.journal import apply_tags, list_edits
-from finops_tui.allocation.push import preview, push, tags_url
-from finops_tui.allocation.rules import load_rules
-from finops_tui.allocation.tag_limits import TagLimitError, check_tag, tag_problem
 from finops_tui.cli import main
 from finops_tui.errors import UserError
 from finops_tui.store import Cache, open_cache
@@ -283,20 +284,20 @@ def test_the_journal_refuses_what_azure_would_and_stays_unchanged(synced: Cache)
     for key, value in [("k" * 5000, "x"), ("team", "v" * 10_000), ("a<b", "x"), ("team", "a\nb"),
                        ("microsoftx", "y")]:
         with pytest.raises(TagLimitError):
-            apply_tags(synced, [DB], key, value)
+            apply_tags(synced, TagPolicy(), [DB], key, value)
     with synced.cursor() as cur:
         assert list_edits(cur) == []
 
 
 def test_at_most_50_tags_per_resource(synced: Cache) -> None:
     for i in range(48):  # api has one provider tag (Team): 49 keys
-        apply_tags(synced, [API], f"k{i:02d}", "v")
-    apply_tags(synced, [API], "k48", "v")  # the 50th
-    apply_tags(synced, [API], "team", "new")  # changing a key it has is fine
+        apply_tags(synced, TagPolicy(), [API], f"k{i:02d}", "v")
+    apply_tags(synced, TagPolicy(), [API], "k48", "v")  # the 50th
+    apply_tags(synced, TagPolicy(), [API], "team", "new")  # changing a key it has is fine
     with pytest.raises(TagLimitError, match="51 tags; Azure allows at most 50"):
-        apply_tags(synced, [API, DB], "k49", "v")
-    apply_tags(synced, [DB], "k49", "v")  # db has room
-    apply_tags(synced, [API], "k50", "v", push=False)  # a local-only edit is never sent: no limit
+        apply_tags(synced, TagPolicy(), [API, DB], "k49", "v")
+    apply_tags(synced, TagPolicy(), [DB], "k49", "v")  # db has room
+    apply_tags(synced, TagPolicy(), [API], "k50", "v", push=False)  # a local-only edit is never sent: no limit
 
 
 def test_tags_set_refuses_with_one_line(capsys: pytest.CaptureFixture[str], synced_path: Path) -> None:
@@ -336,24 +337,23 @@ def _insert_crafted(cache: Cache) -> None:
         )
         from finops_tui.allocation.effective import refresh_derived
 
-        refresh_derived(cur)
+        refresh_derived(cur, TagPolicy())
 
 
 def test_a_crafted_id_is_never_sent(synced: Cache, tags_arm: FakeTagsArm) -> None:
     _insert_crafted(synced)
-    apply_tags(synced, [CRAFTED, DB], "team", "payments")
+    apply_tags(synced, TagPolicy(), [CRAFTED, DB], "team", "payments")
     with synced.cursor() as cur:
         items = preview(cur)
     refused = {i.resource_id: i.refusal for i in items}
     assert refused[DB] is None
     crafted_refusal = refused[CRAFTED]
     assert crafted_refusal is not None and "'..' path segment" in crafted_refusal
-    with synced.cursor() as cur, pytest.raises(UserError, match=r"not sent: .*'\.\.' path segment"):
-        push(cur, items, FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
+    with pytest.raises(UserError, match=r"not sent: .*'\.\.' path segment"):
+        push(synced, items, FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
     assert tags_arm.requests == []  # refused before anything was sent
-    with synced.cursor() as cur:
-        report = push(cur, [i for i in items if i.refusal is None], FakeCredential(), tags_arm.base_url,
-                      sleep=_no_sleep)
+    report = push(synced, [i for i in items if i.refusal is None], FakeCredential(), tags_arm.base_url,
+                  sleep=_no_sleep)
     assert [r.status for r in report.results] == ["pushed"]
     assert [r.path.lower() for r in tags_arm.requests] == [DB + CRAFTED_SUFFIX]
 
@@ -361,12 +361,12 @@ def test_a_crafted_id_is_never_sent(synced: Cache, tags_arm: FakeTagsArm) -> Non
 def test_the_cli_push_skips_a_crafted_id_and_export_leaves_it_out(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, synced_path: Path, tags_arm: FakeTagsArm
 ) -> None:
-    import finops_tui.sync.azure as azure
+    import finops_tui.azure as azure
 
     monkeypatch.setattr(azure, "make_credential", lambda *a, **k: FakeCredential())
     with open_cache(synced_path) as cache:
         _insert_crafted(cache)
-        apply_tags(cache, [CRAFTED, DB], "team", "payments")
+        apply_tags(cache, TagPolicy(), [CRAFTED, DB], "team", "payments")
     assert main(["tags", "--cache", str(synced_path), "export", "--format", "az"]) == 0
     captured = capsys.readouterr()
     assert captured.out == f"az tag update --resource-id {DB.replace('resourcegroups', 'resourceGroups')} " \
@@ -387,13 +387,13 @@ def test_a_push_url_is_built_from_the_parsed_id() -> None:
 
 
 def test_tags_past_the_limits_in_an_old_journal_are_never_sent(synced: Cache, tags_arm: FakeTagsArm) -> None:
-    apply_tags(synced, [DB], "team", "payments")
+    apply_tags(synced, TagPolicy(), [DB], "team", "payments")
     with synced.cursor() as cur:  # written before the limits were enforced
         cur.execute("UPDATE tag_edits SET new_value = ?", ["x" * 300])
         items = preview(cur)
     assert items[0].refusal is not None and "at most 256" in items[0].refusal
-    with synced.cursor() as cur, pytest.raises(UserError, match="not sent"):
-        push(cur, items, FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
+    with pytest.raises(UserError, match="not sent"):
+        push(synced, items, FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
     assert tags_arm.requests == []
 
 
@@ -409,18 +409,18 @@ def test_push_is_refused_unless_the_resources_came_from_a_sync(
     kind: str, reason: str, tmp_path: Path, tags_arm: FakeTagsArm, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import finops_tui.sync.azure as azure
+    import finops_tui.azure as azure
 
     credential = FakeCredential()
     monkeypatch.setattr(azure, "make_credential", lambda *a, **k: credential)
     path = _cache(tmp_path / "cache.duckdb", kind, _charges())
     with open_cache(path) as cache:
-        apply_tags(cache, [API, DB], "team", "payments")
+        apply_tags(cache, TagPolicy(), [API, DB], "team", "payments")
         with cache.cursor() as cur:
             items = preview(cur)
-            assert all(i.refusal is not None and reason in i.refusal for i in items)
-            with pytest.raises(UserError, match=reason):
-                push(cur, items, credential, tags_arm.base_url, sleep=_no_sleep)
+        assert all(i.refusal is not None and reason in i.refusal for i in items)
+        with pytest.raises(UserError, match=reason):
+            push(cache, items, credential, tags_arm.base_url, sleep=_no_sleep)
     for extra in ([], ["--apply", "--yes"]):
         code = main(["tags", "--cache", str(path), "push", "--arm-endpoint", tags_arm.base_url, *extra])
         captured = capsys.readouterr()
@@ -449,14 +449,14 @@ def test_a_mixed_cache_pushes_only_the_synced_resources(tmp_path: Path, tags_arm
             )
             from finops_tui.allocation.effective import refresh_derived
 
-            refresh_derived(cur)
-        apply_tags(cache, [API, imported], "team", "payments")
+            refresh_derived(cur, TagPolicy())
+        apply_tags(cache, TagPolicy(), [API, imported], "team", "payments")
         with cache.cursor() as cur:
             items = {i.resource_id: i for i in preview(cur)}
-            assert items[API].refusal is None
-            refusal = items[imported].refusal
-            assert refusal is not None and "imported files" in refusal
-            report = push(cur, [items[API]], FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
+        assert items[API].refusal is None
+        refusal = items[imported].refusal
+        assert refusal is not None and "imported files" in refusal
+        report = push(cache, [items[API]], FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
     assert [r.status for r in report.results] == ["pushed"] and len(tags_arm.requests) == 1
 
 
@@ -472,11 +472,11 @@ def test_a_resource_from_a_real_sync_is_pushed(tmp_path: Path, monkeypatch: pyte
         run = fake_arm.sync(arm, cache, months=1, extras=False)
         assert not run.result.failures
         target = estate.resources[0].resource_id.lower()
-        apply_tags(cache, [target], "owner", "me")
+        apply_tags(cache, TagPolicy(), [target], "owner", "me")
         with cache.cursor() as cur:
             items = preview(cur)
-            assert [i.refusal for i in items] == [None]
-            report = push(cur, items, FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
+        assert [i.refusal for i in items] == [None]
+        report = push(cache, items, FakeCredential(), tags_arm.base_url, sleep=_no_sleep)
     assert [r.status for r in report.results] == ["pushed"]
     assert [r.path.lower() for r in tags_arm.requests] == [target + CRAFTED_SUFFIX]
 
@@ -487,8 +487,8 @@ def test_push_refusals_print_without_terminal_escapes(synced: Cache) -> None:
         cur.execute("UPDATE charges SET ResourceId = ? WHERE ResourceId = ?", [evil, DB])
         from finops_tui.allocation.effective import refresh_derived
 
-        refresh_derived(cur)
-    apply_tags(synced, [evil], "team", "x")
+        refresh_derived(cur, TagPolicy())
+    apply_tags(synced, TagPolicy(), [evil], "team", "x")
     with synced.cursor() as cur:
         [item] = preview(cur)
     assert item.refusal is not None and "\x1b" not in item.refusal and "\\x1b" in item.refusal
@@ -553,7 +553,7 @@ async def test_p_on_imported_files_says_why_nothing_is_pushed(tmp_path: Path, ta
     with ui_fixtures.opened(path) as cache:
         with cache.cursor() as cur:
             [(resource,)] = cur.execute("SELECT min(ResourceId) FROM resources").fetchall()
-        apply_tags(cache, [resource], "owner", "me")
+        apply_tags(cache, TagPolicy(), [resource], "owner", "me")
         app = ui_fixtures.make_app(cache, config=Config(arm_endpoint=tags_arm.base_url))
         async with app.run_test(size=(120, 40)) as pilot:
             await ui_fixtures.settle(pilot)

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from finops_tui import clock
+from finops_tui.allocation.effective import TagPolicy
 from finops_tui.allocation.journal import apply_tags, list_edits, pending_edits, redo, undo
 from finops_tui.allocation.queue import unallocated_queue
+from finops_tui.basis.dimensions import UNALLOCATED
+from finops_tui.basis.periods import Period, parse_period
 from finops_tui.cli import main
 from finops_tui.errors import UserError
-from finops_tui.report.allocation import children
-from finops_tui.report.dimensions import UNALLOCATED
-from finops_tui.report.periods import Period, parse_period
+from finops_tui.report.tree import children
 from finops_tui.store import Cache, open_cache
 from tests.allocation_data import END, TODAY, Charge, days, load, rid
 from tests.fake_tags_arm import forbid_non_loopback
@@ -94,7 +95,7 @@ def test_tagging_moves_exactly_the_tagged_cost_out_of_unallocated(cache: Cache) 
     before = _teams(cache)
     assert before[UNALLOCATED] == 30 * (Decimal("6.50") + Decimal("3.25") + Decimal("1.10") + Decimal("2.00")
                                         + Decimal("0.75"))
-    batch = apply_tags(cache, [DB, INDEX], "Team", "payments")
+    batch = apply_tags(cache, TagPolicy(), [DB, INDEX], "Team", "payments")
     assert batch == 1
     after = _teams(cache)
     moved = 30 * (Decimal("6.50") + Decimal("3.25"))
@@ -109,7 +110,7 @@ def test_tagging_moves_exactly_the_tagged_cost_out_of_unallocated(cache: Cache) 
 
 
 def test_the_journal_records_old_and_new_values_before_the_change(cache: Cache) -> None:
-    apply_tags(cache, [WORKER, DB], "team", "payments")
+    apply_tags(cache, TagPolicy(), [WORKER, DB], "team", "payments")
     with cache.cursor() as cur:
         edits = list_edits(cur)
     assert [(e.resource_id, e.tag_key, e.old_value, e.new_value, e.origin, e.push_status, e.batch_id)
@@ -121,39 +122,39 @@ def test_the_journal_records_old_and_new_values_before_the_change(cache: Cache) 
 
 
 def test_unchanged_resources_are_skipped(cache: Cache) -> None:
-    assert apply_tags(cache, [API], "team", "payments") is None  # the provider already says so
-    batch = apply_tags(cache, [API, DB], "team", "payments")
+    assert apply_tags(cache, TagPolicy(), [API], "team", "payments") is None  # the provider already says so
+    batch = apply_tags(cache, TagPolicy(), [API, DB], "team", "payments")
     with cache.cursor() as cur:
         assert [e.resource_id for e in list_edits(cur)] == [DB]
-    assert apply_tags(cache, [DB], "team", "payments") is None and batch == 1
+    assert apply_tags(cache, TagPolicy(), [DB], "team", "payments") is None and batch == 1
 
 
 def test_unknown_resources_and_empty_values_are_refused(cache: Cache) -> None:
     with pytest.raises(UserError, match="no such resource"):
-        apply_tags(cache, ["/subscriptions/x/resourcegroups/y/providers/a/b/c"], "team", "payments")
+        apply_tags(cache, TagPolicy(), ["/subscriptions/x/resourcegroups/y/providers/a/b/c"], "team", "payments")
     with pytest.raises(UserError, match="give a value"):
-        apply_tags(cache, [DB], "team", " ")
+        apply_tags(cache, TagPolicy(), [DB], "team", " ")
     with cache.cursor() as cur:
         assert list_edits(cur) == []
 
 
 def test_undo_and_redo(cache: Cache) -> None:
     before = _teams(cache)
-    apply_tags(cache, [DB], "team", "payments")
-    apply_tags(cache, [DB, WORKER], "team", "search")
+    apply_tags(cache, TagPolicy(), [DB], "team", "payments")
+    apply_tags(cache, TagPolicy(), [DB, WORKER], "team", "search")
     assert _teams(cache)["search"] == before["search"] + 30 * Decimal("10.50")
-    undone = undo(cache)
+    undone = undo(cache, TagPolicy())
     assert undone is not None and (undone.batch_id, undone.resources, undone.new_value) == (2, 2, "search")
     assert _teams(cache)["payments"] == before["payments"] + 30 * Decimal("6.50")
     assert _teams(cache)["checkout"] == before["checkout"]  # the provider tag is back
-    assert undo(cache) is not None and _teams(cache) == before
-    assert undo(cache) is None
-    redone = redo(cache)
+    assert undo(cache, TagPolicy()) is not None and _teams(cache) == before
+    assert undo(cache, TagPolicy()) is None
+    redone = redo(cache, TagPolicy())
     assert redone is not None and redone.batch_id == 1
     assert _teams(cache)["payments"] == before["payments"] + 30 * Decimal("6.50")
     # A new batch after an undo drops the redo history, as in any editor.
-    apply_tags(cache, [INDEX], "team", "search")
-    assert redo(cache) is None
+    apply_tags(cache, TagPolicy(), [INDEX], "team", "search")
+    assert redo(cache, TagPolicy()) is None
     with cache.cursor() as cur:
         assert [(e.batch_id, e.status) for e in list_edits(cur)] == [(1, "pending"), (2, "undone"), (2, "undone"),
                                                                       (3, "pending")]
@@ -161,24 +162,24 @@ def test_undo_and_redo(cache: Cache) -> None:
 
 
 def test_a_pushed_batch_cannot_be_undone(cache: Cache) -> None:
-    apply_tags(cache, [DB], "team", "payments")
+    apply_tags(cache, TagPolicy(), [DB], "team", "payments")
     with cache.cursor() as cur:
         cur.execute("UPDATE tag_edits SET push_status = 'pushed'")
     with pytest.raises(UserError, match="already sent to Azure"):
-        undo(cache)
+        undo(cache, TagPolicy())
 
 
 def test_the_journal_survives_a_restart(cache_path: Path) -> None:
     with open_cache(cache_path) as first:
-        apply_tags(first, [DB], "team", "payments")
-        apply_tags(first, [INDEX], "team", "search")
-        undo(first)
+        apply_tags(first, TagPolicy(), [DB], "team", "payments")
+        apply_tags(first, TagPolicy(), [INDEX], "team", "search")
+        undo(first, TagPolicy())
         expected = _teams(first)
     with open_cache(cache_path) as second:
         assert _teams(second) == expected
         with second.cursor() as cur:
             assert [(e.resource_id, e.status) for e in list_edits(cur)] == [(DB, "pending"), (INDEX, "undone")]
-        assert redo(second) is not None
+        assert redo(second, TagPolicy()) is not None
         assert _teams(second)["search"] == expected["search"] + 30 * Decimal("3.25")
 
 
@@ -186,10 +187,10 @@ def test_an_import_keeps_the_edits(cache_path: Path) -> None:
     from finops_tui.allocation.effective import refresh_derived
 
     with open_cache(cache_path) as opened:
-        apply_tags(opened, [DB], "team", "payments")
+        apply_tags(opened, TagPolicy(), [DB], "team", "payments")
         expected = _teams(opened)
         with opened.write() as cur:
-            refresh_derived(cur)
+            refresh_derived(cur, TagPolicy())
         assert _teams(opened) == expected
 
 
@@ -235,7 +236,7 @@ def test_tagging_from_the_queue_empties_it(cache: Cache) -> None:
         queue = unallocated_queue(cur, "team", _period())
     for item in queue.items:
         if item.suggestion:
-            apply_tags(cache, [item.resource_id], "team", item.suggestion.value)
+            apply_tags(cache, TagPolicy(), [item.resource_id], "team", item.suggestion.value)
     with cache.cursor() as cur:
         after = unallocated_queue(cur, "team", _period())
     assert [i.resource_id for i in after.items] == [ORPHAN_VM]

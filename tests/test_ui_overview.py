@@ -19,8 +19,8 @@ from textual.message import Message
 from textual.worker import WorkerState
 
 from finops_tui import clock
+from finops_tui.basis.money import money, shown_change
 from finops_tui.cli import main
-from finops_tui.report.render import money
 from finops_tui.ui.dialogs.period import CustomPeriodDialog, PeriodDialog
 from finops_tui.ui.messages import OverviewLoaded, OverviewRequest
 from finops_tui.ui.screens.overview import TOP_ROWS, OverviewScreen
@@ -105,7 +105,8 @@ def assert_screen_matches(app: Any, screen: OverviewScreen, doc: dict[str, Any],
         shown = [(r.name, cents(r.cost), cents(r.previous)) for r in ov.breakdowns[name]][:TOP_ROWS]
         wanted = [(r["name"], r["cost"], r["previous_cost"]) for r in doc["breakdowns"][name]][:TOP_ROWS]
         assert shown == wanted, (period, name)
-    assert [(r.name, cents(r.change)) for r in screen.view.movers] == [
+    # A change reads as the shown cost minus the shown previous cost, on screen and in the report alike.
+    assert [(r.name, format(shown_change(r.cost, r.previous), "f")) for r in screen.view.movers] == [
         (r["name"], r["change"]) for r in doc["top_movers"]
     ]
     table = screen.query_one("#by-service", CostTable)
@@ -162,7 +163,7 @@ async def test_custom_range_dialog_end_is_exclusive() -> None:
             await pilot.click("#apply")
             await pilot.pause()
             assert isinstance(app.screen, CustomPeriodDialog), "END before START is refused in the dialog"
-            assert "END must be after START" in screen_text(app)
+            assert "End must be after Start" in screen_text(app)  # the dialog's words, not the command line's
             end_field = dialog.query_one("#end")
             end_field.value = "2026-10-12"  # type: ignore[attr-defined]
             end_field.focus()
@@ -380,7 +381,7 @@ def test_layout_bars_widens_and_windows() -> None:
 
 @async_test
 async def test_filter_and_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FINOPS_TUI_EXPORTS_DIR", str(tmp_path))
     with opened(usd_cache_path()) as cache:
         app = make_app(cache)
         async with app.run_test(size=SIZE) as pilot:

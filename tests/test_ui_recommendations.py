@@ -20,6 +20,7 @@ from textual.widgets import Input, Static
 
 import finops_tui.ui.screens.recommendations as rec_screen
 from finops_tui import clock
+from finops_tui.allocation.effective import TagPolicy
 from finops_tui.cli import main
 from finops_tui.config import Config
 from finops_tui.errors import UserError
@@ -48,11 +49,12 @@ def demo_path() -> Path:
     """The demo estate (5 months to 2026-03-31) with one stored run, built once per test process;
     tests that write use a copy."""
     path = _ROOT / "demo.duckdb"
-    build_demo(path, end=DATA_END, months=5, seed=42)
-    with open_cache(path) as cache_file, cache_file.cursor() as cur:
-        ctx = Context.from_cache(cur)
+    build_demo(path, TagPolicy(), end=DATA_END, months=5, seed=42)
+    with open_cache(path) as cache_file:
+        with cache_file.cursor() as cur:
+            ctx = Context.from_cache(cur)
         assert ctx is not None
-        refresh(cur, ctx)
+        refresh(cache_file, ctx)
     return path
 
 
@@ -142,13 +144,13 @@ async def test_last_results_show_before_the_run_ends(tmp_path: Path, monkeypatch
             first_run = [rec.id for rec in (await open_screen(pilot)).shown]
 
     release = threading.Event()
-    real_refresh = rec_screen.refresh
+    real_refresh = rec_screen.find
 
     def slow_refresh(*args: Any, **kwargs: Any) -> Any:
         assert release.wait(20), "the test never released the run"
         return real_refresh(*args, **kwargs)
 
-    monkeypatch.setattr(rec_screen, "refresh", slow_refresh)
+    monkeypatch.setattr(rec_screen, "find", slow_refresh)
     with opened(path) as cache_file:
         app = make_app(cache_file)
         async with app.run_test(size=SIZE) as pilot:
@@ -179,7 +181,7 @@ async def test_a_failed_run_says_so_and_keeps_the_last_results(tmp_path: Path,
     def failing_refresh(*args: Any, **kwargs: Any) -> Any:
         raise UserError("the cache is being rebuilt")
 
-    monkeypatch.setattr(rec_screen, "refresh", failing_refresh)
+    monkeypatch.setattr(rec_screen, "find", failing_refresh)
     with opened(demo_path()) as cache_file:
         app = make_app(cache_file)
         async with app.run_test(size=SIZE) as pilot:
@@ -334,7 +336,7 @@ async def test_filters_kind_team_min_impact_text_and_currency(tmp_path: Path, st
             ids = {row.binding_id for row in app.key_help(screen)}
             assert {"recommendations.kind", "recommendations.dismiss", "recommendations.snooze",
                     "recommendations.note", "recommendations.show_hidden", "recommendations.rerun",
-                    "rec_list.open", "rec_list.down"} <= ids
+                    "list.open", "list.down"} <= ids
             names = [command.name for command in app.palette_commands(screen)]
             assert "Recommendations: run again" in names and f"Show kind: {KIND_TITLES[kinds[0]]}" in names
 

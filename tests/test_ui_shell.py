@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.filter import Monochrome
 from textual.screen import Screen
-from textual.widgets import DataTable, Label
+from textual.widgets import Label
 
 from finops_tui import clock, paths
 from finops_tui.cli import main
@@ -157,7 +157,7 @@ async def test_empty_cache_opens_the_welcome_screen(tmp_path: Path) -> None:
 async def test_welcome_demo_builds_in_a_worker_then_reopens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     built: list[Path] = []
 
-    def fake_build(path: Path, end: object) -> Path:
+    def fake_build(path: Path, end: object, policy: object) -> Path:
         assert end == DATA_END
         built.append(build_ui_cache(path, days=20))
         return path
@@ -237,7 +237,7 @@ async def test_keymap_from_config_remaps_bindings() -> None:
 async def test_keymap_is_read_from_config_toml() -> None:
     config_file = paths.config_path()
     config_file.parent.mkdir(parents=True, exist_ok=True)
-    config_file.write_text('[keys]\n"overview.period" = "P"\n', encoding="utf-8")
+    config_file.write_text('[keys]\n"view.period" = "O"\n', encoding="utf-8")  # P is Push on the tagging view
     with opened(usd_cache_path()) as cache:
         app = FinopsApp(cache)
         async with app.run_test(size=SIZE) as pilot:
@@ -245,7 +245,7 @@ async def test_keymap_is_read_from_config_toml() -> None:
             await pilot.press("p")
             await pilot.pause()
             assert not isinstance(app.screen, PeriodDialog)
-            await pilot.press("P")
+            await pilot.press("O")
             await pilot.pause()
             assert isinstance(app.screen, PeriodDialog)
 
@@ -259,15 +259,17 @@ async def test_help_lists_the_active_keys() -> None:
             await pilot.press("question_mark")
             await pilot.pause()
             assert isinstance(app.screen, HelpDialog)
-            table = app.screen.query_one(DataTable)
-            rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
-            keys = {(row[0], row[1], row[2]) for row in rows}  # keys, action, id
-            assert {("m", "Metric", "overview.metric"), ("p", "Period", "overview.period"),
-                    ("c", "Currency", "overview.currency"), ("q", "Quit", "app.quit"),
-                    ("?", "Help", "app.help")} <= keys
-            assert ("⏎", "Open slice", "table.open") in keys, "the focused table's keys too"
-            assert any("amortized" in row[3] for row in rows), "tooltips explain each key"
-            assert [row[0] for row in rows if not row[1]] == ["Overview", "Tables", "App"], "grouped, screen first"
+            rows = app.screen.rows
+            keys = {(row.keys, row.action, row.binding_id) for row in rows}
+            assert {("m", "Metric", "view.metric"), ("p", "Period", "view.period"),
+                    ("c", "Currency", "view.currency"), ("q", "Quit", "app.quit"),
+                    ("?", "Help", "app.help"), (":, ^p", "Commands", "app.command_palette")} <= keys
+            assert ("⏎", "Open slice", "list.open") in keys, "the focused table's keys too"
+            assert any("amortized" in row.detail for row in rows), "tooltips explain each key"
+            assert list(dict.fromkeys(row.where for row in rows)) == ["Overview", "Tables", "App"], \
+                "grouped, screen first"
+            text = screen_text(app)
+            assert "Overview" in text and "view.metric" in text and "EffectiveCost (amortized)" in text
             await pilot.press("escape")
             await pilot.pause()
             assert isinstance(app.screen, OverviewScreen)
@@ -334,13 +336,12 @@ async def test_sync_key_explains_what_to_do() -> None:
 def test_every_binding_has_an_id_and_a_tooltip() -> None:
     classes: list[type] = [FinopsApp, OverviewScreen, welcome.WelcomeScreen, DailyChart, CostTable, HelpDialog,
                            PeriodDialog, CustomPeriodDialog, VimOptionList]
-    ids: list[str] = []
     for cls in classes:
+        actions: dict[str, str] = {}  # one id per action: two keys of one action may share it (`:`, ctrl+p)
         for binding in cls.__dict__.get("BINDINGS", []):
             assert isinstance(binding, Binding), cls
             assert binding.id and binding.tooltip, (cls.__name__, binding.key)
-            ids.append(binding.id)
-    assert len(ids) == len(set(ids)), "binding ids are unique"
+            assert actions.setdefault(binding.id, binding.action) == binding.action, (cls.__name__, binding.id)
 
 
 def test_unreadable_cache_is_one_line_before_the_app_starts(

@@ -14,11 +14,11 @@ import pytest
 from textual.pilot import Pilot
 
 from finops_tui import clock
+from finops_tui.azure import NOT_SIGNED_IN
 from finops_tui.cli import main
 from finops_tui.config import load_config, save_setting
 from finops_tui.store import Cache
 from finops_tui.sync import SyncProgress
-from finops_tui.sync.azure import NOT_SIGNED_IN
 from finops_tui.ui.app import WELCOME_MODE, FinopsApp
 from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.sync_worker import progress_line
@@ -194,7 +194,7 @@ async def test_launch_syncs_by_itself_only_when_the_cache_is_older_than_max_age(
     path = tmp_path / "synced.duckdb"
     with opened(path) as cache:
         fake_arm.sync(arm, cache, months=1, extras=False)
-        with cache.cursor() as cur:
+        with cache.write() as cur:
             synced_at = clock.now() - dt.timedelta(hours=hours_old)
             cur.execute("UPDATE sync_state SET last_success = ?", [synced_at])
             cur.execute("UPDATE sources SET imported_at = ?", [synced_at])

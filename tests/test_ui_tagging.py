@@ -12,11 +12,12 @@ import pytest
 from textual.pilot import Pilot
 
 from finops_tui import clock
+from finops_tui.allocation.effective import TagPolicy
 from finops_tui.allocation.journal import list_edits, pending_edits
 from finops_tui.allocation.queue import QueueGroup, UnallocatedQueue, unallocated_queue
 from finops_tui.allocation.rules import load_rules
+from finops_tui.basis.money import money
 from finops_tui.config import Config
-from finops_tui.report.render import money
 from finops_tui.store import Cache
 from finops_tui.ui.dialogs import push_preview
 from finops_tui.ui.dialogs.push_preview import PushPreviewDialog
@@ -46,6 +47,23 @@ def cache_path(tmp_path: Path) -> Path:
     path = tmp_path / "usd.duckdb"
     shutil.copyfile(usd_cache_path(), path)
     return path
+
+
+@pytest.fixture
+def arm_cache_path(cache_path: Path) -> Path:
+    """The copy with full ARM resource ids (GUID subscriptions, a provider namespace): a push sends only those."""
+    from finops_tui.allocation.effective import refresh_derived
+
+    with opened(cache_path) as cache, cache.write() as cur:
+        cur.execute(
+            r"""UPDATE charges SET x_ResourceKey = NULL, ResourceId = regexp_replace(ResourceId,
+                '^/subscriptions/sub-(\d)/resourcegroups/([^/]+)/providers/x/(r\d+)$',
+                '/subscriptions/00000000-0000-4000-8000-00000000000\1/resourcegroups/\2/providers/'
+                || 'microsoft.compute/virtualmachines/\3')"""
+        )
+        cur.execute("DELETE FROM resource_keys")
+        refresh_derived(cur, TagPolicy())
+    return cache_path
 
 
 @pytest.fixture
@@ -88,10 +106,10 @@ def cents(value: Decimal) -> Decimal:
 
 
 @async_test
-async def test_tag_a_group_undo_redo_and_preview_the_push(cache_path: Path, tags_arm: FakeTagsArm,
+async def test_tag_a_group_undo_redo_and_preview_the_push(arm_cache_path: Path, tags_arm: FakeTagsArm,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(push_preview, "push_credential", lambda mode: FakeCredential())
-    with opened(cache_path) as cache:
+    with opened(arm_cache_path) as cache:
         app = make_app(cache, config=Config(arm_endpoint=tags_arm.base_url))
         async with app.run_test(size=SIZE) as pilot:
             screen = await open_tagging(pilot)

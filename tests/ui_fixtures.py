@@ -18,7 +18,7 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.worker import WorkerCancelled
 
-from finops_tui.allocation.effective import refresh_derived
+from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.config import Config
 from finops_tui.store import Cache, open_cache
 from finops_tui.store.sources import Window, begin_window, finish_window
@@ -79,7 +79,7 @@ def build_ui_cache(path: Path, *, end: dt.date = DATA_END, days: int = 150, with
             {"start": start, "end": end, "days": days, "sid": source_id, "eur": with_eur},
         )
         finish_window(cur, source_id)
-        refresh_derived(cur)
+        refresh_derived(cur, TagPolicy())
         cur.execute("UPDATE sources SET imported_at = ? WHERE source_id = ?", [LOADED_AT, source_id])
     return path
 
@@ -115,8 +115,8 @@ def make_app(cache_file: Cache, *, config: Config | None = None) -> FinopsApp:
 
 @contextmanager
 def opened(path: Path) -> Iterator[Cache]:
-    """The cache at `path`, closed afterwards (one process may hold it at a time)."""
-    cache_file = open_cache(path)
+    """The cache at `path` as the explorer opens it (read-only between writes), closed afterwards."""
+    cache_file = open_cache(path, shared=True)
     try:
         yield cache_file
     finally:

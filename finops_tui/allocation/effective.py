@@ -1,12 +1,38 @@
-"""Derived per-resource tables: `resources` (latest attributes) and `resource_tags` (effective tags)."""
+"""Derived per-resource tables, `resources` and `resource_tags` (effective tags), and the TagPolicy behind them."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
 
 import duckdb
 
+from finops_tui.allocation.rules import Rule, apply_rules, load_rules
+from finops_tui.config import Config
+from finops_tui.store import Cache
 from finops_tui.store.sources import assign_resource_keys
+
+
+@dataclass(frozen=True)
+class TagPolicy:
+    """How provider tags become effective tags: key aliases, then case folding, then the allocation rules.
+
+    The data layer never reads it from disk: the command line and the app load config.toml's `[tags]` and
+    rules.toml (`load_tag_policy`) and pass it to every write that rebuilds effective tags.
+    """
+
+    fold_case: bool = True  # Team, TEAM and team are one key
+    aliases: Mapping[str, str] = field(default_factory=dict)  # provider key -> canonical key
+    rules: tuple[Rule, ...] = ()  # in rules.toml's order; earlier rules win
+
+    @classmethod
+    def from_config(cls, config: Config, rules: Collection[Rule] = ()) -> TagPolicy:
+        return cls(fold_case=config.fold_key_case, aliases=dict(config.tag_aliases), rules=tuple(rules))
+
+
+def load_tag_policy(config: Config) -> TagPolicy:
+    """The user's tag policy: `config`'s [tags] and rules.toml read now. For the command line and the app."""
+    return TagPolicy.from_config(config, load_rules())
 
 
 def refresh_resources(cur: duckdb.DuckDBPyConnection) -> None:
@@ -40,17 +66,21 @@ def set_tag_aliases(cur: duckdb.DuckDBPyConnection, aliases: Mapping[str, str]) 
 
 
 def rebuild_resource_tags(
-    cur: duckdb.DuckDBPyConnection, *, fold_case: bool = True, resource_ids: Collection[str] | None = None
+    cur: duckdb.DuckDBPyConnection, policy: TagPolicy, *, resource_ids: Collection[str] | None = None
 ) -> None:
     """Recompute effective tags for every resource: manual edit > provider tag > allocation rule.
 
-    Provider keys fold through `tag_aliases` first, then (by default) to lower case, so `Team`, `TEAM`
-    and `team` count as one key. When one resource carries several variants, the canonical spelling wins.
-    `resource_ids` limits the work to those resources (a tag edit repaints in milliseconds, not seconds).
+    Provider keys fold through the policy's aliases first, then (unless `fold_case` is off) to lower case,
+    so `Team`, `TEAM` and `team` count as one key. When one resource carries several variants, the canonical
+    spelling wins. `resource_ids` limits the work to those resources (a tag edit repaints in milliseconds,
+    not seconds); a full rebuild also stores the policy's aliases, which the scoped ones then read.
     """
-    canonical = "coalesce(a.canonical_key, lower(e.raw_key))" if fold_case else "coalesce(a.canonical_key, e.raw_key)"
+    canonical = (
+        "coalesce(a.canonical_key, lower(e.raw_key))" if policy.fold_case else "coalesce(a.canonical_key, e.raw_key)"
+    )
     scope_sql = ""
     if resource_ids is None:
+        set_tag_aliases(cur, policy.aliases)
         cur.execute("DELETE FROM resource_tags")
     else:
         cur.execute(
@@ -77,7 +107,8 @@ def rebuild_resource_tags(
         """
     )
     scoped = resource_ids is not None
-    _apply_rules(cur, scoped)
+    # Allocation rules fill keys that neither provider tags nor manual edits set (see allocation.rules).
+    apply_rules(cur, policy.rules, scope_table="_tag_scope" if scoped else None)
     _apply_manual_edits(cur, scoped)
     cur.execute(
         "UPDATE resource_tags SET resource_key = k.resource_key FROM resource_keys k "
@@ -85,15 +116,6 @@ def rebuild_resource_tags(
     )
     if scoped:
         cur.execute("DROP TABLE _tag_scope")
-
-
-def _apply_rules(cur: duckdb.DuckDBPyConnection, scoped: bool = False) -> None:
-    """Allocation rules fill keys that neither provider tags nor manual edits set (see allocation.rules)."""
-    try:
-        from finops_tui.allocation import rules
-    except ImportError:
-        return
-    rules.apply_rules(cur, scope_table="_tag_scope" if scoped else None)
 
 
 def _apply_manual_edits(cur: duckdb.DuckDBPyConnection, scoped: bool = False) -> None:
@@ -119,8 +141,15 @@ def _apply_manual_edits(cur: duckdb.DuckDBPyConnection, scoped: bool = False) ->
     cur.execute("DROP TABLE _latest_edits")
 
 
-def refresh_derived(cur: duckdb.DuckDBPyConnection, *, fold_case: bool = True) -> None:
+def refresh_derived(cur: duckdb.DuckDBPyConnection, policy: TagPolicy) -> None:
     """After charges change: rebuild resources and effective tags (inside the caller's transaction)."""
     assign_resource_keys(cur)  # rows written without finish_window (tests, tools) still join to their tags
     refresh_resources(cur)
-    rebuild_resource_tags(cur, fold_case=fold_case)
+    rebuild_resource_tags(cur, policy)
+
+
+def reapply_rules(cache: Cache, policy: TagPolicy) -> None:
+    """Recompute every effective tag after rules.toml or the [tags] settings changed, in one write (readers
+    never see half). A few thousand resources: milliseconds."""
+    with cache.write() as cur:
+        rebuild_resource_tags(cur, policy)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import duckdb
 
 from finops_tui import clock
-from finops_tui.allocation.arm_ids import printable
-from finops_tui.allocation.effective import rebuild_resource_tags
+from finops_tui.allocation.effective import TagPolicy, rebuild_resource_tags
 from finops_tui.allocation.tag_limits import TagLimitError, check_tag, count_problem
+from finops_tui.basis.arm_ids import printable
 from finops_tui.errors import UserError
 from finops_tui.store import Cache
 
@@ -64,20 +64,21 @@ def normalise_key(key: str) -> str:
 
 def apply_tags(
     cache: Cache,
+    policy: TagPolicy,
     resource_ids: Collection[str],
     key: str,
     value: str | None,
     origin: str = "manual",
     *,
     push: bool = True,
-    fold_case: bool | None = None,
 ) -> int | None:
     """Set `key` = `value` on resources (None removes it locally); returns the batch id, None if nothing changed.
 
     The edits are journalled first, in the same transaction that updates the effective tags of just
     those resources, so the change applies retroactively to the whole cached history in milliseconds.
     Resources that already carry the value from a provider tag or an earlier edit are skipped.
-    `push=False` keeps the edits local (never sent to Azure); removals are always local.
+    `push=False` keeps the edits local (never sent to Azure); removals are always local. `policy` (the
+    user's tag settings and rules) rebuilds those resources' effective tags.
     """
     key = normalise_key(key)
     value = value.strip() if value is not None else None
@@ -88,10 +89,6 @@ def apply_tags(
     ids = sorted({r.strip().lower() for r in resource_ids if r and r.strip()})
     if not ids:
         return None
-    if fold_case is None:
-        from finops_tui.config import load_config
-
-        fold_case = load_config().fold_key_case
     status = "pending" if push and value is not None else "local"
     with cache.write() as cur:
         unknown = cur.execute(
@@ -122,7 +119,7 @@ def apply_tags(
         ).fetchall()
         if not inserted:
             return None
-        rebuild_resource_tags(cur, fold_case=fold_case, resource_ids=[r[0] for r in inserted])
+        rebuild_resource_tags(cur, policy, resource_ids=[r[0] for r in inserted])
     return batch_id
 
 
@@ -163,19 +160,15 @@ def _batch(cur: duckdb.DuckDBPyConnection, batch_id: int) -> TagBatch:
     return TagBatch(batch_id, row[0], row[1], int(row[2]), row[3])
 
 
-def _set_undone(cur: duckdb.DuckDBPyConnection, batch_id: int, undone: bool, fold_case: bool | None) -> TagBatch:
-    if fold_case is None:
-        from finops_tui.config import load_config
-
-        fold_case = load_config().fold_key_case
+def _set_undone(cur: duckdb.DuckDBPyConnection, policy: TagPolicy, batch_id: int, undone: bool) -> TagBatch:
     cur.execute("UPDATE tag_edits SET undone = ? WHERE batch_id = ?", [undone, batch_id])
     ids = [r[0] for r in cur.execute("SELECT DISTINCT ResourceId FROM tag_edits WHERE batch_id = ?",
                                      [batch_id]).fetchall()]
-    rebuild_resource_tags(cur, fold_case=fold_case, resource_ids=ids)
+    rebuild_resource_tags(cur, policy, resource_ids=ids)
     return _batch(cur, batch_id)
 
 
-def undo(cache: Cache, *, fold_case: bool | None = None) -> TagBatch | None:
+def undo(cache: Cache, policy: TagPolicy) -> TagBatch | None:
     """Undo the last live batch (its resources get back what they had); None when there is nothing to undo.
 
     A batch already merged into Azure cannot be undone here: set the tag again instead, so the cache
@@ -196,10 +189,10 @@ def undo(cache: Cache, *, fold_case: bool | None = None) -> TagBatch | None:
                 f"batch {batch_id} was already sent to Azure; set the tag again to change it "
                 "(`finops-tui tags set ...`)"
             )
-        return _set_undone(cur, batch_id, True, fold_case)
+        return _set_undone(cur, policy, batch_id, True)
 
 
-def redo(cache: Cache, *, fold_case: bool | None = None) -> TagBatch | None:
+def redo(cache: Cache, policy: TagPolicy) -> TagBatch | None:
     """Redo the most recently undone batch, unless a new batch was applied since (as in an editor)."""
     with cache.write() as cur:
         row = cur.execute(
@@ -210,7 +203,7 @@ def redo(cache: Cache, *, fold_case: bool | None = None) -> TagBatch | None:
         ).fetchone()
         if row is None or row[0] is None:
             return None
-        return _set_undone(cur, int(row[0]), False, fold_case)
+        return _set_undone(cur, policy, int(row[0]), False)
 
 
 _EDIT_COLUMNS = """

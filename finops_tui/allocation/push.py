@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from finops_tui import clock
-from finops_tui.allocation.arm_ids import (
+from finops_tui import __version__, clock
+from finops_tui.allocation.tag_limits import count_problem, tag_problem
+from finops_tui.basis.arm_ids import (
     InvalidResourceId,
     ResourceId,
     arm_resource_id,
@@ -21,11 +22,15 @@ from finops_tui.allocation.arm_ids import (
     printable,
     resource_id_problem,
 )
-from finops_tui.allocation.tag_limits import count_problem, tag_problem
 from finops_tui.errors import AzureError, UserError
+from finops_tui.store import Cache
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+
+# The Azure SDK and finops_tui.azure (which loads azure-core) are imported where a push starts: about 60 ms
+# of start-up for every command and screen that only previews or journals tags (STYLE.md; pinned by
+# tests/test_tag_push.py::test_the_data_layer_imports_neither_azure_nor_textual).
 
 TAGS_API_VERSION = "2021-04-01"
 MAX_ATTEMPTS = 5  # per resource, throttling and transient server errors included
@@ -221,8 +226,7 @@ def make_tags_client(credential: TokenCredential, endpoint_url: str, allow_http:
     from azure.mgmt.core import ARMPipelineClient
     from azure.mgmt.core.policies import ARMChallengeAuthenticationPolicy
 
-    from finops_tui import __version__
-    from finops_tui.sync.azure import AllowHttpPolicy
+    from finops_tui.azure import AllowHttpPolicy
 
     policies: list[Any] = [
         RequestIdPolicy(),
@@ -238,7 +242,7 @@ def make_tags_client(credential: TokenCredential, endpoint_url: str, allow_http:
 
 
 def push(
-    cur: duckdb.DuckDBPyConnection,
+    cache: Cache,
     items: Sequence[PushItem],
     credential: TokenCredential,
     endpoint: str | None = None,
@@ -252,6 +256,9 @@ def push(
     client: Any = None,
 ) -> PushReport:
     """PATCH each item's tags (operation Merge) and record every result in the journal as it arrives.
+
+    Each result is its own short write (`Cache.write`): no cursor is held while a request or a throttling
+    wait is under way, so the explorer's reads and other writes go on meanwhile.
 
     429 waits out Retry-After (bounded by `max_retry_after` and `max_attempts`); 5xx retries with a short
     backoff; 403, 404 and other refusals fail that resource only, kept pending with the reason so a
@@ -268,9 +275,10 @@ def push(
     from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError, ServiceResponseError
     from azure.core.rest import HttpRequest
 
-    from finops_tui.sync.azure import NOT_SIGNED_IN, parse_endpoint
+    from finops_tui.azure import NOT_SIGNED_IN, parse_endpoint
 
-    checked = check_items(cur, items)
+    with cache.cursor() as cur:
+        checked = check_items(cur, items)
     refused = next((item for item in checked if item.refusal is not None), None)
     if refused is not None:
         raise UserError(f"{printable(refused.arm_id)}: not sent: {refused.refusal}; nothing was sent")
@@ -316,7 +324,8 @@ def push(
                 continue
             result = PushResult(item, "failed", _describe_failure(status, response, wait), status, attempts)
             break
-        _record(cur, result)
+        with cache.write() as cur:
+            _record(cur, result)
         report.results.append(result)
         if on_result:
             on_result(result)

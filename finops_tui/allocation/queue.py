@@ -9,10 +9,9 @@ from typing import Any
 
 import duckdb
 
-from finops_tui.allocation.arm_ids import arm_resource_id
-from finops_tui.report.allocation import resolve_currency
-from finops_tui.report.overview import metric_column
-from finops_tui.report.periods import Period
+from finops_tui.basis.arm_ids import arm_resource_id
+from finops_tui.basis.metrics import metric_column, resolve_currency
+from finops_tui.basis.periods import Period
 
 ZERO = Decimal(0)
 _TOKEN = re.compile(r"[a-z0-9]+")

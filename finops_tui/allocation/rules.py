@@ -13,11 +13,12 @@ from typing import Any
 import duckdb
 
 from finops_tui import paths
-from finops_tui.allocation.arm_ids import control_character
 from finops_tui.allocation.tag_limits import tag_problem
+from finops_tui.basis.arm_ids import control_character
+from finops_tui.basis.metrics import metric_column, resolve_currency
+from finops_tui.basis.periods import Period
+from finops_tui.config import read_toml
 from finops_tui.errors import UserError
-from finops_tui.report.periods import Period
-from finops_tui.store import Cache
 
 RULES_FILE = "rules.toml"
 
@@ -64,9 +65,11 @@ def rules_path() -> Path:
 
 
 def load_rules(path: Path | None = None) -> list[Rule]:
-    """Read rules.toml in order; no file means no rules, a broken one a clear error naming the rule."""
-    from finops_tui.config import read_toml
+    """Read rules.toml in order; no file means no rules, a broken one a clear error naming the rule.
 
+    Called by the command line and the app (through `allocation.effective.load_tag_policy`), never by the
+    data layer: every rebuild gets its rules as an argument.
+    """
     path = path or rules_path()
     data = read_toml(path)
     if data is None:
@@ -148,7 +151,7 @@ def _inline_table(pairs: dict[str, str]) -> str:
 def save_rule(rule: Rule, path: Path | None = None) -> Rule:
     """Append a rule to rules.toml (keeping the file's text and comments); returns it with its index.
 
-    Effective tags change only after `rebuild_resource_tags` (see `reapply_rules`).
+    Effective tags change only after `rebuild_resource_tags` (see `allocation.effective.reapply_rules`).
     """
     path = path or rules_path()
     existing = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -160,19 +163,6 @@ def save_rule(rule: Rule, path: Path | None = None) -> Rule:
     if len(saved) != before + 1:
         raise UserError(f"{path}: the rule did not read back; check the file")
     return saved[-1]
-
-
-def reapply_rules(cache: Cache) -> None:
-    """Recompute every effective tag after rules.toml changed, in one write (readers never see half).
-
-    A few thousand resources: milliseconds.
-    """
-    from finops_tui.allocation.effective import rebuild_resource_tags
-    from finops_tui.config import load_config
-
-    fold_case = load_config().fold_key_case
-    with cache.write() as cur:
-        rebuild_resource_tags(cur, fold_case=fold_case)
 
 
 # --- Evaluation -----------------------------------------------------------------------------------
@@ -274,14 +264,11 @@ def evaluate_rules(
         cur.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-def apply_rules(
-    cur: duckdb.DuckDBPyConnection, *, scope_table: str | None = None, rules: Sequence[Rule] | None = None
-) -> None:
+def apply_rules(cur: duckdb.DuckDBPyConnection, rules: Sequence[Rule], *, scope_table: str | None = None) -> None:
     """Called by `rebuild_resource_tags` after provider tags: add each rule's tags with origin 'rule'.
 
     `scope_table` (a TEMP table of ResourceId) limits the work to some resources.
     """
-    rules = load_rules() if rules is None else rules
     if not rules:
         return
     evaluate_rules(cur, rules, scope_table)
@@ -293,10 +280,9 @@ def apply_rules(
 
 
 def rule_attribution(
-    cur: duckdb.DuckDBPyConnection, resource_ids: Sequence[str] | None = None, rules: Sequence[Rule] | None = None
+    cur: duckdb.DuckDBPyConnection, resource_ids: Sequence[str] | None = None, *, rules: Sequence[Rule]
 ) -> dict[tuple[str, str], Rule]:
     """(resource, key) -> the rule that set it, for the given resources (all when None)."""
-    rules = load_rules() if rules is None else rules
     if not rules:
         return {}
     scope = None
@@ -332,16 +318,12 @@ class RuleAllocation:
 
 def rule_allocations(
     cur: duckdb.DuckDBPyConnection, period: Period, metric: str = "effective", currency: str | None = None,
-    *, rules: Sequence[Rule] | None = None,
+    *, rules: Sequence[Rule],
 ) -> list[RuleAllocation]:
     """Each rule in file order with the resources it tagged and their cost in `period` (one currency).
 
     Rules that allocate nothing are listed with zero, so dead rules are easy to spot.
     """
-    from finops_tui.report.allocation import resolve_currency
-    from finops_tui.report.overview import metric_column
-
-    rules = load_rules() if rules is None else rules
     if not rules:
         return []
     code = resolve_currency(cur, period, metric, currency)

@@ -9,7 +9,7 @@ which would also block that resource's valid tags, so nothing that breaks one is
 
 from __future__ import annotations
 
-from finops_tui.allocation.arm_ids import control_character
+from finops_tui.basis.arm_ids import control_character
 from finops_tui.errors import UserError
 
 MAX_KEY_LENGTH = 512

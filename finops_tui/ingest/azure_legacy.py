@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 
-from finops_tui.allocation.arm_ids import LOOSE_EXPECTED as RESOURCE_ID_EXPECTED
+from finops_tui.basis.arm_ids import LOOSE_EXPECTED as RESOURCE_ID_EXPECTED
 from finops_tui.ingest import lookups
 from finops_tui.ingest.currencies import ISO_4217_CODES
 from finops_tui.ingest.files import SourceFile

@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from finops_tui.allocation.effective import refresh_derived
+from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.errors import UserError
 from finops_tui.store.cache import open_cache
 from finops_tui.store.schema import MONEY_TYPE
@@ -1207,12 +1207,13 @@ def existing_summary(path: Path, params: DemoParams) -> DemoSummary | None:
 
 
 def build_demo(
-    cache_path: Path | str, *, end: dt.date, months: int = DEFAULT_MONTHS, rows: int | None = None,
-    seed: int = DEFAULT_SEED,
+    cache_path: Path | str, policy: TagPolicy, *, end: dt.date, months: int = DEFAULT_MONTHS,
+    rows: int | None = None, seed: int = DEFAULT_SEED,
 ) -> DemoSummary:
     """Build the demo estate into `cache_path`, atomically: a temp file renamed over the old cache.
 
-    `rows` scales the estate (more resources) to about that many charge rows, for benchmarks.
+    `rows` scales the estate (more resources) to about that many charge rows, for benchmarks. `policy` (the
+    user's tag settings and rules) derives the effective tags, as after an import.
     """
     if months < 1:
         raise ValueError("months must be at least 1")
@@ -1240,7 +1241,7 @@ def build_demo(
                 ))
                 _insert_charges(cur, catalogue, start=start, end=end, months=months, seed=seed, source_id=source_id)
                 finish_window(cur, source_id)
-                refresh_derived(cur)
+                refresh_derived(cur, policy)
             build_seconds = time.perf_counter() - started
             with cache.cursor() as cur:
                 summary = summarize(cur, path, build_seconds, reused=False)

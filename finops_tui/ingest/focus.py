@@ -21,7 +21,7 @@ column, as in FOCUS-Sample-Data's Microsoft rows whose AvailabilityZone holds th
 
 from __future__ import annotations
 
-from finops_tui.allocation.arm_ids import LOOSE_EXPECTED as RESOURCE_ID_EXPECTED
+from finops_tui.basis.arm_ids import LOOSE_EXPECTED as RESOURCE_ID_EXPECTED
 from finops_tui.ingest.currencies import ISO_4217_CODES
 from finops_tui.ingest.files import SourceFile
 from finops_tui.ingest.mapping import (

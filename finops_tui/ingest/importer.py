@@ -41,8 +41,8 @@ from pathlib import Path
 
 import duckdb
 
-from finops_tui.allocation.arm_ids import resource_id_problem
-from finops_tui.allocation.effective import refresh_derived
+from finops_tui.allocation.effective import TagPolicy, refresh_derived
+from finops_tui.basis.arm_ids import resource_id_problem
 from finops_tui.errors import UserError
 from finops_tui.ingest import azure_legacy, focus, lookups
 from finops_tui.ingest.badrows import (
@@ -139,18 +139,22 @@ class _UnreadableFile(Exception):
 
 def import_paths(
     cache: Cache,
+    policy: TagPolicy,
     paths: Sequence[Path],
     *,
     skip_bad_rows: bool = False,
     reporter: Reporter | None = None,
 ) -> ImportOutcome:
-    """Import every path (file or export folder) in one transaction; refused input raises UserError."""
+    """Import every path (file or export folder) in one transaction; refused input raises UserError.
+
+    `policy` (the user's tag settings and rules) rebuilds the effective tags in the same transaction.
+    """
     sink: Reporter = reporter or SilentReporter()
     units, skipped = _plan(paths, skip_bad_rows=skip_bad_rows, reporter=sink)
     while True:
         try:
             with cache.write() as cur:
-                results = _load_all(cur, units, skip_bad_rows=skip_bad_rows, reporter=sink)
+                results = _load_all(cur, policy, units, skip_bad_rows=skip_bad_rows, reporter=sink)
         except _UnreadableFile as exc:
             if not skip_bad_rows:
                 raise UserError(exc.message) from None
@@ -226,7 +230,8 @@ def _mapping_for(source: SourceFile, metric_hint: str | None) -> Mapping:
 
 
 def _load_all(
-    cur: duckdb.DuckDBPyConnection, units: list[_Unit], *, skip_bad_rows: bool, reporter: Reporter
+    cur: duckdb.DuckDBPyConnection, policy: TagPolicy, units: list[_Unit], *, skip_bad_rows: bool,
+    reporter: Reporter,
 ) -> list[ImportResult]:
     # Timestamps with an offset convert to UTC, and naive ones are read as UTC, whatever the machine's zone.
     cur.execute("SET TimeZone = 'UTC'")
@@ -242,7 +247,7 @@ def _load_all(
             loaded.append((unit, window))
         results.append(result)
     if any(r.source_id is not None for r in results):  # rows were added or replaced
-        refresh_derived(cur)
+        refresh_derived(cur, policy)
     return results
 
 

@@ -43,7 +43,7 @@ class Scope:
 class JumpTarget:
     """Where `enter` goes: the allocation tree at a dimension path, or the tagging queue for a key.
 
-    `path` pairs dimension names (as in `report.dimensions`) with the key at that level, e.g.
+    `path` pairs dimension names (as in `basis.dimensions`) with the key at that level, e.g.
     (("subscription", "0000-…"), ("resource-group", "rg-web")). For `screen == "tagging"` the path
     narrows the unallocated queue and `tag_key` names the key to fill.
     """
@@ -89,7 +89,7 @@ class Recommendation:
         return replace(self, state=state, snoozed_until=until, note=note)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able shape (Decimals and dates stay typed; `report.render.to_json` writes them exactly)."""
+        """Plain JSON-able shape (Decimals and dates stay typed; `commands.render.to_json` writes them exactly)."""
         return {
             "id": self.id,
             "kind": self.kind,

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.dimensions import cached_providers, provider_qualified_sql
 from finops_tui.recommend.model import Context
-from finops_tui.report.dimensions import cached_providers, provider_qualified_sql
 
 # Names of the TEMP tables (per cursor: DuckDB cursors do not share TEMP tables, so each run builds its own).
 DAILY = "_rec_daily"  # day × currency × subscription × resource group × service × team

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable
@@ -11,27 +10,13 @@ from decimal import Decimal
 
 import duckdb
 
-from finops_tui import clock
-from finops_tui.config import load_config
-from finops_tui.errors import UsageError
-from finops_tui.report.dimensions import NONE_LABEL, Dimension, dimension, labelled_for_cache
-from finops_tui.report.money import shown_change
-from finops_tui.report.periods import Period, parse_period
-from finops_tui.report.render import change_percent, money, percent, render_rows, to_json
-from finops_tui.store import Cache
+from finops_tui.basis.dimensions import NONE_LABEL, Dimension, dimension, labelled_for_cache
+from finops_tui.basis.metrics import metric_column
+from finops_tui.basis.periods import Period
 from finops_tui.store.sources import Freshness, freshness
 
-METRIC_COLUMNS = {"effective": "EffectiveCost", "billed": "BilledCost"}
-METRIC_TITLES = {"effective": "EffectiveCost (amortized)", "billed": "BilledCost (actual)"}
 DEFAULT_BREAKDOWNS = ("service", "service-category", "subscription", "resource-group", "region")
 ZERO = Decimal(0)
-
-
-def metric_column(metric: str) -> str:
-    try:
-        return METRIC_COLUMNS[metric]
-    except KeyError:
-        raise UsageError(f"--metric {metric}: expected effective or billed") from None
 
 
 @dataclass(frozen=True)
@@ -237,11 +222,6 @@ def month_end_forecast(
     return forecasts
 
 
-def resolve_period(cur: duckdb.DuckDBPyConnection, spec: str) -> tuple[Period, Freshness]:
-    fresh = freshness(cur)
-    return parse_period(spec, today=clock.today(), data_start=fresh.data_start, data_end=fresh.data_end), fresh
-
-
 def _top_per_currency(rows: list[BreakdownRow], top: int | None) -> list[BreakdownRow]:
     """The first `top` rows of each currency (rows come sorted by cost)."""
     if not top:
@@ -317,105 +297,3 @@ def overview(
         freshness=fresh or freshness(cur),
         breakdown_titles=titles,
     )
-
-
-def overview_document(ov: Overview) -> dict[str, object]:
-    """The JSON shape of `report overview --format json`."""
-    forecast = {f.currency: f for f in ov.forecast}
-    return {
-        "period": {"start": ov.period.start, "end": ov.period.end, "spec": ov.period.spec},
-        "previous_period": {"start": ov.previous.start, "end": ov.previous.end},
-        "metric": ov.metric,
-        "data_end": ov.freshness.data_end,
-        "anchored_on_data": ov.period.anchored_on_data,
-        "totals": [
-            {
-                "currency": t.currency,
-                "cost": t.cost,
-                "previous_cost": t.previous,
-                "untagged_cost": ov.untagged.get(t.currency, ZERO),
-                "forecast_month_end": forecast[t.currency].total if t.currency in forecast else None,
-            }
-            for t in ov.totals
-        ],
-        "team_key": ov.team_key,
-        "breakdowns": {
-            name: [
-                {"name": r.name, "key": r.key, "currency": r.currency, "cost": r.cost, "previous_cost": r.previous}
-                for r in rows
-            ]
-            for name, rows in ov.breakdowns.items()
-        },
-        "top_movers": [
-            {"name": r.name, "currency": r.currency, "cost": r.cost, "previous_cost": r.previous,
-             "change": shown_change(r.cost, r.previous)}
-            for r in ov.movers
-        ],
-        "daily": {code: [{"date": d, "cost": v} for d, v in series] for code, series in ov.daily.items()},
-    }
-
-
-def overview_report(cache: Cache, args: argparse.Namespace) -> str:
-    """`finops-tui report overview`: one table per breakdown, or the JSON document."""
-    config = load_config()
-    extra = tuple(s.strip() for s in args.by.split(",") if s.strip()) if args.by else ()
-    with cache.cursor() as cur:
-        period, fresh = resolve_period(cur, args.period)
-        ov = overview(
-            cur, period, args.metric, team_key=config.team_key, currency=args.currency,
-            extra_breakdowns=extra, top=args.top, fresh=fresh,
-        )
-    if args.format == "json":
-        return to_json(overview_document(ov)) + "\n"
-    return _overview_text(ov, args.format)
-
-
-def _overview_text(ov: Overview, fmt: str) -> str:
-    parts: list[str] = []
-    metric_title = METRIC_TITLES[ov.metric]
-    header = f"Overview: {ov.period.describe()}, {metric_title}; compared with {ov.previous.start} .. {ov.previous.end}"
-    if ov.period.anchored_on_data and ov.freshness.data_end:
-        header += f"\nData ends {ov.freshness.data_end}; relative periods anchor on that day."
-    if fmt == "table":
-        parts.append(header + "\n")
-    elif fmt == "md":
-        parts.append(f"## {header}\n")
-    forecast = {f.currency: f for f in ov.forecast}
-    total_rows = [
-        [
-            t.currency, t.cost, t.previous, money(shown_change(t.cost, t.previous), signed=True),
-            change_percent(t.cost, t.previous),
-            forecast[t.currency].total if t.currency in forecast else "",
-            ov.untagged.get(t.currency, ZERO), percent(ov.untagged.get(t.currency, ZERO), t.cost),
-        ]
-        for t in ov.totals
-    ]
-    parts.append(render_rows(
-        ["currency", "cost", "previous", "change", "change %", "forecast month end",
-         f"untagged ({ov.team_key})", "untagged %"],
-        total_rows, fmt, title="Totals" if fmt != "csv" else None,
-    ))
-    if fmt == "csv":  # one CSV document: breakdown rows with their dimension
-        rows = [
-            [name, r.name, r.currency, r.cost, r.previous]
-            for name, items in ov.breakdowns.items() for r in items
-        ]
-        return render_rows(["breakdown", "name", "currency", "cost", "previous_cost"], rows, "csv")
-    for name, items in ov.breakdowns.items():
-        totals = {t.currency: t.cost for t in ov.totals}
-        rows = [
-            [r.name, r.currency, r.cost, percent(r.cost, totals.get(r.currency)),
-             money(shown_change(r.cost, r.previous), signed=True), change_percent(r.cost, r.previous)]
-            for r in items
-        ]
-        parts.append("\n" + render_rows(
-            [ov.breakdown_titles.get(name, name), "currency", "cost", "share", "change", "change %"],
-            rows, fmt, title=f"By {ov.breakdown_titles.get(name, name).lower()}",
-        ))
-    if ov.movers:
-        rows = [[r.name, r.currency, r.previous, r.cost, money(shown_change(r.cost, r.previous), signed=True)]
-                for r in ov.movers]
-        parts.append("\n" + render_rows(
-            ["Resource group", "currency", "previous", "cost", "increase"], rows, fmt, title="Top movers"
-        ))
-    return "".join(parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -10,18 +11,36 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
+
 from finops_tui import clock
+from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.config import Config
 from finops_tui.errors import AzureError, UserError
 from finops_tui.store.cache import Cache
+from finops_tui.store.sources import Window, begin_window, finish_window
+from finops_tui.sync import extras
+from finops_tui.sync.focus_map import install_helpers
 from finops_tui.sync.spool import remove_stale_spools, spool_folder
-from finops_tui.sync.windows import METRICS, MonthWindow, Scope, parse_scope
+from finops_tui.sync.windows import (
+    METRICS,
+    MonthWindow,
+    Scope,
+    last_api_path,
+    parse_scope,
+    plan_windows,
+    record_done,
+    record_failed,
+)
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
-    from finops_tui.sync.azure import SyncMonitor
+    from finops_tui.sync.clients import SyncMonitor
     from finops_tui.sync.query import FetchedQuery, GroupedQuery, QueryShape
+
+# The Azure SDK (finops_tui.azure, sync.clients, sync.query, sync.cost_details) is imported where a run starts:
+# azure-core adds about 60 ms to the explorer's start-up, which imports this module (STYLE.md, measured).
 
 API_PATHS = ("auto", "query", "cost-details")
 KIND_BY_PATH = {"query": "sync-query", "cost-details": "sync-cost-details"}
@@ -146,18 +165,21 @@ class _Run:
         self,
         cache: Cache,
         options: SyncOptions,
+        policy: TagPolicy,
         progress: Callable[[SyncProgress], None],
         cancel: threading.Event,
     ) -> None:
-        from finops_tui.sync import azure
+        from finops_tui import azure
+        from finops_tui.sync import clients
 
         self.cache = cache
         self.options = options
+        self.policy = policy
         self.progress = progress
         self.cancel = cancel
         self.result = SyncResult()
         self.endpoint = azure.parse_endpoint(options.arm_endpoint)
-        self.monitor: SyncMonitor = azure.SyncMonitor(
+        self.monitor: SyncMonitor = clients.SyncMonitor(
             cancel=cancel, sleep=options.sleep, on_wait=self._on_wait, max_wait_seconds=options.max_wait_seconds
         )
         self.current: tuple[Scope, MonthWindow | None, str | None] | None = None
@@ -190,8 +212,8 @@ class _Run:
 
     # the run ----------------------------------------------------------------------------------------------
     def run(self) -> SyncResult:
-        from finops_tui.sync import azure
-        from finops_tui.sync.windows import plan_windows
+        from finops_tui import azure
+        from finops_tui.sync import clients
 
         started = time.perf_counter()
         if self.options.api_path not in API_PATHS:
@@ -213,7 +235,7 @@ class _Run:
             self.options.credential_mode, endpoint=self.endpoint, device_code_prompt=self.options.device_code_prompt
         )
         azure.check_signed_in(credential, self.endpoint, self.options.credential_mode)
-        self.client = azure.cost_management_client(
+        self.client = clients.cost_management_client(
             credential,
             self.endpoint,
             self.monitor,
@@ -245,16 +267,12 @@ class _Run:
         return self.result
 
     def _refresh_derived(self) -> None:
-        import duckdb
-
-        from finops_tui.allocation.effective import refresh_derived
-
         if self.current is not None:
             self.emit("updating resources and tags")
         for attempt in range(3):
             try:
                 with self.cache.write() as cur:
-                    refresh_derived(cur)
+                    refresh_derived(cur, self.policy)
                 return
             except duckdb.TransactionException as exc:
                 # A tag edit committed meanwhile touched the same rows: the windows are written; rebuild again.
@@ -264,8 +282,6 @@ class _Run:
                     )
 
     def _initial_path(self, scope: Scope) -> str:
-        from finops_tui.sync.windows import last_api_path
-
         if self.options.api_path != "auto":
             return self.options.api_path
         if not scope.supports_cost_details:
@@ -276,7 +292,7 @@ class _Run:
         return previous or "cost-details"
 
     def _sync_scope(self, scope: Scope, windows: list[MonthWindow]) -> None:
-        from finops_tui.sync.azure import SyncCancelled
+        from finops_tui.sync.clients import SyncCancelled
 
         state = _ScopeState(path=self._initial_path(scope), max_groupings=self.options.query_max_groupings)
         self.current = (scope, None, state.path)
@@ -304,7 +320,8 @@ class _Run:
     def _sync_window(self, window: MonthWindow, state: _ScopeState, month: _MonthSpool) -> None:
         from azure.core.exceptions import ClientAuthenticationError, HttpResponseError, ServiceRequestError
 
-        from finops_tui.sync import azure
+        from finops_tui import azure
+        from finops_tui.sync import clients
         from finops_tui.sync.cost_details import CostDetailsUnsupported, ReportFailed
         from finops_tui.sync.query import MalformedResponse
 
@@ -324,37 +341,33 @@ class _Run:
                     self.current = (window.scope, window, state.path)
                     self.result.paths[window.scope.key] = state.path
                     self.emit("no cost details reports here; using the Query API")
-        except azure.SyncCancelled:
+        except clients.SyncCancelled:
             raise
         except ClientAuthenticationError as exc:
             response = getattr(exc, "response", None)
             if response is None:  # the credential itself failed (expired az login, revoked secret)
                 raise AzureError(azure.NOT_SIGNED_IN) from None
-            error = f"Azure refused the credentials: {azure.describe_http_error(exc)}"
+            error = f"Azure refused the credentials: {clients.describe_http_error(exc)}"
             self._fail(window, error, state.path)
             raise AzureError(f"{window.scope.arm}: {error}; run `az login` again") from None
         except HttpResponseError as exc:
-            error = azure.describe_http_error(exc)
+            error = clients.describe_http_error(exc)
             self._fail(window, error, state.path)
             if exc.status_code in (403, 404):
                 raise _ScopeAborted() from None
             return
         except ServiceRequestError as exc:
-            error = f"cannot reach {self.endpoint.url}: {azure.describe_http_error(exc)}"
+            error = f"cannot reach {self.endpoint.url}: {clients.describe_http_error(exc)}"
             self._fail(window, error, state.path)
             raise AzureError(error) from None
         except (MalformedResponse, ReportFailed, AzureError) as exc:
-            self._fail(window, azure.describe_http_error(exc), state.path)
+            self._fail(window, clients.describe_http_error(exc), state.path)
             return
         self.result.windows_done += 1
         self.result.rows += rows
         self.emit("written", rows=rows)
 
     def _pull_and_write(self, window: MonthWindow, state: _ScopeState, month: _MonthSpool) -> int:
-        from finops_tui.store.sources import Window, begin_window, finish_window
-        from finops_tui.sync.focus_map import install_helpers
-        from finops_tui.sync.windows import record_done
-
         last_day = min(window.last_day, clock.today())
         loader = (
             self._fetch_query(window, state, month, last_day)
@@ -457,8 +470,6 @@ class _Run:
         return load
 
     def _fail(self, window: MonthWindow, error: str, api_path: str | None) -> None:
-        from finops_tui.sync.windows import record_failed
-
         throttled = self.monitor.throttled_seconds - self.throttled_mark
         with self.cache.write() as cur:
             record_failed(cur, window, error, api_path, throttled)
@@ -466,7 +477,7 @@ class _Run:
         self.emit(f"failed: {error}", rows=0)
 
     def _sync_extras(self, scope: Scope) -> None:
-        from finops_tui.sync import azure, extras
+        from finops_tui.sync import clients
 
         self.current = (scope, None, None)
         for what, job in (
@@ -476,11 +487,11 @@ class _Run:
             self.emit(f"fetching {what}")
             try:
                 job(self.client, self.cache, scope)
-            except azure.SyncCancelled:
+            except clients.SyncCancelled:
                 self.result.cancelled = True
                 return
             except Exception as exc:  # by design: extras never fail the sync
-                self.result.warnings.append(f"{scope.arm}: {what} not synced ({azure.describe_http_error(exc)})")
+                self.result.warnings.append(f"{scope.arm}: {what} not synced ({clients.describe_http_error(exc)})")
 
 
 @dataclass
@@ -518,8 +529,6 @@ class _MonthSpool:
 
 
 def _billing_account(scope: Scope) -> tuple[str | None, str | None]:
-    import re
-
     match = re.match(r"^/providers/Microsoft\.Billing/billingAccounts/([^/]+)", scope.arm, re.I)
     return (match.group(1), None) if match else (None, None)
 
@@ -527,13 +536,15 @@ def _billing_account(scope: Scope) -> tuple[str | None, str | None]:
 def run_sync(
     cache: Cache,
     options: SyncOptions,
+    policy: TagPolicy,
     progress: Callable[[SyncProgress], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> SyncResult:
     """Pull the planned windows of every scope into `cache`; safe to run in a worker thread.
 
+    `policy` (config.toml's [tags] and rules.toml, loaded by the caller) rebuilds the effective tags after.
     Each window is replaced in one transaction, so readers never see half a window and a cancelled or failed
     run leaves every finished window in place; the next run resumes with what is missing. Raises AzureError
     when signing in fails (nothing else can work then); other failures are per window, in the result.
     """
-    return _Run(cache, options, progress or (lambda _p: None), cancel or threading.Event()).run()
+    return _Run(cache, options, policy, progress or (lambda _p: None), cancel or threading.Event()).run()

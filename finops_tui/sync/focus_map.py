@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from finops_tui.allocation.arm_ids import invalid_resource_id_sql, printable, resource_id_problem
+from finops_tui.basis.arm_ids import invalid_resource_id_sql, printable, resource_id_problem
 from finops_tui.errors import AzureError
 from finops_tui.store.sources import register_resource_ids
 

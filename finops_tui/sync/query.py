@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import duckdb
 
-from finops_tui.sync.azure import SyncMonitor
+from finops_tui.sync.clients import SyncMonitor
 from finops_tui.sync.focus_map import insert_charges, stage_select
 from finops_tui.sync.windows import AZURE_COST_TYPE, MonthWindow
 

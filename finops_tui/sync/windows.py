@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import duckdb
 
 from finops_tui import clock
+from finops_tui.config import MAX_SYNC_MONTHS
 from finops_tui.errors import UserError
 
-MAX_MONTHS = 13  # Cost Details keeps 13 months of history; the Query API allows more, but a year is plenty
 METRICS = ("actual", "amortized")
 AZURE_COST_TYPE = {"actual": "ActualCost", "amortized": "AmortizedCost"}
 # The previous month still changes until its invoice closes: re-pull it until this many days after it ends.
@@ -142,8 +142,8 @@ def plan_windows(
     cur: duckdb.DuckDBPyConnection, scope: Scope, metrics: tuple[str, ...], months: int, today: dt.date | None = None
 ) -> tuple[list[MonthWindow], int]:
     """The windows to pull, newest month first (users want this month soonest), and how many were skipped."""
-    if not 1 <= months <= MAX_MONTHS:
-        raise UserError(f"--months {months}: expected 1 to {MAX_MONTHS}")
+    if not 1 <= months <= MAX_SYNC_MONTHS:
+        raise UserError(f"--months {months}: expected 1 to {MAX_SYNC_MONTHS}")
     today = today or clock.today()
     current = month_start(today)
     planned: list[MonthWindow] = []

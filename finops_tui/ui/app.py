@@ -14,12 +14,13 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from finops_tui import clock
-from finops_tui.config import Config, load_config, save_setting
+from finops_tui.config import Config, load_config_or_defaults, save_setting
 from finops_tui.errors import UserError
 from finops_tui.store import Cache
 from finops_tui.ui.commands import PaletteCommand, ViewCommands
@@ -30,21 +31,24 @@ from finops_tui.ui.sync_worker import SYNC_GROUP, WORKER_NAME, finished_line, pr
 
 @dataclass(frozen=True)
 class View:
-    """One view of the app: its Textual mode, default key, title, and screen class as `module:Class`."""
+    """One view of the app: its Textual mode, default key, title, screen class as `module:Class`, and a
+    short title for narrow terminals."""
 
     mode: str
     key: str
     title: str
     screen: str
+    short: str = ""
 
 
 # The registry: a view whose module cannot be imported yet shows a one-line notice instead.
 # To plug a screen in, create the module and class named here (subclass FinopsScreen).
 VIEWS: tuple[View, ...] = (
-    View("overview", "1", "Overview", "finops_tui.ui.screens.overview:OverviewScreen"),
-    View("allocation", "2", "Allocation", "finops_tui.ui.screens.allocation:AllocationScreen"),
-    View("recommendations", "3", "Recommendations", "finops_tui.ui.screens.recommendations:RecommendationsScreen"),
-    View("tagging", "4", "Tagging", "finops_tui.ui.screens.tagging:TaggingScreen"),
+    View("overview", "1", "Overview", "finops_tui.ui.screens.overview:OverviewScreen", "Overview"),
+    View("allocation", "2", "Allocation", "finops_tui.ui.screens.allocation:AllocationScreen", "Alloc"),
+    View("recommendations", "3", "Recommendations", "finops_tui.ui.screens.recommendations:RecommendationsScreen",
+         "Recs"),
+    View("tagging", "4", "Tagging", "finops_tui.ui.screens.tagging:TaggingScreen", "Tags"),
 )
 VIEWS_BY_MODE = {view.mode: view for view in VIEWS}
 WELCOME_MODE = "welcome"
@@ -106,8 +110,11 @@ class FinopsApp(App[ReopenCache | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *_view_bindings(),
         Binding("question_mark", "help", "Help", id="app.help", tooltip="List the keys of this screen"),
+        # Both keys open the palette: Textual adds its ctrl+p only when no binding of ours opens it.
         Binding("colon", "command_palette", "Commands", id="app.command_palette", show=False,
-                tooltip="Search every action (also ctrl+p)"),
+                tooltip="Search every action and theme"),
+        Binding("ctrl+p", "command_palette", "Commands", id="app.command_palette", show=False, priority=True,
+                tooltip="Search every action and theme"),
         Binding("R", "sync", "Sync", id="app.sync", show=False,
                 tooltip="Pull fresh cost from Azure in the background (twice while syncing: cancel)"),
         Binding("ctrl+x", "cancel_sync", "Cancel sync", id="app.cancel_sync",
@@ -122,22 +129,31 @@ class FinopsApp(App[ReopenCache | None]):
         config: Config | None = None,
         now: Callable[[], dt.datetime] = clock.now,
         demo_end: dt.date | None = None,
+        config_problem: str | None = None,
     ) -> None:
         super().__init__()
         self.cache = cache
-        self.config = config or load_config()
+        if config is None:
+            config, config_problem = load_config_or_defaults()
+        self.config = config
+        self.config_problem = config_problem  # why the explorer runs on the default settings, said on mount
         self.now = now  # injectable so "synced 3 h ago" is stable in snapshots
         self.demo_end = demo_end  # the demo estate's last day (default: yesterday)
         self.view_state = ViewState()
         self.tags_version = 0  # bumped by TagsChanged and synced windows; views loaded before reload when shown
         self.sync_worker: Worker[None] | None = None
+        # Where `esc` returns to: the views the user left by opening a row in them (newest last).
+        self.came_from: list[str] = []
         self._sync_cancel_asked_at: float | None = None  # when R during a sync asked "press R again to cancel"
         if self.config.theme in self.available_themes:
             self.theme = self.config.theme
 
     def on_mount(self) -> None:
+        if self.config_problem:
+            self.notify(f"{self.config_problem}. Running on the default settings.", title="config.toml",
+                        severity="warning", timeout=20, markup=False)
         if self.config.keymap:
-            self.set_keymap(self.config.keymap)
+            self.remap_keys(self.config.keymap)
         self.add_mode(WELCOME_MODE, self._welcome_screen)
         self.show_view("overview")
         if self.config.scopes:  # the worker checks whether the cache is old enough (SQL stays off this thread)
@@ -175,14 +191,33 @@ class FinopsApp(App[ReopenCache | None]):
         if self.current_mode == WELCOME_MODE:
             self.notify("This cache is empty: open the demo estate or import a file first.", timeout=4)
             return
+        # A view picked by its key starts afresh: `esc` there does not go back to an earlier jump.
+        self.came_from.clear()
         self.show_view(mode)
+
+    def jump_to_view(self, mode: str) -> bool:
+        """Switch to `mode` because the user opened a row here; `esc` at the top of that view comes back."""
+        origin = self.current_mode
+        if not self.show_view(mode):
+            return False
+        if origin != mode and origin in VIEWS_BY_MODE:
+            self.came_from.append(origin)
+        return True
+
+    def go_back(self) -> bool:
+        """`esc` with nothing left to clear or close on a view: back to the view the user came from (as k9s
+        does); False when the view was opened by its key."""
+        if not self.came_from or isinstance(self.screen, ModalScreen):
+            return False
+        self.switch_mode(self.came_from.pop())
+        return True
 
     def open_allocation(self, dimension: str, key: str | None) -> None:
         """Open one slice (e.g. service = Storage) in the allocation view, or say it is not there yet.
 
         The allocation screen receives it through `open_slice(dimension, key)` if it defines one.
         """
-        if not self.show_view("allocation"):
+        if not self.jump_to_view("allocation"):
             return
         opener = getattr(self.screen, "open_slice", None)
         if callable(opener):
@@ -194,10 +229,12 @@ class FinopsApp(App[ReopenCache | None]):
 
     @on(CacheFoundEmpty)
     def show_welcome(self) -> None:
+        self.came_from.clear()
         self.switch_mode(WELCOME_MODE)
 
     def show_loaded_cache(self) -> None:
         """After an import into the open cache: back to the overview, queried afresh."""
+        self.came_from.clear()
         self.switch_mode("overview")
         reload = getattr(self.screen, "reload", None)
         if callable(reload):
@@ -339,12 +376,29 @@ class FinopsApp(App[ReopenCache | None]):
             self.config.theme = theme
             try:
                 save_setting(None, "theme", theme)
-            except OSError as exc:
+            except (OSError, UserError) as exc:
                 self.notify(f"Theme not saved: {exc}", severity="warning")
 
+    def remap_keys(self, entries: dict[str, str]) -> None:
+        """config.toml [keys]: remap by binding id (old ids too); an entry that would take another binding's
+        key is left out with a warning, instead of that binding silently losing its key."""
+        from finops_tui.ui.keymap import resolve_keymap
+
+        result = resolve_keymap(entries)
+        self.set_keymap(result.keymap)
+        for problem in result.problems:
+            self.notify(problem, title="Keys", severity="warning", timeout=12)
+
     def handle_bindings_clash(self, clashed_bindings: set[Binding], node: Any) -> None:
-        keys = ", ".join(sorted(b.key for b in clashed_bindings))
-        self.notify(f"config.toml [keys]: {keys} is bound twice; the first binding wins.", severity="warning")
+        # Textual calls this on every key press while a clash stands; `remap_keys` already left out (and
+        # reported once) every remap that would clash.
+        return
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast. Its text is shown as it is: messages name config sections ([sync]), file names and
+        tag values, which markup would eat."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # ----------------------------------------------------------------------------------------------
     # worker errors: every screen forwards failures here

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.markup import escape
 from textual.screen import Screen
 
 
@@ -30,13 +32,17 @@ class ViewCommands(Provider):
         app: HasPaletteCommands = self.app  # type: ignore[assignment]
         return list(app.palette_commands(self.screen))
 
+    # Names and help carry data (team names, hierarchy levels, currency codes): the palette reads strings
+    # as markup, so they go in escaped, or as Content.
+
     async def discover(self) -> Hits:
         for command in self._commands():
-            yield DiscoveryHit(command.name, command.run, help=command.help)
+            yield DiscoveryHit(Content(command.name), command.run, text=command.name, help=escape(command.help))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for command in self._commands():
             score = matcher.match(command.name)
             if score > 0:
-                yield Hit(score, matcher.highlight(command.name), command.run, help=command.help)
+                yield Hit(score, matcher.highlight(escape(command.name)), command.run, text=command.name,
+                          help=escape(command.help))

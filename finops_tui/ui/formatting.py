@@ -11,8 +11,9 @@ from rich.text import Text
 from textual.app import App
 from textual.color import Color
 
-from finops_tui.report.periods import Period
-from finops_tui.report.render import change_percent, money
+from finops_tui import clock
+from finops_tui.basis.money import change_percent, money, shown_change
+from finops_tui.basis.periods import Period
 from finops_tui.store.sources import Freshness
 
 METRIC_LABELS = {"effective": "EffectiveCost (amortized)", "billed": "BilledCost (actual)"}
@@ -29,8 +30,8 @@ PERIOD_CHOICES: tuple[tuple[str, str], ...] = (
 
 
 def ago(then: dt.datetime, now: dt.datetime) -> str:
-    """`just now`, `2 min ago`, `3 h ago`, `4 days ago`."""
-    seconds = (now - then).total_seconds()
+    """`just now`, `2 min ago`, `3 h ago`, `4 days ago` (naive values are UTC, as stored in the cache)."""
+    seconds = (clock.as_utc(now) - clock.as_utc(then)).total_seconds()
     if seconds < 60:
         return "just now"
     minutes = int(seconds // 60)
@@ -109,8 +110,11 @@ def money_cell(amount: Decimal, *, style: Style | str = "") -> Text:
 
 
 def change_cells(current: Decimal, previous: Decimal, *, increase: Style, decrease: Style) -> tuple[Text, Text]:
-    """The signed change and its percentage, coloured: cost going up is bad news, going down good."""
-    change = current - previous
+    """The signed change and its percentage, coloured: cost going up is bad news, going down good.
+
+    The change is the shown cost minus the shown previous cost (report.money), as in every report.
+    """
+    change = shown_change(current, previous)
     style = increase if change > 0 else decrease if change < 0 else Style()
     return (Text(money(change, signed=True), style=style, justify="right"),
             Text(change_percent(current, previous), style=style, justify="right"))

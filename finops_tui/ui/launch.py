@@ -7,7 +7,7 @@ from pathlib import Path
 
 import duckdb
 
-from finops_tui.config import load_config
+from finops_tui.config import load_config_or_defaults
 from finops_tui.store import Cache, open_cache
 
 CLOSE_ATTEMPTS = 100  # × 20 ms: an interrupted query returns its cursor within milliseconds
@@ -22,12 +22,13 @@ def run_explorer(cache_path: Path) -> int:
     """
     from finops_tui.ui.app import FinopsApp, ReopenCache
 
-    config = load_config()
+    config, config_problem = load_config_or_defaults()  # the explorer starts anyway and says why
     path = cache_path
     while True:
-        cache = open_cache(path)
+        # Read-only between writes: `report` and other readers work while the explorer is open.
+        cache = open_cache(path, shared=True)
         try:
-            app = FinopsApp(cache, config=config)
+            app = FinopsApp(cache, config=config, config_problem=config_problem)
             result = app.run()
         finally:
             close_when_idle(cache)

@@ -12,6 +12,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 
 from finops_tui import paths
+from finops_tui.allocation.effective import load_tag_policy
 from finops_tui.config import Config, load_config
 from finops_tui.store import Cache
 from finops_tui.sync import SyncOptions, SyncProgress, SyncResult, options_from_config, run_sync, sync_due
@@ -109,7 +110,7 @@ def run_background_sync(
         post(SyncProgressed(progress))
 
     try:
-        result = run_sync(cache, options, progress=report, cancel=cancel)
+        result = run_sync(cache, options, load_tag_policy(current_config(config)), progress=report, cancel=cancel)
     except Exception:
         post(SyncFinished(None, data_changed=wrote))
         raise

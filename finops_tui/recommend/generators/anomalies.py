@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.money import money
 from finops_tui.recommend.levels import (
     LEVEL_BY_GROUPING,
     LEVEL_GROUPING_SETS,
@@ -30,7 +31,6 @@ from finops_tui.recommend.model import (
     stable_id,
 )
 from finops_tui.recommend.prepare import DAILY, ensure_prepared, floors
-from finops_tui.report.render import money
 
 KIND_SPIKE = "cost-spike"
 KIND_STEP = "cost-step"

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.money import money
 from finops_tui.recommend.model import Context, JumpTarget, Recommendation, Scope, stable_id
-from finops_tui.report.render import money
 
 KIND = "budget-at-risk"
 _MONTHS_PER_GRAIN = {"monthly": 1, "quarterly": 3, "annually": 12, "yearly": 12}

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.money import money
 from finops_tui.recommend.model import Context, DailyPoint, JumpTarget, Recommendation, Scope, stable_id
 from finops_tui.recommend.prepare import ensure_prepared, floors, monthly, params
-from finops_tui.report.render import money
 
 KIND_UNUSED = "unused-commitment"
 KIND_PURCHASE = "commitment-purchase"

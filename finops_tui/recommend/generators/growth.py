@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.money import money
 from finops_tui.recommend.levels import (
     LEVEL_BY_GROUPING,
     Event,
@@ -21,7 +22,6 @@ from finops_tui.recommend.levels import (
 )
 from finops_tui.recommend.model import Context, DailyPoint, EvidenceValue, Recommendation, stable_id
 from finops_tui.recommend.prepare import DAILY, ensure_prepared, floors
-from finops_tui.report.render import money
 
 KIND = "steady-growth"
 _MIN_UP_SHARE = 0.7  # most weeks cost more than the week before ...

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.money import money
 from finops_tui.recommend.levels import dominant_teams
 from finops_tui.recommend.model import Context, EvidenceValue, JumpTarget, Recommendation, Scope, stable_id
 from finops_tui.recommend.prepare import LEFTOVER_CLASSES, RESOURCE, ensure_prepared, floors, monthly
-from finops_tui.report.render import money
 
 KIND_ORPHANS = "orphan-resources"
 KIND_STOPPED = "stopped-compute"

@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.money import money
 from finops_tui.recommend.model import Confidence, Context, JumpTarget, Recommendation, Scope, stable_id
 from finops_tui.recommend.prepare import RESOURCE, ensure_prepared, floors, monthly, params
-from finops_tui.report.render import money
 
 KIND = "new-sku"
 KIND_NEW_RESOURCE = "new-resource"

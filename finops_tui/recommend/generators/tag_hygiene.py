@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.money import money
 from finops_tui.recommend.model import (
     Confidence,
     Context,
@@ -19,7 +20,6 @@ from finops_tui.recommend.model import (
     stable_id,
 )
 from finops_tui.recommend.prepare import RESOURCE, ensure_prepared, floors, monthly
-from finops_tui.report.render import money
 
 KIND_KEYS = "tag-key-variants"
 KIND_VALUES = "tag-value-variants"

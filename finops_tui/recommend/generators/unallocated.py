@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.dimensions import UNALLOCATED
+from finops_tui.basis.money import money
 from finops_tui.recommend.model import Context, JumpTarget, Recommendation, Scope, stable_id
 from finops_tui.recommend.prepare import DAILY, RESOURCE, ensure_prepared, floors, monthly
-from finops_tui.report.dimensions import UNALLOCATED
-from finops_tui.report.render import money
 
 KIND = "unallocated-spend"
 _WINDOW_DAYS = 30

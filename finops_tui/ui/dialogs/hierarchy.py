@@ -9,14 +9,15 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from finops_tui.report.allocation import TagKeyCoverage
-from finops_tui.report.dimensions import PLAIN_DIMENSIONS, dimension
+from finops_tui.basis.dimensions import PLAIN_DIMENSIONS, dimension
+from finops_tui.report.tags import TagKeyCoverage
+from finops_tui.ui.dialogs.dialog_box import DialogBox
 from finops_tui.ui.dialogs.period import VimOptionList
 
 # The dimensions people group cost by, in the order the list offers them (the rest follow).
@@ -40,7 +41,7 @@ class HierarchyDialog(ModalScreen[HierarchyChoice | None]):
     """`enter` adds the highlighted dimension as the next level; `backspace` removes the last one."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="hierarchy.cancel", tooltip="Keep the current hierarchy"),
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Keep the current hierarchy"),
         Binding("backspace", "remove_last", "Remove last", id="hierarchy.remove_last",
                 tooltip="Remove the last level"),
         Binding("ctrl+u", "clear", "Clear", id="hierarchy.clear", tooltip="Remove every level"),
@@ -49,7 +50,7 @@ class HierarchyDialog(ModalScreen[HierarchyChoice | None]):
 
     DEFAULT_CSS = """
     HierarchyDialog { align: center middle; }
-    HierarchyDialog > Vertical {
+    HierarchyDialog > DialogBox {
         width: 72;
         max-width: 95%;
         height: auto;
@@ -60,11 +61,11 @@ class HierarchyDialog(ModalScreen[HierarchyChoice | None]):
         padding: 0 1;
     }
     HierarchyDialog #levels { height: auto; margin-bottom: 1; }
-    HierarchyDialog VimOptionList { height: 1fr; max-height: 16; min-height: 5; }
+    HierarchyDialog VimOptionList { height: auto; max-height: 10; }
     HierarchyDialog Label.field { margin-top: 1; color: $text-muted; }
     HierarchyDialog #error { color: $text-error; height: auto; }
     HierarchyDialog .hint { color: $text-muted; height: auto; width: 100%; }
-    HierarchyDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    HierarchyDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }
     HierarchyDialog Button { margin-left: 1; }
     """
 
@@ -84,7 +85,7 @@ class HierarchyDialog(ModalScreen[HierarchyChoice | None]):
         return f"tag {coverage.key}  ({share * 100:.0f}% {what} tagged)" if share is not None else f"tag {coverage.key}"
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with DialogBox() as box:
             box.border_title = "Hierarchy: levels from top to bottom"
             yield Static("", id="levels")
             yield Label("Add a level (enter)", classes="field")
@@ -113,12 +114,16 @@ class HierarchyDialog(ModalScreen[HierarchyChoice | None]):
         highlighted = options.highlighted
         options.clear_options()
         options.add_options([
-            Option(f"{text}  ✓ level {self.levels.index(name) + 1}" if name in self.levels else text, id=name,
+            Option(Content(f"{text}  ✓ level {self.levels.index(name) + 1}" if name in self.levels else text), id=name,
                    disabled=name in self.levels)
             for name, text in self._choices
         ])
-        if highlighted is not None:
-            options.highlighted = min(highlighted, options.option_count - 1)
+        # The highlight stays where it was, on the next choice still free: the one just added is disabled
+        # now, and a disabled option shows no highlight at all.
+        free = [index for index, (name, _) in enumerate(self._choices) if name not in self.levels]
+        if free:
+            start = highlighted or 0
+            options.highlighted = next((index for index in free if index >= start), free[-1])
         self.query_one("#error", Label).update("")
 
     @on(OptionList.OptionSelected, "#dimensions")

@@ -8,14 +8,15 @@ from typing import ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from finops_tui import clock
+from finops_tui.basis.periods import parse_period
 from finops_tui.errors import UserError
-from finops_tui.report.periods import parse_period
+from finops_tui.ui.dialogs.dialog_box import DialogBox
 from finops_tui.ui.formatting import PERIOD_CHOICES
 
 CUSTOM = "custom"
@@ -34,7 +35,7 @@ class PeriodDialog(ModalScreen[str | None]):
     """Choose a period; returns its spec (`mtd`, `30d`, …), `custom` for a range, or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="period.cancel", tooltip="Keep the current period"),
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Keep the current period"),
     ]
 
     DEFAULT_CSS = """
@@ -75,21 +76,23 @@ class CustomPeriodDialog(ModalScreen[str | None]):
     """Two dates: START and END, END exclusive (as in FOCUS); returns `START..END` or None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="custom_period.cancel", tooltip="Keep the current period"),
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Keep the current period"),
     ]
 
     DEFAULT_CSS = """
     CustomPeriodDialog { align: center middle; }
-    CustomPeriodDialog > Vertical {
+    CustomPeriodDialog > DialogBox {
         width: 56;
+        max-width: 95%;
         height: auto;
+        max-height: 95%;
         border: round $primary;
         background: $surface;
         padding: 0 1;
     }
     CustomPeriodDialog Label.field { margin-top: 1; }
     CustomPeriodDialog #error { color: $text-error; height: auto; width: 100%; }
-    CustomPeriodDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    CustomPeriodDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }
     CustomPeriodDialog Button { margin-left: 1; }
     """
 
@@ -99,13 +102,13 @@ class CustomPeriodDialog(ModalScreen[str | None]):
         self._end = end
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with DialogBox() as box:
             box.border_title = "Custom period"
             yield Label("Start (first day, YYYY-MM-DD)", classes="field")
             yield Input(self._start.isoformat(), placeholder="2026-09-01", id="start")
             yield Label("End (exclusive: the day after the last, YYYY-MM-DD)", classes="field")
             yield Input(self._end.isoformat(), placeholder="2026-10-01", id="end")
-            yield Label("", id="error")
+            yield Label("", id="error", markup=False)
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Apply", variant="primary", id="apply")
@@ -124,11 +127,25 @@ class CustomPeriodDialog(ModalScreen[str | None]):
     @on(Input.Submitted, "#end")
     @on(Button.Pressed, "#apply")
     def _apply(self) -> None:
-        spec = f"{self.query_one('#start', Input).value.strip()}..{self.query_one('#end', Input).value.strip()}"
+        error = self.query_one("#error", Label)
+        dates: dict[str, dt.date] = {}
+        for field, name, example in (("start", "Start", "2026-09-01"), ("end", "End", "2026-10-01")):
+            text = self.query_one(f"#{field}", Input).value.strip()
+            try:
+                dates[field] = dt.date.fromisoformat(text)
+            except ValueError:
+                # This dialog's words, not the command line's START..END: the user sees two fields here.
+                shown = f"“{text}” is not a date" if text else "is empty"
+                error.update(f"{name} {shown}: type it as YYYY-MM-DD, e.g. {example}.")
+                self.query_one(f"#{field}", Input).focus()
+                return
+        if dates["end"] <= dates["start"]:
+            error.update("End must be after Start: End is the day after the last day shown.")
+            self.query_one("#end", Input).focus()
+            return
         try:
-            period = parse_period(spec, today=clock.today())
+            period = parse_period(f"{dates['start']}..{dates['end']}", today=clock.today())
         except UserError as exc:
-            # The read model's message starts with the spec the user can already see: keep the reason.
-            self.query_one("#error", Label).update(str(exc).split(": ", 1)[-1])
+            error.update(str(exc).split(": ", 1)[-1])
             return
         self.dismiss(period.spec)

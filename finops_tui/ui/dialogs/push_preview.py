@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label, ProgressBar
@@ -18,6 +18,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from finops_tui.allocation.push import PushItem, PushReport, PushResult, push
 from finops_tui.store import Cache
+from finops_tui.ui.dialogs.dialog_box import DialogBox
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -28,7 +29,7 @@ def push_credential(mode: str) -> TokenCredential:
 
     A module-level function so tests can replace it with a fake credential.
     """
-    from finops_tui.sync.azure import make_credential
+    from finops_tui.azure import make_credential
 
     return make_credential(mode)
 
@@ -60,15 +61,16 @@ class PushFinished(Message):
 class PushPreviewDialog(ModalScreen[PushOutcome | None]):
     """Lists each resource and the tags to merge; `Send N tag merges to Azure` (or ctrl+enter) sends them."""
 
+    AUTO_FOCUS = "#cancel"  # not the list: focusing it first would scroll the summary away at 80x24
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="push.cancel",
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel",
                 tooltip="Close without sending (while sending: stop after the current resource)"),
         Binding("ctrl+enter", "send", "Send", id="push.send", tooltip="Send the tag merges to Azure"),
     ]
 
     DEFAULT_CSS = """
     PushPreviewDialog { align: center middle; }
-    PushPreviewDialog > Vertical {
+    PushPreviewDialog > DialogBox {
         width: 120;
         max-width: 95%;
         height: auto;
@@ -84,7 +86,7 @@ class PushPreviewDialog(ModalScreen[PushOutcome | None]):
     PushPreviewDialog ProgressBar.-sending { display: block; }
     PushPreviewDialog #result { height: auto; width: 100%; margin-top: 1; }
     PushPreviewDialog #result.-failed { color: $text-error; }
-    PushPreviewDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    PushPreviewDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }
     PushPreviewDialog Button { margin-left: 1; }
     """
 
@@ -99,12 +101,12 @@ class PushPreviewDialog(ModalScreen[PushOutcome | None]):
         self._rows: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
-        from finops_tui.sync.azure import parse_endpoint
+        from finops_tui.azure import parse_endpoint
 
         count = len(self.items)
         merges = sum(len(item.tags) for item in self.items)
         target = parse_endpoint(self._endpoint).url
-        with Vertical() as box:
+        with DialogBox() as box:
             box.border_title = "Push tags to Azure: preview"
             yield Label(
                 f"{count:,} resource(s), {merges:,} tag(s) to merge into {target} "
@@ -112,13 +114,15 @@ class PushPreviewDialog(ModalScreen[PushOutcome | None]):
                 id="summary", markup=False,
             )
             table: DataTable[str | Text] = DataTable(cursor_type="row", zebra_stripes=True)
-            table.add_column("Resource", key="resource")
+            # The resource last: names run long (disks), and the tags must stay in view at 80 columns.
             table.add_column("Tags to merge", key="tags")
             table.add_column("Status", key="status")
+            table.add_column("Resource", key="resource")
             for index, item in enumerate(self.items):
                 tags = ", ".join(f"{k}={v}" for k, v in item.tags.items())
                 status = Text(f"pending: {item.last_error}", style="yellow") if item.last_error else Text("pending")
-                table.add_row(item.name or item.arm_id, tags, status, key=item.resource_id)
+                # Text: names and tag values are data, which a DataTable would read as markup.
+                table.add_row(Text(tags), status, Text(item.name or item.arm_id), key=item.resource_id)
                 self._rows[item.resource_id] = index
             yield table
             yield ProgressBar(total=max(1, count), show_eta=False, id="progress")
@@ -128,7 +132,8 @@ class PushPreviewDialog(ModalScreen[PushOutcome | None]):
                 yield Button(f"Send {count:,} tag merges to Azure", variant="warning", id="send", disabled=not count)
 
     def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()  # the safe choice has the focus: enter alone sends nothing
+        # The safe choice has the focus: enter alone sends nothing. It is docked: no scrolling to it.
+        self.query_one("#cancel", Button).focus(scroll_visible=False)
 
     # ----------------------------------------------------------------------------------------------
 
@@ -145,7 +150,7 @@ class PushPreviewDialog(ModalScreen[PushOutcome | None]):
 
     @work(thread=True, exclusive=True, group="tag-push", exit_on_error=False, name="tag push")
     def _send(self) -> None:
-        from finops_tui.sync.azure import check_signed_in, parse_endpoint
+        from finops_tui.azure import check_signed_in, parse_endpoint
 
         worker = get_current_worker()
         endpoint = parse_endpoint(self._endpoint)
@@ -158,12 +163,11 @@ class PushPreviewDialog(ModalScreen[PushOutcome | None]):
         def throttled(item: PushItem, seconds: float, _reason: str) -> None:
             self.post_message(PushThrottled(item, seconds))
 
-        with self._cache.cursor() as cur:
-            report = push(
-                cur, self.items, credential, endpoint.url,
-                sleep=worker.cancelled_event.wait,  # a throttling wait ends at once when the user stops
-                on_result=answered, on_wait=throttled, cancelled=lambda: worker.is_cancelled,
-            )
+        report = push(
+            self._cache, self.items, credential, endpoint.url,
+            sleep=worker.cancelled_event.wait,  # a throttling wait ends at once when the user stops
+            on_result=answered, on_wait=throttled, cancelled=lambda: worker.is_cancelled,
+        )
         self.post_message(PushFinished(report))
 
     @on(MergeAnswered)

@@ -8,9 +8,11 @@ from typing import ClassVar, Generic, TypeVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
+
+from finops_tui.ui.dialogs.dialog_box import DialogBox
 
 T = TypeVar("T")
 
@@ -22,15 +24,16 @@ class RecFieldDialog(ModalScreen[T | None], Generic[T]):
     """One labelled input, an error line, Cancel and OK; `esc` cancels (None), `enter` submits."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="rec_dialog.cancel", tooltip="Close without changing anything"),
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Close without changing anything"),
     ]
 
     DEFAULT_CSS = """
     RecFieldDialog { align: center middle; }
-    RecFieldDialog > Vertical {
+    RecFieldDialog > DialogBox {
         width: 64;
         max-width: 95%;
         height: auto;
+        max-height: 95%;
         border: round $primary;
         border-title-color: $text;
         background: $surface;
@@ -39,7 +42,7 @@ class RecFieldDialog(ModalScreen[T | None], Generic[T]):
     RecFieldDialog .subject { color: $text-muted; margin-top: 1; width: 100%; }
     RecFieldDialog Label.field { margin-top: 1; }
     RecFieldDialog #error { color: $text-error; height: auto; width: 100%; }
-    RecFieldDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; }
+    RecFieldDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }
     RecFieldDialog Button { margin-left: 1; }
     """
 
@@ -54,7 +57,7 @@ class RecFieldDialog(ModalScreen[T | None], Generic[T]):
         self._placeholder = placeholder
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with DialogBox() as box:
             box.border_title = self.TITLE_TEXT
             if self._subject:
                 yield Label(self._subject, classes="subject", markup=False)

@@ -10,20 +10,23 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, DataTable, Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from finops_tui.allocation.rules import Rule, RuleAllocation
-from finops_tui.report.allocation import TagKeyCoverage
-from finops_tui.report.render import money
+from finops_tui.allocation.tag_limits import key_problem, value_problem
+from finops_tui.basis.money import money
+from finops_tui.report.tags import TagKeyCoverage
+from finops_tui.ui.dialogs.dialog_box import DialogBox
 from finops_tui.ui.dialogs.period import VimOptionList
 
 DIALOG_CSS = """
     {name} {{ align: center middle; }}
-    {name} > Vertical {{
+    {name} > DialogBox {{
         width: 72;
         max-width: 95%;
         height: auto;
@@ -36,9 +39,18 @@ DIALOG_CSS = """
     {name} Label.field {{ margin-top: 1; color: $text-muted; }}
     {name} .hint {{ color: $text-muted; height: auto; width: 100%; }}
     {name} #error {{ color: $text-error; height: auto; }}
-    {name} Horizontal {{ height: auto; align-horizontal: right; margin-top: 1; }}
+    {name} Horizontal {{ height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }}
     {name} Button {{ margin-left: 1; }}
 """
+
+
+def tag_input_problem(key: str, value: str) -> str | None:
+    """Why Azure would refuse the tag being typed (checked on each keystroke), or None; empty fields are not
+    a problem yet, only not ready."""
+    problem = key_problem(key.strip().lower()) if key.strip() else None
+    if problem is None and value.strip():
+        problem = value_problem(value.strip())
+    return f"Azure would refuse this tag: {problem}." if problem else None
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ class TagDialog(ModalScreen[TagChoice | None]):
     """Key and value for the marked resources; the value autocompletes from the key's existing values (→ accepts)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="tag_dialog.cancel", tooltip="Tag nothing"),
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Tag nothing"),
     ]
     DEFAULT_CSS = DIALOG_CSS.format(name="TagDialog")
 
@@ -65,7 +77,7 @@ class TagDialog(ModalScreen[TagChoice | None]):
 
     def compose(self) -> ComposeResult:
         noun = "resource" if self._resources == 1 else "resources"
-        with Vertical() as box:
+        with DialogBox() as box:
             box.border_title = f"Tag {self._resources:,} {noun} ({self._cost})"
             yield Label("Key", classes="field")
             yield Input(self._key, id="key")
@@ -75,7 +87,7 @@ class TagDialog(ModalScreen[TagChoice | None]):
             known = ", ".join(self._values[:8]) + (", …" if len(self._values) > 8 else "")
             yield Label(f"Known values: {known}" if known else "No value yet for this key.", classes="hint",
                         markup=False)
-            yield Label("", id="error")
+            yield Label("", id="error", markup=False)
             yield Label("enter applies to every marked resource, over all cached history · → accepts the suggestion "
                         "· esc cancels · u undoes afterwards", classes="hint")
             with Horizontal():
@@ -84,6 +96,16 @@ class TagDialog(ModalScreen[TagChoice | None]):
 
     def on_mount(self) -> None:
         self.query_one("#value", Input).focus()
+        self._check()
+
+    @on(Input.Changed)
+    def _check(self) -> None:
+        """Says at once why Azure would refuse the tag, and keeps Apply disabled until it would not."""
+        key = self.query_one("#key", Input).value
+        value = self.query_one("#value", Input).value
+        problem = tag_input_problem(key, value)
+        self.query_one("#error", Label).update(problem or "")
+        self.query_one("#apply", Button).disabled = problem is not None or not (key.strip() and value.strip())
 
     @on(Input.Submitted, "#key")
     def _next_field(self) -> None:
@@ -94,8 +116,9 @@ class TagDialog(ModalScreen[TagChoice | None]):
     def _apply(self) -> None:
         key = self.query_one("#key", Input).value.strip()
         value = self.query_one("#value", Input).value.strip()
-        if not key or not value:
-            self.query_one("#error", Label).update("Give a key and a value.")
+        problem = tag_input_problem(key, value) or (None if key and value else "Give a key and a value.")
+        if problem:
+            self.query_one("#error", Label).update(problem)
             return
         self.dismiss(TagChoice(key.lower(), value))
 
@@ -108,25 +131,28 @@ class RuleDialog(ModalScreen[Rule | None]):
     """A rule from a selection: resource groups matching a glob get key=value wherever nothing else sets it."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="rule_dialog.cancel", tooltip="Make no rule"),
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Make no rule"),
     ]
     DEFAULT_CSS = DIALOG_CSS.format(name="RuleDialog")
 
-    def __init__(self, *, pattern: str, key: str, value: str, values: Sequence[str], examples: Sequence[str]) -> None:
+    def __init__(self, *, pattern: str, key: str, value: str, values: Sequence[str], examples: Sequence[str],
+                 examples_from: str = "the marked rows") -> None:
         super().__init__()
         self._pattern = pattern
         self._key = key
         self._value = value
         self._values = list(values)
         self._examples = list(examples)
+        self._examples_from = examples_from  # where the groups came from: the marks, or the cursor's row
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with DialogBox() as box:
             box.border_title = "New allocation rule"
             yield Label("Resource groups matching (glob: * and ?, any case)", classes="field")
             yield Input(self._pattern, id="pattern")
             examples = ", ".join(self._examples[:4]) + (", …" if len(self._examples) > 4 else "")
-            yield Label(f"From the marked rows: {examples}", classes="hint", markup=False)
+            if examples:
+                yield Label(f"From {self._examples_from}: {examples}", classes="hint", markup=False)
             yield Label("Subscription (optional: id or name glob)", classes="field")
             yield Input("", id="subscription")
             yield Label("Set key", classes="field")
@@ -135,7 +161,7 @@ class RuleDialog(ModalScreen[Rule | None]):
             yield Input(self._value, id="value", suggester=SuggestFromList(self._values, case_sensitive=False))
             yield Label("Name (optional)", classes="field")
             yield Input("", id="name")
-            yield Label("", id="error")
+            yield Label("", id="error", markup=False)
             yield Label("Saved to rules.toml; applies to every matching resource without a provider tag or manual "
                         "edit for the key, over all cached history.", classes="hint")
             with Horizontal():
@@ -144,12 +170,24 @@ class RuleDialog(ModalScreen[Rule | None]):
 
     def on_mount(self) -> None:
         self.query_one("#value" if self._pattern and not self._value else "#pattern", Input).focus()
+        self._check()
+
+    @on(Input.Changed, "#key, #value")
+    def _check(self) -> None:
+        """The tag the rule sets is checked as it is typed: Save stays disabled while Azure would refuse it."""
+        problem = tag_input_problem(self.query_one("#key", Input).value, self.query_one("#value", Input).value)
+        self.query_one("#error", Label).update(problem or "")
+        self.query_one("#save", Button).disabled = problem is not None
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#save")
     def _save(self) -> None:
         fields = {name: self.query_one(f"#{name}", Input).value.strip()
                   for name in ("pattern", "subscription", "key", "value", "name")}
+        problem = tag_input_problem(fields["key"], fields["value"])
+        if problem:
+            self.query_one("#error", Label).update(problem)
+            return
         if not fields["pattern"] and not fields["subscription"]:
             self.query_one("#error", Label).update("Give a resource group pattern or a subscription.")
             return
@@ -168,10 +206,10 @@ class RulesDialog(ModalScreen[None]):
     """Every rule in file order with the resources it tags and the spend it allocates in the period."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "close", "Close", id="rules_dialog.close", tooltip="Close the rules"),
+        Binding("escape,q", "close", "Close", id="dialog.close", tooltip="Close the rules"),
     ]
     DEFAULT_CSS = DIALOG_CSS.format(name="RulesDialog") + """
-    RulesDialog > Vertical { width: 110; }
+    RulesDialog > DialogBox { width: 110; }
     RulesDialog DataTable { height: auto; max-height: 24; }
     """
 
@@ -182,7 +220,7 @@ class RulesDialog(ModalScreen[None]):
         self._path = path
 
     def compose(self) -> ComposeResult:
-        with Vertical() as box:
+        with DialogBox() as box:
             box.border_title = f"Allocation rules: spend allocated, {self._period}"
             if not self._allocations:
                 yield Label("No rules yet: mark rows in the queue and press r to make one.", classes="hint")
@@ -192,11 +230,11 @@ class RulesDialog(ModalScreen[None]):
                 table.add_columns("#", "Rule", "Resources", f"Allocates ({currency})", "By key")
                 for allocation in self._allocations:
                     by_key = ", ".join(f"{k} {money(v)}" for k, v in allocation.cost_by_key.items())
-                    table.add_row(str(allocation.rule.index), allocation.rule.label,
+                    table.add_row(str(allocation.rule.index), Text(allocation.rule.label),  # Text: never markup
                                   Text(f"{allocation.resources:,}", justify="right"),
                                   Text(money(allocation.cost), justify="right",
                                        style="" if allocation.resources else "dim"),
-                                  by_key or Text("allocates nothing", style="dim"))
+                                  Text(by_key) if by_key else Text("allocates nothing", style="dim"))
                 yield table
             yield Label(f"Rules live in {self._path}; earlier rules win. esc closes.", classes="hint", markup=False)
 
@@ -208,7 +246,7 @@ class TagKeyDialog(ModalScreen[str | None]):
     """Choose the tag key whose unallocated queue the tagging screen shows."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "cancel", "Cancel", id="tag_key_dialog.cancel", tooltip="Keep the current key"),
+        Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Keep the current key"),
     ]
     DEFAULT_CSS = """
     TagKeyDialog { align: center middle; }
@@ -235,7 +273,7 @@ class TagKeyDialog(ModalScreen[str | None]):
             self._options.append((name, text))
 
     def compose(self) -> ComposeResult:
-        options = VimOptionList(*(Option(text, id=name) for name, text in self._options))
+        options = VimOptionList(*(Option(Content(text), id=name) for name, text in self._options))  # keys are data
         options.border_title = "Tag key"
         yield options
 

@@ -18,30 +18,22 @@ import duckdb
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
 from textual.content import Content
 from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from finops_tui import clock
+from finops_tui.basis.dimensions import dimension
+from finops_tui.basis.metrics import currencies
+from finops_tui.basis.money import money
+from finops_tui.basis.periods import Period, resolve_period
 from finops_tui.config import DEFAULT_HIERARCHY, save_setting
 from finops_tui.errors import UserError
-from finops_tui.report.allocation import (
-    Node,
-    TagKeyCoverage,
-    children,
-    currencies,
-    folded_keys,
-    resolve_hierarchy,
-    tag_keys,
-)
-from finops_tui.report.dimensions import dimension
-from finops_tui.report.overview import resolve_period
-from finops_tui.report.periods import Period
-from finops_tui.report.render import money
+from finops_tui.report.tags import TagKeyCoverage, folded_keys, tag_keys
+from finops_tui.report.tree import Node, children, resolve_hierarchy
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.formatting import (
@@ -49,15 +41,14 @@ from finops_tui.ui.formatting import (
     PERIOD_CHOICES,
     freshness_line,
     old_data_notice,
-    period_title,
     short_path,
-    span_text,
 )
 from finops_tui.ui.queries import QueryGate
 from finops_tui.ui.screens.base import CostScreen
 from finops_tui.ui.widgets.alloc_tree import SORT_MODES, SORT_TITLES, AllocTree, Branch, NodePath
+from finops_tui.ui.widgets.context_bar import ContextBar, cost_context
+from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.status_bar import StatusBar
-from finops_tui.ui.widgets.view_tabs import ViewTabs
 
 if TYPE_CHECKING:
     from finops_tui.ui.dialogs.hierarchy import HierarchyChoice
@@ -223,22 +214,10 @@ class CostViewScreen(CostScreen):
 
     # shared bars ----------------------------------------------------------------------------------
 
-    def context_content(self) -> Content:
-        """Period, comparison, metric and currency: always visible at the top."""
+    def context_forms(self) -> list[Content]:
+        """Period, comparison, metric and currency, longest first: always visible at the top."""
         state = self.finops.view_state
-        parts: list[Content] = []
-        if self.period is not None:
-            parts += [Content.styled(period_title(self.period), "bold"),
-                      Content.styled(f"  {span_text(self.period, year=not self.narrow)}", "$text-muted")]
-            if not self.narrow:
-                parts.append(Content.styled(f"  vs {span_text(self.period.previous(), year=False)}", "$text-muted"))
-        else:
-            parts.append(Content.styled(dict(PERIOD_CHOICES).get(state.period, state.period), "bold"))
-        parts += [Content.styled("  │  ", "$text-muted"),
-                  Content.styled(METRIC_LABELS[state.metric], "bold $text-accent")]
-        if self.currency:
-            parts += [Content.styled("  │  ", "$text-muted"), Content.styled(self.currency, "bold")]
-        return Content.assemble(*parts)
+        return cost_context(self.period, state.period, state.metric, self.currency)
 
     def notice_lines(self) -> list[Content]:
         """Old data and other currencies: one line each, shown under the context bar."""
@@ -417,19 +396,16 @@ class AllocationScreen(CostViewScreen):
         Binding("v", "next_hierarchy", "Next hierarchy", id="allocation.next_hierarchy",
                 tooltip="Cycle through the saved hierarchies"),
         Binding("s", "cycle_sort", "Sort", id="allocation.sort", tooltip="Sort by cost, change or name"),
-        Binding("t", "tag", "Tag", id="allocation.tag",
+        Binding("t", "tag", "Tag", id="view.tag",
                 tooltip="Open the unallocated queue for this level's tag key, scoped to this branch"),
-        Binding("slash", "filter", "Filter", id="allocation.filter", tooltip="Filter this level by name"),
-        Binding("ctrl+s", "export", "Export", id="allocation.export",
-                tooltip="Save this level as CSV in the current folder"),
-        Binding("escape", "back", "Back", id="allocation.back", show=False,
-                tooltip="Clear the filter, else go up one level"),
+        Binding("slash", "filter", "Filter", id="view.filter", tooltip="Filter this level by name"),
+        Binding("ctrl+s", "export", "Export", id="view.export",
+                tooltip="Save this level as CSV in the exports folder"),
+        Binding("escape", "back", "Back", id="view.back", show=False,
+                tooltip="Clear the filter, else go up one level, else back to the view you came from"),
     ]
 
     DEFAULT_CSS = """
-    AllocationScreen #context-bar { height: 1; padding: 0 1; background: $panel; }
-    AllocationScreen #context { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
-    AllocationScreen.-narrow #views, AllocationScreen.-medium #views { display: none; }
     AllocationScreen #notice { height: auto; padding: 0 1; display: none; }
     AllocationScreen #hierarchy-bar { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     AllocationScreen #breadcrumbs {
@@ -472,16 +448,14 @@ class AllocationScreen(CostViewScreen):
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
-        with Horizontal(id="context-bar"):
-            yield Static("", id="context")
-            yield ViewTabs("allocation", id="views")
+        yield ContextBar("allocation")
         yield Static("", id="notice")
         yield Static("", id="hierarchy-bar")
         yield Static("", id="breadcrumbs")
         yield FilterInput(placeholder="filter this level by name (enter keeps it, esc clears)", id="filter")
         yield AllocTree(id="tree")
         yield StatusBar()
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def tree_view(self) -> AllocTree:
@@ -489,14 +463,12 @@ class AllocationScreen(CostViewScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.query_one(Footer).compact = self.narrow
         self.show_status()
         self.tree_view.focus()
         if not self.requested_state:
             self.request_view()
 
     def on_resize(self) -> None:
-        self.query_one(Footer).compact = self.narrow
         self._show_bars()
 
     # ----------------------------------------------------------------------------------------------
@@ -768,7 +740,7 @@ class AllocationScreen(CostViewScreen):
     # bars: hierarchy, folded tag keys, breadcrumbs
 
     def _show_bars(self) -> None:
-        self.query_one("#context", Static).update(self.context_content())
+        self.query_one(ContextBar).show(self.context_forms())
         notice = self.query_one("#notice", Static)
         lines = self.notice_lines()
         notice.update(Content("\n").join(lines) if lines else "")
@@ -832,11 +804,11 @@ class AllocationScreen(CostViewScreen):
         else:
             self.notify("This is the last level of the hierarchy: press H to add levels.", timeout=4)
 
-    def open_resource(self, resource_id: str, branch: Branch | None = None) -> None:
+    def open_resource(self, resource_id: str, branch: Branch | None = None, *, jumped_to: bool = False) -> None:
         from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
 
         trail = [(level_title(b.node.dimension), b.label) for b in branch.trail[:-1]] if branch else []
-        self.app.push_screen(ResourceDetailScreen(resource_id, trail=trail))
+        self.app.push_screen(ResourceDetailScreen(resource_id, trail=trail, jumped_to=jumped_to))
 
     def open_tagging(self, branch: Branch | None) -> None:
         """The unallocated queue for the tag key of the branch's level (else the first tag level, else the team
@@ -859,7 +831,7 @@ class AllocationScreen(CostViewScreen):
         with that node expanded under the cursor."""
         name = dimension(dimension_name).name
         if name == "resource" and key:
-            self.open_resource(key)
+            self.open_resource(key, jumped_to=True)  # its esc returns to the view that opened it
             return
         default = self.finops.config.hierarchies.get("default") or DEFAULT_HIERARCHY
         self.hierarchy = slice_hierarchy(name, default)
@@ -921,7 +893,7 @@ class AllocationScreen(CostViewScreen):
                 self.finops.config.hierarchies[choice.save_as] = list(choice.levels)
                 try:
                     save_setting("hierarchies", choice.save_as, list(choice.levels))
-                except OSError as exc:
+                except (OSError, UserError) as exc:
                     self.notify(f"Hierarchy not saved: {exc}", severity="warning")
                 else:
                     self.notify(f"Saved hierarchy “{choice.save_as}” in config.toml (v cycles).", timeout=4)
@@ -960,7 +932,8 @@ class AllocationScreen(CostViewScreen):
         self.tree_view.focus()
 
     def action_back(self) -> None:
-        """`esc`: first clear the filter of this level, then go up one level."""
+        """`esc`: first clear the filter of this level, then go up one level, then back to the view the user
+        came from (the overview or the recommendations that opened this slice)."""
         tree = self.tree_view
         field = self.query_one(FilterInput)
         level = self._filter_level if field.display else tree.cursor_level()
@@ -971,18 +944,14 @@ class AllocationScreen(CostViewScreen):
             tree.focus()
             self._show_breadcrumbs()
             return
-        tree.go_back()
+        if not tree.go_back():
+            self.finops.go_back()
 
     def action_export(self) -> None:
         if self.period is None or not self.tree_view.roots:
             self.notify("Nothing to export yet.", severity="warning")
             return
-        try:
-            path = self.export_csv(Path.cwd())
-        except OSError as exc:
-            self.notify(f"Export failed: {exc}", severity="error")
-            return
-        self.notify(f"Saved {path}", title="Exported")
+        self.save_export(self.export_csv)
 
     def export_csv(self, folder: Path) -> Path:
         """Write the cursor's level (as shown: sorted, filtered) with exact figures to a CSV file in `folder`."""
@@ -1013,7 +982,7 @@ class AllocationScreen(CostViewScreen):
         yield from self.view_palette_commands()
         yield PaletteCommand("Filter this level", "Filter the cursor's level by name", self.action_filter)
         yield PaletteCommand("Tag unallocated…", "Open the unallocated queue for this level's tag key", self.action_tag)
-        yield PaletteCommand("Export level to CSV", "Save the cursor's level in the current directory",
+        yield PaletteCommand("Export level to CSV", "Save the cursor's level in the exports folder (ctrl+s)",
                              self.action_export)
 
     def _sort_by(self, mode: str) -> None:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual import events, on
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
-from finops_tui import clock
-from finops_tui.report.periods import Period
+from finops_tui import clock, paths
+from finops_tui.basis.periods import Period
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.dialogs.period import CUSTOM, CustomPeriodDialog, PeriodDialog
 
@@ -28,6 +30,11 @@ class FinopsScreen(Screen[None]):
     @property
     def finops(self) -> FinopsApp:
         return cast("FinopsApp", self.app)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast, its text shown as it is (see FinopsApp.notify)."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def on_mount(self) -> None:
         if self.VIEW_TITLE:
@@ -57,6 +64,18 @@ class FinopsScreen(Screen[None]):
     def palette_commands(self) -> Iterable[PaletteCommand]:
         """The screen's own actions for the command palette (override)."""
         return ()
+
+    def save_export(self, write: Callable[[Path], Path]) -> None:
+        """`ctrl+s`: `write(folder)` saves the view as CSV in the exports folder (never the current
+        directory); the toast gives the file's full path."""
+        folder = paths.exports_dir().absolute()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = write(folder)
+        except OSError as exc:
+            self.notify(f"Export failed: {exc}", severity="error")
+            return
+        self.notify(f"Saved {path}", title="Exported", timeout=10)
 
     @on(events.ScreenResume)
     def _reload_if_tags_changed(self) -> None:

@@ -14,16 +14,16 @@ import duckdb
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, Horizontal, Vertical
+from textual.containers import Container, Vertical
 from textual.content import Content
 from textual.timer import Timer
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from finops_tui import clock
+from finops_tui.basis.money import change_percent, money, percent
+from finops_tui.basis.periods import Period
 from finops_tui.report.overview import BreakdownRow, Overview
-from finops_tui.report.periods import Period
-from finops_tui.report.render import change_percent, money, percent
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.formatting import (
     METRIC_LABELS,
@@ -31,7 +31,6 @@ from finops_tui.ui.formatting import (
     PERIOD_CHOICES,
     freshness_line,
     old_data_notice,
-    period_title,
     short_path,
     span_text,
 )
@@ -52,11 +51,12 @@ from finops_tui.ui.screens.overview_data import (
     currency_view,
     load_overview,
 )
+from finops_tui.ui.widgets.context_bar import ContextBar, cost_context
 from finops_tui.ui.widgets.cost_table import CostTable, TableShape
 from finops_tui.ui.widgets.daily_chart import DailyChart
+from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.status_bar import StatusBar
 from finops_tui.ui.widgets.summary import SummaryCard, SummaryRow
-from finops_tui.ui.widgets.view_tabs import ViewTabs
 
 TOP_ROWS = 10
 FILTERED_ROWS = 50
@@ -81,17 +81,17 @@ class OverviewScreen(CostScreen):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("p", "choose_period", "Period", id="overview.period",
-                tooltip="Month to date, last month, 30/90 days, all, custom"),
-        Binding("m", "toggle_metric", "Metric", id="overview.metric",
+        Binding("p", "choose_period", "Period", id="view.period",
+                tooltip="Month to date, last month, 30/90 days, all, custom (shared by every view)"),
+        Binding("m", "toggle_metric", "Metric", id="view.metric",
                 tooltip="EffectiveCost (amortized) ↔ BilledCost (actual)"),
-        Binding("c", "cycle_currency", "Currency", id="overview.currency",
+        Binding("c", "cycle_currency", "Currency", id="view.currency",
                 tooltip="Next billing currency (never added to another)"),
-        Binding("slash", "filter", "Filter", id="overview.filter", tooltip="Filter the tables by name"),
-        Binding("ctrl+s", "export", "Export", id="overview.export",
-                tooltip="Save the visible tables as CSV in this folder"),
-        Binding("escape", "clear_filter", "Clear filter", id="overview.clear_filter", show=False,
-                tooltip="Clear the table filter"),
+        Binding("slash", "filter", "Filter", id="view.filter", tooltip="Filter the tables by name"),
+        Binding("ctrl+s", "export", "Export", id="view.export",
+                tooltip="Save the visible tables as CSV in the exports folder"),
+        Binding("escape", "clear_filter", "Back", id="view.back", show=False,
+                tooltip="Clear the table filter, else back to the view you came from"),
     ]
 
     def __init__(self) -> None:
@@ -122,9 +122,7 @@ class OverviewScreen(CostScreen):
     def compose(self) -> ComposeResult:
         team = self.finops.config.team_key.lower()
         yield Header(icon="≡")
-        with Horizontal(id="context-bar"):
-            yield Static("", id="context")
-            yield ViewTabs("overview", id="views")
+        yield ContextBar("overview")
         yield Static("", id="notice")
         with Vertical(id="content"):
             yield SummaryRow()
@@ -136,13 +134,12 @@ class OverviewScreen(CostScreen):
                 yield CostTable(f"tag:{team}", f"Top teams (tag {team})", id="by-team")
                 yield CostTable("resource-group", "Top movers (resource groups)", kind="movers", id="movers")
         yield StatusBar()
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
         self._shape = self._table_shape()
         self._narrow = self.size.width < 100
-        self.query_one(Footer).compact = self._narrow
         self.query_one(StatusBar).show("loading…", short_path(self.finops.cache.path))
         self._show_context()
         self.query_one("#by-service", CostTable).focus()
@@ -155,12 +152,9 @@ class OverviewScreen(CostScreen):
         if shape != self._shape:
             self._shape = shape
             self._show_tables()
-        if narrow != self._narrow:
-            self.query_one(Footer).compact = self._narrow
-            if self.view is not None:
-                self._show_context()
-                self._show_summary()
-                self._show_status()
+        if narrow != self._narrow and self.view is not None:
+            self._show_summary()
+            self._show_status()
 
     def _table_shape(self) -> TableShape:
         """Column budget per table: one table across under 100 columns, two side by side above."""
@@ -217,7 +211,8 @@ class OverviewScreen(CostScreen):
             self._loading_timer.stop()
         content = self.query_one("#content")
         if content.loading:
-            self.end_loading(content, self._focus_before_loading or content)
+            # Nothing focused yet (a slow first load): the top list, as on a fast one, not the first child.
+            self.end_loading(content, self._focus_before_loading or self.query_one("#by-service", CostTable))
             self._focus_before_loading = None
 
     @work(thread=True, exclusive=True, group="overview", exit_on_error=False, name="overview query")
@@ -334,21 +329,10 @@ class OverviewScreen(CostScreen):
     def _show_context(self) -> None:
         """Period, comparison, metric and currency: always visible above everything else."""
         state = self.finops.view_state
-        parts: list[Content] = []
-        if self.overview is not None:
-            period = self.overview.period
-            parts += [Content.styled(period_title(period), "bold"),
-                      Content.styled(f"  {span_text(period, year=not self._narrow)}", "$text-muted")]
-            if not self._narrow:
-                previous = span_text(self.overview.previous, year=False)
-                parts.append(Content.styled(f"  vs {previous}", "$text-muted"))
-        else:
-            parts.append(Content.styled(dict(PERIOD_CHOICES).get(state.period, state.period), "bold"))
-        parts.append(Content.styled("  │  ", "$text-muted"))
-        parts.append(Content.styled(METRIC_LABELS[state.metric], "bold $text-accent"))
-        if self.view is not None:
-            parts += [Content.styled("  │  ", "$text-muted"), Content.styled(self.view.currency, "bold")]
-        self.query_one("#context", Static).update(Content.assemble(*parts))
+        overview = self.overview
+        self.query_one(ContextBar).show(cost_context(
+            overview.period if overview else None, state.period, state.metric,
+            self.view.currency if self.view else None, previous=overview.previous if overview else None))
 
     def _show_notice(self) -> None:
         notice = self.query_one("#notice", Static)
@@ -469,8 +453,10 @@ class OverviewScreen(CostScreen):
         field.focus()
 
     def action_clear_filter(self) -> None:
+        """`esc`: clear the filter, else back to the view the user came from."""
         field = self.query_one(FilterInput)
         if not field.display and not self.filter_text:
+            self.finops.go_back()
             return
         field.value = ""
         field.display = False
@@ -495,12 +481,7 @@ class OverviewScreen(CostScreen):
         if self.overview is None or self.view is None:
             self.notify("Nothing to export yet.", severity="warning")
             return
-        try:
-            path = self.export_csv(Path.cwd())
-        except OSError as exc:
-            self.notify(f"Export failed: {exc}", severity="error")
-            return
-        self.notify(f"Saved {path}", title="Exported")
+        self.save_export(self.export_csv)
 
     def export_csv(self, folder: Path) -> Path:
         """Write the visible tables (exact figures) to a CSV file in `folder`; returns its path."""
@@ -528,7 +509,7 @@ class OverviewScreen(CostScreen):
                     yield PaletteCommand(f"Currency: {total.currency}", f"Show the cost billed in {total.currency}",
                                          partial(self.set_currency, total.currency))
         yield PaletteCommand("Filter tables", "Filter the top tables by name", self.action_filter)
-        yield PaletteCommand("Export view to CSV", "Save the visible tables in the current directory",
+        yield PaletteCommand("Export view to CSV", "Save the visible tables in the exports folder (ctrl+s)",
                              self.action_export)
         yield PaletteCommand("Daily chart: move the cursor", "Focus the chart (left/right or h/l)",
                              lambda: self.query_one(DailyChart).focus())

@@ -9,13 +9,13 @@ from decimal import Decimal
 
 import duckdb
 
+from finops_tui.basis.periods import resolve_period
 from finops_tui.report.overview import (
     BreakdownRow,
     CurrencyTotal,
     Forecast,
     Overview,
     overview,
-    resolve_period,
     top_movers,
 )
 

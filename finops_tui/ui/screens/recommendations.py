@@ -2,42 +2,46 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import duckdb
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Container, Horizontal
+from textual.containers import Container
 from textual.content import Content
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 from textual.worker import Worker, get_current_worker
 
 from finops_tui import clock
+from finops_tui.basis.money import money
 from finops_tui.recommend import (
     Context,
+    Found,
     JumpTarget,
     RecFilter,
     Recommendation,
     RunResult,
     dismiss,
+    find,
+    keep,
     last_results,
     note,
-    refresh,
+    present,
     restore,
     snooze,
 )
 from finops_tui.recommend.generators import KIND_TITLES
-from finops_tui.report.render import money
 from finops_tui.ui.app import VIEWS_BY_MODE, import_screen
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.dialogs.rec_note import MinImpactDialog, NoteDialog, SnoozeDialog
@@ -45,10 +49,11 @@ from finops_tui.ui.formatting import METRIC_LABELS, METRIC_SHORT, ago, short_pat
 from finops_tui.ui.messages import CacheFoundEmpty
 from finops_tui.ui.queries import QueryGate
 from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.widgets.context_bar import ContextBar
+from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.rec_detail import RecDetail
 from finops_tui.ui.widgets.rec_list import RecList
 from finops_tui.ui.widgets.status_bar import StatusBar
-from finops_tui.ui.widgets.view_tabs import ViewTabs
 
 LOADING_DELAY = 0.1  # seconds before a pending load shows the loading state
 STATUS_TICK = 30.0  # seconds between repaints of "last run N min ago"
@@ -151,7 +156,7 @@ class RecommendationsScreen(FinopsScreen):
                 tooltip="Show one team's findings, then the next"),
         Binding("i", "min_impact", "Min impact", id="recommendations.min_impact",
                 tooltip="Hide findings worth less than an amount per month"),
-        Binding("slash", "filter", "Filter", id="recommendations.filter", tooltip="Filter by text"),
+        Binding("slash", "filter", "Filter", id="view.filter", tooltip="Filter by text"),
         Binding("d", "dismiss_finding", "Dismiss", id="recommendations.dismiss",
                 tooltip="Hide this finding for good (kept in the cache; u restores)"),
         Binding("z", "snooze", "Snooze", id="recommendations.snooze", tooltip="Hide this finding for N days"),
@@ -162,18 +167,17 @@ class RecommendationsScreen(FinopsScreen):
                 tooltip="Show or hide dismissed and snoozed findings"),
         Binding("r", "rerun", "Re-run", id="recommendations.rerun",
                 tooltip="Run every generator again on the cache (R syncs)"),
-        Binding("c", "cycle_currency", "Currency", id="recommendations.currency", show=False,
+        Binding("c", "cycle_currency", "Currency", id="view.currency", show=False,
                 tooltip="One billing currency, the next, then all (never added together)"),
-        Binding("m", "toggle_metric", "Metric", id="recommendations.metric", show=False,
+        Binding("m", "toggle_metric", "Metric", id="view.metric", show=False,
                 tooltip="EffectiveCost (amortized) ↔ BilledCost (actual), and run again"),
-        Binding("escape", "clear_filter", "Clear filter", id="recommendations.clear_filter", show=False,
-                tooltip="Clear the text filter, then the other filters"),
+        Binding("ctrl+s", "export", "Export", id="view.export",
+                tooltip="Save the listed findings as CSV in the exports folder"),
+        Binding("escape", "clear_filter", "Back", id="view.back", show=False,
+                tooltip="Clear the text filter, then the other filters, then back to the view you came from"),
     ]
 
     DEFAULT_CSS = """
-    RecommendationsScreen #context-bar { height: 1; padding: 0 1; background: $panel; }
-    RecommendationsScreen #context { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
-    RecommendationsScreen.-narrow #views, RecommendationsScreen.-medium #views { display: none; }
     RecommendationsScreen #filters { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     RecommendationsScreen #filter { display: none; }
     RecommendationsScreen #main { height: 1fr; }
@@ -216,7 +220,6 @@ class RecommendationsScreen(FinopsScreen):
         self.painted_at: dict[str, float] = {}  # time.perf_counter()
         self._stored_gate = QueryGate()
         self._refresh_gate = QueryGate()
-        self._write_lock = threading.Lock()  # state writes one at a time: two on one row would conflict
         self._edits: dict[str, StateEdit] = {}
         self._serial = 0
         self._requested_at: dict[str, float] = {}
@@ -228,22 +231,19 @@ class RecommendationsScreen(FinopsScreen):
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
-        with Horizontal(id="context-bar"):
-            yield Static("", id="context")
-            yield ViewTabs("recommendations", id="views")
+        yield ContextBar("recommendations")
         yield Static("", id="filters")
         yield FilterInput(placeholder="filter by title, scope, kind or team (esc clears)", id="filter")
         with Container(id="main"):
             yield RecList(id="rec-list")
             yield RecDetail(id="detail")
         yield StatusBar()
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one(RecList).border_title = "Findings (most money first)"
         self.query_one(RecDetail).border_title = "Evidence"
-        self.query_one(Footer).compact = self.size.width < 100
         self.query_one(RecList).focus()
         self._show_context()
         self._show_filters()
@@ -259,8 +259,6 @@ class RecommendationsScreen(FinopsScreen):
             self._show_status()
 
     def on_resize(self) -> None:
-        self.query_one(Footer).compact = self.size.width < 100
-        self._show_context()
         self._show_status()
 
     # ----------------------------------------------------------------------------------------------
@@ -296,18 +294,22 @@ class RecommendationsScreen(FinopsScreen):
         worker = get_current_worker()
         config = self.finops.config
 
-        def run(cur: duckdb.DuckDBPyConnection) -> RunResult | None:
+        def run(cur: duckdb.DuckDBPyConnection) -> Found | None:
             ctx = Context.from_cache(cur, metric="billed" if metric == "billed" else "effective",
                                      team_key=config.team_key, tag_keys=tuple(config.tag_keys))
             if ctx is None:
                 return None
-            return refresh(cur, ctx, EVERYTHING, should_stop=lambda: worker.is_cancelled)
+            return find(cur, ctx, should_stop=lambda: worker.is_cancelled)
 
-        result = self._refresh_gate.run(self.finops.cache, run)
+        found = self._refresh_gate.run(self.finops.cache, run)
         if worker.is_cancelled:
             return  # a newer run replaced this one; never show a stale answer
-        if result is None:
+        if found is None:
             self.post_message(CacheFoundEmpty())
+            return
+        keep(self.finops.cache, found)  # through the writer, after the read cursor is returned
+        result = self._refresh_gate.run(self.finops.cache, lambda cur: present(cur, found, EVERYTHING))
+        if result is None:
             return
         self.post_message(RecommendationsLoaded(serial, result, fresh=True))
 
@@ -418,15 +420,23 @@ class RecommendationsScreen(FinopsScreen):
         self.query_one(RecDetail).show(event.recommendation, "")
 
     def _show_context(self) -> None:
+        """What the list ranks: the data it ran on, the metric and the currency (longest form first)."""
         metric = self.run.metric if self.run is not None else self.finops.view_state.metric
-        parts = [Content.styled("Recommendations", "bold")]
+        title = Content.styled("Recommendations", "bold")
+        data = []
         if self.run is not None and self.run.data_end is not None:
-            parts.append(Content.styled(f"  on data through {self.run.data_end.isoformat()}", "$text-muted"))
-        labels = METRIC_SHORT if self.size.width < 100 else METRIC_LABELS
-        separator = Content.styled("  │  ", "$text-muted")
-        parts += [separator, Content.styled(labels.get(metric, metric), "bold $text-accent")]
-        parts += [separator, Content.styled(self.currency or "every currency", "bold")]
-        self.query_one("#context", Static).update(Content.assemble(*parts))
+            data = [Content.styled(f"  on data through {self.run.data_end.isoformat()}", "$text-muted")]
+        currency = Content.styled(self.currency or "every currency", "bold")
+
+        def form(separator: str, labels: dict[str, str], *lead: Content) -> Content:
+            bar = Content.styled(separator, "$text-muted")
+            return Content.assemble(*lead, bar, Content.styled(labels.get(metric, metric), "bold $text-accent"), bar,
+                                    currency)
+
+        self.query_one(ContextBar).show([
+            form("  │  ", METRIC_LABELS, title, *data), form("  │  ", METRIC_SHORT, title, *data),
+            form(" │ ", METRIC_SHORT, title), form(" │ ", METRIC_SHORT, Content.styled("Findings", "bold")),
+        ])
 
     def _show_filters(self) -> None:
         flt = self.list_filter
@@ -499,6 +509,7 @@ class RecommendationsScreen(FinopsScreen):
         field.focus()
 
     def action_clear_filter(self) -> None:
+        """`esc`: clear the text filter, then the other filters, then back to the view the user came from."""
         field = self.query_one(FilterInput)
         if field.display or self.list_filter.text:
             field.value = ""
@@ -506,6 +517,8 @@ class RecommendationsScreen(FinopsScreen):
             self.set_filter(text="")
         elif self.list_filter.narrowed:
             self.set_filter(kind=None, team=None, min_impact=None)
+        elif self.finops.go_back():
+            return
         self.query_one(RecList).focus()
 
     @on(Input.Changed, "#filter")
@@ -539,6 +552,29 @@ class RecommendationsScreen(FinopsScreen):
 
     def action_rerun(self) -> None:
         self.rerun()
+
+    def action_export(self) -> None:
+        if self.run is None:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        self.save_export(self.export_csv)
+
+    def export_csv(self, folder: Path) -> Path:
+        """The listed findings (after the filters), in rank order, with exact monthly figures."""
+        assert self.run is not None
+        data_end = self.run.data_end.isoformat() if self.run.data_end else "no-data"
+        currency = f"-{self.currency}" if self.currency else ""
+        path = folder / f"finops-recommendations-{data_end}-{self.run.metric}{currency}.csv"
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["rank", "id", "kind", "title", "scope_type", "scope", "team", "currency",
+                             "monthly_impact", "estimate", "confidence", "state", "snoozed_until", "note"])
+            for rank, rec in enumerate(self.shown, 1):
+                writer.writerow([rank, rec.id, rec.kind, rec.title, rec.scope.type, rec.scope.label, rec.team or "",
+                                 rec.currency, format(rec.monthly_impact, "f"), "yes" if rec.estimate else "no",
+                                 rec.confidence, rec.state or "",
+                                 rec.snoozed_until.isoformat() if rec.snoozed_until else "", rec.note or ""])
+        return path
 
     # ----------------------------------------------------------------------------------------------
     # acting on a finding: the screen changes at once, a worker writes the cache
@@ -607,7 +643,7 @@ class RecommendationsScreen(FinopsScreen):
 
     @work(thread=True, group="rec-state", exit_on_error=False, name="saving a recommendation's state")
     def _worker_save_state(self, rec_id: str, change: StateChange, *, days: int, text: str) -> None:
-        with self._write_lock, self.finops.cache.transaction() as cur:
+        with self.finops.cache.write() as cur:
             if change == "dismiss":
                 dismiss(cur, rec_id)
             elif change == "snooze":
@@ -635,7 +671,7 @@ class RecommendationsScreen(FinopsScreen):
             self._open_allocation(jump)
 
     def _open_allocation(self, jump: JumpTarget) -> None:
-        if not self.finops.show_view("allocation"):
+        if not self.finops.jump_to_view("allocation"):
             return  # the app said the view is not there yet
         open_path = getattr(self.app.screen, "open_path", None)
         if callable(open_path):
@@ -656,7 +692,7 @@ class RecommendationsScreen(FinopsScreen):
         key = jump.tag_key or self.finops.config.team_key
         steps = dict(jump.path)
         if hasattr(screen_class, "open_for"):
-            if self.finops.show_view(view.mode):
+            if self.finops.jump_to_view(view.mode):
                 self.app.call_later(self.app.screen.open_for,  # type: ignore[attr-defined]
                                     key, steps.get("subscription"), steps.get("resource-group"))
             return
@@ -664,7 +700,7 @@ class RecommendationsScreen(FinopsScreen):
         try:
             screen = screen_class(key=key, scope=scope)  # type: ignore[call-arg]
         except TypeError:  # a tagging view without a key and scope: its own queue is the next best place
-            self.finops.show_view(view.mode)
+            self.finops.jump_to_view(view.mode)
             return
         self.app.push_screen(screen)
 
@@ -681,6 +717,8 @@ class RecommendationsScreen(FinopsScreen):
         for team in sorted({rec.team for rec in self.recommendations if rec.team}, key=str.lower):
             yield PaletteCommand(f"Show team: {team}", "Only this team's findings", partial(self.set_filter, team=team))
         yield PaletteCommand("Minimum impact…", "Hide findings worth less per month (i)", self.action_min_impact)
+        yield PaletteCommand("Export findings to CSV", "Save the listed findings in the exports folder (ctrl+s)",
+                             self.action_export)
         yield PaletteCommand("Clear filters", "Every kind, team and amount",
                              partial(self.set_filter, kind=None, team=None, min_impact=None, text=""))
         shown = "Hide" if self.list_filter.show_hidden else "Show"

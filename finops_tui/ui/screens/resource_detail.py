@@ -19,21 +19,24 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
-from finops_tui.report.allocation import ResourceDetail, currencies, resource_detail, tag_values
-from finops_tui.report.overview import resolve_period
-from finops_tui.report.periods import Period
-from finops_tui.report.render import change_percent, money
+from finops_tui.allocation.rules import load_rules
+from finops_tui.basis.metrics import currencies
+from finops_tui.basis.money import change_percent, money
+from finops_tui.basis.periods import Period, resolve_period
+from finops_tui.report.resource import ResourceDetail, resource_detail
+from finops_tui.report.tags import tag_values
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.formatting import truncate
 from finops_tui.ui.messages import TagsChanged
 from finops_tui.ui.screens.allocation import CostViewScreen, pick_currency
 from finops_tui.ui.screens.tagging import TagsApplied, apply_assignments, describe_applied
+from finops_tui.ui.widgets.context_bar import ContextBar
 from finops_tui.ui.widgets.daily_chart import DailyChart
+from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.status_bar import StatusBar
-from finops_tui.ui.widgets.view_tabs import ViewTabs
 
 ORIGIN_TEXT = {"provider": "provider tag", "rule": "allocation rule", "manual": "manual edit"}
 
@@ -63,8 +66,8 @@ class CostLines(DataTable[str | Text]):
     """A small two-column table (label, cost) with Vim keys."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "cursor_down", "Down", id="resource.lines.down", show=False, tooltip="Next row"),
-        Binding("k", "cursor_up", "Up", id="resource.lines.up", show=False, tooltip="Previous row"),
+        Binding("j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next row"),
+        Binding("k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous row"),
     ]
 
 
@@ -75,16 +78,13 @@ class ResourceDetailScreen(CostViewScreen):
     QUERY_GROUP = "resource-detail"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back", id="resource.back", tooltip="Back to where you came from"),
-        Binding("t", "tag", "Tag", id="resource.tag", tooltip="Set a tag on this resource (a manual edit)"),
-        Binding("ctrl+s", "export", "Export", id="resource.export",
-                tooltip="Save the daily cost, meters and charge categories as CSV in this folder"),
+        Binding("escape", "back", "Back", id="view.back", tooltip="Back to where you came from"),
+        Binding("t", "tag", "Tag", id="view.tag", tooltip="Set a tag on this resource (a manual edit)"),
+        Binding("ctrl+s", "export", "Export", id="view.export",
+                tooltip="Save the daily cost, meters and charge categories as CSV in the exports folder"),
     ]
 
     DEFAULT_CSS = """
-    ResourceDetailScreen #context-bar { height: 1; padding: 0 1; background: $panel; }
-    ResourceDetailScreen #context { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
-    ResourceDetailScreen.-narrow #views, ResourceDetailScreen.-medium #views { display: none; }
     ResourceDetailScreen #notice { height: auto; padding: 0 1; display: none; }
     ResourceDetailScreen #breadcrumbs {
         height: 1; padding: 0 1; background: $boost; text-wrap: nowrap; text-overflow: ellipsis;
@@ -110,20 +110,20 @@ class ResourceDetailScreen(CostViewScreen):
     """
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
 
-    def __init__(self, resource_id: str, *, trail: Sequence[tuple[str, str]] = (), root: str = "Allocation") -> None:
+    def __init__(self, resource_id: str, *, trail: Sequence[tuple[str, str]] = (), root: str = "Allocation",
+                 jumped_to: bool = False) -> None:
         super().__init__()
         self.resource_id = resource_id.lower()
         self.trail = list(trail)
         self.root = root
+        self.jumped_to = jumped_to  # opened straight from another view (a finding): esc returns there
         self.detail: ResourceDetail | None = None
         self.values: list[str] = []
         self._serial = 0
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
-        with Horizontal(id="context-bar"):
-            yield Static("", id="context")
-            yield ViewTabs("allocation", id="views")
+        yield ContextBar(self.app.current_mode)
         yield Static("", id="notice")
         yield Static("", id="breadcrumbs")
         with VerticalScroll(id="content"):
@@ -135,11 +135,10 @@ class ResourceDetailScreen(CostViewScreen):
                 yield CostLines(id="categories", cursor_type="row", zebra_stripes=True)
             yield CostLines(id="tags", cursor_type="row", zebra_stripes=True)
         yield StatusBar()
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.query_one(Footer).compact = self.narrow
         self.query_one("#meters", DataTable).border_title = "By meter / SKU"
         self.query_one("#categories", DataTable).border_title = "By charge category"
         self.query_one("#tags", DataTable).border_title = "Tags (effective) and where each comes from"
@@ -149,7 +148,6 @@ class ResourceDetailScreen(CostViewScreen):
         self.request_view()
 
     def on_resize(self) -> None:
-        self.query_one(Footer).compact = self.narrow
         if self.detail is not None:
             self._show_all()
 
@@ -169,7 +167,7 @@ class ResourceDetailScreen(CostViewScreen):
             period, fresh = resolve_period(cur, request.period)
             codes = currencies(cur, period, request.metric)
             currency = pick_currency(request.currency, codes)
-            detail = resource_detail(cur, request.resource_id, period, request.metric, currency)
+            detail = resource_detail(cur, request.resource_id, period, request.metric, currency, rules=load_rules())
             return DetailLoaded(request, period, fresh, codes, currency, detail, tag_values(cur, request.team_key))
 
         result = self.query_gate.run(self.finops.cache, query)
@@ -197,7 +195,7 @@ class ResourceDetailScreen(CostViewScreen):
     def _show_all(self) -> None:
         detail = self.detail
         assert detail is not None and self.period is not None
-        self.query_one("#context", Static).update(self.context_content())
+        self.query_one(ContextBar).show(self.context_forms())
         notice = self.query_one("#notice", Static)
         lines = self.notice_lines()
         notice.update(Content("\n").join(lines) if lines else "")
@@ -270,7 +268,8 @@ class ResourceDetailScreen(CostViewScreen):
         room = max(16, table_width - cost_width - 16)
         for label, cost in lines:
             share = f"{cost / total * 100:.1f}%" if total else "—"
-            table.add_row(Text(money(cost), justify="right"), Text(share, justify="right"), truncate(label, room))
+            table.add_row(Text(money(cost), justify="right"), Text(share, justify="right"),
+                          Text(truncate(label, room)))  # Text: a meter name is data, never markup
         if not lines:
             table.add_row("", "", Text("no cost in this period", style="dim italic"))
 
@@ -287,8 +286,8 @@ class ResourceDetailScreen(CostViewScreen):
                 why = f"rule: {tag.rule}" if tag.rule else "an allocation rule"
             else:
                 why = "set here; P on the tagging screen pushes it to Azure"
-            table.add_row(Text(tag.key, style="bold"), tag.value, Text(ORIGIN_TEXT.get(tag.origin, tag.origin),
-                                                                      style=origin_style), Text(why, style="dim"))
+            origin = Text(ORIGIN_TEXT.get(tag.origin, tag.origin), style=origin_style)
+            table.add_row(Text(tag.key, style="bold"), Text(tag.value), origin, Text(why, style="dim"))
         if not detail.tags:
             table.add_row(Text("no tags", style="dim italic"), "", "", Text("press t to set one", style="dim"))
 
@@ -297,6 +296,8 @@ class ResourceDetailScreen(CostViewScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+        if self.jumped_to:
+            self.finops.go_back()
 
     def action_tag(self) -> None:
         from finops_tui.ui.dialogs.tag_dialog import TagChoice, TagDialog
@@ -329,12 +330,7 @@ class ResourceDetailScreen(CostViewScreen):
         if self.detail is None or self.period is None:
             self.notify("Nothing to export yet.", severity="warning")
             return
-        try:
-            path = self.export_csv(Path.cwd())
-        except OSError as exc:
-            self.notify(f"Export failed: {exc}", severity="error")
-            return
-        self.notify(f"Saved {path}", title="Exported")
+        self.save_export(self.export_csv)
 
     def export_csv(self, folder: Path) -> Path:
         detail, period = self.detail, self.period

@@ -17,21 +17,22 @@ import duckdb
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
 from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
 from finops_tui.allocation import journal
-from finops_tui.allocation.push import PushItem, preview
+from finops_tui.allocation.effective import load_tag_policy, reapply_rules
+from finops_tui.allocation.push import PushItem, preview, refusal_line
 from finops_tui.allocation.queue import QueueGroup, QueueItem, QueueSubscription, UnallocatedQueue, unallocated_queue
-from finops_tui.allocation.rules import Rule, RuleAllocation, reapply_rules, rule_allocations, rules_path, save_rule
+from finops_tui.allocation.rules import Rule, RuleAllocation, load_rules, rule_allocations, rules_path, save_rule
+from finops_tui.basis.metrics import currencies
+from finops_tui.basis.money import money, percent
+from finops_tui.basis.periods import Period, resolve_period
 from finops_tui.config import Config
-from finops_tui.report.allocation import TagKeyCoverage, currencies, tag_keys, tag_values
-from finops_tui.report.overview import currency_totals, resolve_period
-from finops_tui.report.periods import Period
-from finops_tui.report.render import money, percent
+from finops_tui.report.overview import currency_totals
+from finops_tui.report.tags import TagKeyCoverage, tag_keys, tag_values
 from finops_tui.store import Cache
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
@@ -39,8 +40,9 @@ from finops_tui.ui.messages import TagsChanged
 from finops_tui.ui.queries import QueryGate
 from finops_tui.ui.screens.allocation import CostViewScreen, FilterInput, level_title, pick_currency
 from finops_tui.ui.widgets.alloc_queue import ItemFilter, QueueTable
+from finops_tui.ui.widgets.context_bar import ContextBar
+from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.status_bar import StatusBar
-from finops_tui.ui.widgets.view_tabs import ViewTabs
 
 QUEUE_LIMIT = 5000  # resources listed (costliest first); subtotals and counts still cover every one
 ZERO = Decimal(0)
@@ -78,7 +80,7 @@ def apply_assignments(cache: Cache, config: Config, assignments: dict[str, list[
     changed = 0
     with _edit_lock:
         for value, ids in assignments.items():
-            batch = journal.apply_tags(cache, ids, key, value, fold_case=config.fold_key_case)
+            batch = journal.apply_tags(cache, load_tag_policy(config), ids, key, value)
             if batch is not None:
                 batches.append(batch)
                 # The journal skips resources that already carry the value; the queue only lists
@@ -90,7 +92,7 @@ def apply_assignments(cache: Cache, config: Config, assignments: dict[str, list[
 def revert(cache: Cache, config: Config, verb: str) -> EditReverted:
     with _edit_lock:
         action = journal.undo if verb == "undo" else journal.redo
-        return EditReverted(verb, action(cache, fold_case=config.fold_key_case))
+        return EditReverted(verb, action(cache, load_tag_policy(config)))
 
 
 def describe_applied(message: TagsApplied) -> str:
@@ -211,7 +213,7 @@ class TaggingScreen(CostViewScreen):
     QUERY_GROUP = "tagging-queue"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("t", "tag", "Tag", id="tagging.tag", tooltip="Set the key's value on the marked resources"),
+        Binding("t", "tag", "Tag", id="view.tag", tooltip="Set the key's value on the marked resources"),
         Binding("y", "accept", "Accept", id="tagging.accept",
                 tooltip="Apply the suggested value of the marked resources (or the one under the cursor)"),
         Binding("u", "undo", "Undo", id="tagging.undo", tooltip="Undo the last tag edit (not once pushed)"),
@@ -221,16 +223,14 @@ class TaggingScreen(CostViewScreen):
         Binding("L", "list_rules", "Rules", id="tagging.rules", tooltip="The rules and the spend each allocates"),
         Binding("P", "push", "Push", id="tagging.push", tooltip="Preview the tag merges for Azure, then confirm"),
         Binding("K", "choose_key", "Key", id="tagging.key", tooltip="Show the queue of another tag key"),
-        Binding("slash", "filter", "Filter", id="tagging.filter", tooltip="Filter by name, type or resource group"),
-        Binding("ctrl+s", "export", "Export", id="tagging.export", tooltip="Save the queue as CSV in this folder"),
-        Binding("escape", "back", "Back", id="tagging.back", show=False,
-                tooltip="Clear the filter, then the marks, then go back"),
+        Binding("slash", "filter", "Filter", id="view.filter", tooltip="Filter by name, type or resource group"),
+        Binding("ctrl+s", "export", "Export", id="view.export",
+                tooltip="Save the queue as CSV in the exports folder"),
+        Binding("escape", "back", "Back", id="view.back", show=False,
+                tooltip="Clear the filter, then the marks, then go back to where you came from"),
     ]
 
     DEFAULT_CSS = """
-    TaggingScreen #context-bar { height: 1; padding: 0 1; background: $panel; }
-    TaggingScreen #context { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
-    TaggingScreen.-narrow #views, TaggingScreen.-medium #views { display: none; }
     TaggingScreen #notice { height: auto; padding: 0 1; display: none; }
     TaggingScreen #summary { height: auto; padding: 0 1; }
     TaggingScreen #scope { height: auto; padding: 0 1; color: $text-muted; display: none; }
@@ -254,15 +254,14 @@ class TaggingScreen(CostViewScreen):
         self._marked_count = 0
         self._marked_cost = ZERO
         self._keep_marks = False
+        self._new_key = False
         self.edit_ms: list[float] = []  # tag dialog confirmed → edits journalled, for benchmarks
         self.applied_at = 0.0  # time.monotonic() of the last applied edit, for benchmarks
         self._edit_started = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
-        with Horizontal(id="context-bar"):
-            yield Static("", id="context")
-            yield ViewTabs("tagging", id="views")
+        yield ContextBar("tagging")
         yield Static("", id="notice")
         yield Static("", id="summary")
         yield Static("", id="scope")
@@ -271,7 +270,7 @@ class TaggingScreen(CostViewScreen):
                           id="filter")
         yield QueueTable(id="queue")
         yield StatusBar()
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def table(self) -> QueueTable:
@@ -284,14 +283,12 @@ class TaggingScreen(CostViewScreen):
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.query_one(Footer).compact = self.narrow
         self.show_status()
         self._apply_filters()
         self.table.focus()
         self.request_view()
 
     def on_resize(self) -> None:
-        self.query_one(Footer).compact = self.narrow
         if self.queue is not None:
             self._show_bars()
 
@@ -338,8 +335,8 @@ class TaggingScreen(CostViewScreen):
         self.shown_state = (request.period, request.metric, request.currency)
         self.queue, self.values, self.total = message.queue, message.values, message.total
         self.pending_pushes = message.pending_pushes
-        table.show_queue(message.queue, keep_marks=self._keep_marks)
-        self._keep_marks = False
+        table.show_queue(message.queue, keep_marks=self._keep_marks, from_top=self._new_key)
+        self._keep_marks = self._new_key = False
         self._show_bars()
         self.show_status()
 
@@ -350,7 +347,7 @@ class TaggingScreen(CostViewScreen):
     # bars
 
     def _show_bars(self) -> None:
-        self.query_one("#context", Static).update(self.context_content())
+        self.query_one(ContextBar).show(self.context_forms())
         notice = self.query_one("#notice", Static)
         lines = self.notice_lines()
         notice.update(Content("\n").join(lines) if lines else "")
@@ -407,11 +404,12 @@ class TaggingScreen(CostViewScreen):
                                         "bold $text-accent"))
         else:
             parts.append(Content.styled("nothing marked", "$text-muted"))
-        hint = "space mark · a group · t tag · y accept · r rule" if self.narrow else \
-            "space mark · shift+↑↓ range · a group · t tag · y accept · u undo · r rule · P push"
-        parts.append(Content.styled(f"   {hint}", "$text-muted"))
+        # The edits waiting for a push come before the key hints, which the line's end may cut.
         if self.pending_pushes:
             parts.append(Content.styled(f"   {self.pending_pushes:,} edits to push (P)", "$text-warning"))
+        hint = "space mark ↓ · a group · t tag · y accept · r rule" if self.narrow else \
+            "space mark ↓ · shift+↑↓ range · a group · t tag · y accept · u undo · r rule · P push"
+        parts.append(Content.styled(f"   {hint}", "$text-muted"))
         self.query_one("#marks", Static).update(Content.assemble(*parts))
 
     @on(QueueTable.MarksChanged)
@@ -468,6 +466,8 @@ class TaggingScreen(CostViewScreen):
             self.table.clear_marks()
         elif self.is_pushed:
             self.app.pop_screen()
+        else:
+            self.finops.go_back()
 
     # ----------------------------------------------------------------------------------------------
     # tagging
@@ -560,19 +560,20 @@ class TaggingScreen(CostViewScreen):
             if rule is not None:
                 self._save_rule(rule)
 
+        source = "the marked rows" if self.table.marked_items() else "the row under the cursor"
         self.app.push_screen(RuleDialog(pattern=common_pattern(groups), key=self.key, value=value, values=self.values,
-                                        examples=groups), chosen)
+                                        examples=groups, examples_from=source), chosen)
 
     @work(thread=True, group="tag-edit", exit_on_error=False, name="save rule")
     def _save_rule(self, rule: Rule) -> None:
         with _edit_lock:
             saved = save_rule(rule)
-            reapply_rules(self.finops.cache)
+            reapply_rules(self.finops.cache, load_tag_policy(self.finops.config))
         allocation = None
         if self.period is not None:
             period, metric, currency = self.period, self.finops.view_state.metric, self.currency
             with self.finops.cache.cursor() as cur:
-                found = rule_allocations(cur, period, metric, currency)
+                found = rule_allocations(cur, period, metric, currency, rules=load_rules())
             allocation = next((a for a in found if a.rule.index == saved.index), None)
         self.post_message(RuleSaved(saved, allocation))
 
@@ -594,7 +595,9 @@ class TaggingScreen(CostViewScreen):
         period, metric, currency = self.period, self.finops.view_state.metric, self.currency
         if period is None:
             return
-        found = QueryGate().run(self.finops.cache, lambda cur: rule_allocations(cur, period, metric, currency))
+        found = QueryGate().run(
+            self.finops.cache, lambda cur: rule_allocations(cur, period, metric, currency, rules=load_rules())
+        )
         if found is not None:
             self.post_message(RulesLoaded(found))
 
@@ -623,8 +626,16 @@ class TaggingScreen(CostViewScreen):
         if not message.items:
             self.notify("Nothing to push: no pending tag edits.", timeout=3)
             return
+        items = [item for item in message.items if item.refusal is None]
+        refused = [item for item in message.items if item.refusal is not None]
+        if refused:
+            line = refusal_line(refused, sendable=len(items))
+            self.notify(line[:1].upper() + line[1:] + ".", title="Push", severity="warning", timeout=10,
+                        markup=False)
+        if not items:
+            return
         config = self.finops.config
-        mode = str(config.raw.get("sync", {}).get("credential", "auto"))
+        mode = config.credential
 
         def closed(outcome: PushOutcome | None) -> None:
             if outcome is not None:
@@ -633,7 +644,7 @@ class TaggingScreen(CostViewScreen):
                 self._keep_marks = True
                 self.request_view()
 
-        self.app.push_screen(PushPreviewDialog(message.items, cache=self.finops.cache, endpoint=config.arm_endpoint,
+        self.app.push_screen(PushPreviewDialog(items, cache=self.finops.cache, endpoint=config.arm_endpoint,
                                                credential_mode=mode), closed)
 
     # another key ----------------------------------------------------------------------------------
@@ -658,6 +669,7 @@ class TaggingScreen(CostViewScreen):
     def set_key(self, key: str | None) -> None:
         if key and key != self.key:
             self.key = key.lower()
+            self._new_key = True  # another queue: it starts at its top, not at the old queue's scroll
             self.request_view()
 
     # other ---------------------------------------------------------------------------------------
@@ -674,12 +686,7 @@ class TaggingScreen(CostViewScreen):
         if self.queue is None or self.period is None:
             self.notify("Nothing to export yet.", severity="warning")
             return
-        try:
-            path = self.export_csv(Path.cwd())
-        except OSError as exc:
-            self.notify(f"Export failed: {exc}", severity="error")
-            return
-        self.notify(f"Saved {path}", title="Exported")
+        self.save_export(self.export_csv)
 
     def export_csv(self, folder: Path) -> Path:
         """The listed queue (after filters) with exact figures and the suggestions."""
@@ -717,5 +724,5 @@ class TaggingScreen(CostViewScreen):
         yield PaletteCommand("Push tags to Azure (preview)…", "P", self.action_push)
         yield PaletteCommand("Tag key…", "Show the queue of another tag key (K)", self.action_choose_key)
         yield from self.view_palette_commands()
-        yield PaletteCommand("Export queue to CSV", "Save the listed queue in the current directory",
+        yield PaletteCommand("Export queue to CSV", "Save the listed queue in the exports folder (ctrl+s)",
                              self.action_export)

@@ -13,16 +13,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, Footer, Header, Label, LoadingIndicator, Static
+from textual.widgets import Button, Header, Label, LoadingIndicator, Static
 from textual.worker import Worker
 
 from finops_tui import clock, paths
+from finops_tui.allocation.effective import TagPolicy, load_tag_policy
 from finops_tui.errors import UserError
 from finops_tui.store import Cache
 from finops_tui.ui.app import ReopenCache
 from finops_tui.ui.formatting import short_path
 from finops_tui.ui.messages import DemoBuilt, FileImported
 from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.path_input import PathInput
 from finops_tui.ui.widgets.status_bar import StatusBar
 
@@ -33,7 +35,7 @@ class DemoUnavailable(UserError):
     """This build has no demo generator."""
 
 
-def build_demo_cache(path: Path, end: dt.date) -> Path:
+def build_demo_cache(path: Path, end: dt.date, policy: TagPolicy) -> Path:
     """Build (or reuse, when already built with the same parameters) the demo estate at `path`."""
     try:
         demo = importlib.import_module("finops_tui.ingest.demo")
@@ -41,17 +43,17 @@ def build_demo_cache(path: Path, end: dt.date) -> Path:
         raise DemoUnavailable("the demo estate is not part of this build; run `finops-tui demo`") from None
     params = demo.DemoParams(end=end, months=demo.DEFAULT_MONTHS, rows=None, seed=demo.DEFAULT_SEED)
     if demo.existing_summary(path, params) is None:
-        demo.build_demo(path, end=end)
+        demo.build_demo(path, policy, end=end)
     return path
 
 
-def import_into(cache: Cache, path: Path) -> ImportSummary:
+def import_into(cache: Cache, path: Path, policy: TagPolicy) -> ImportSummary:
     """Import one file or export folder into the open cache (the same importer as `finops-tui import`)."""
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     from finops_tui.ingest.importer import import_paths  # imported on use: it is not needed to start the app
 
-    outcome = import_paths(cache, [path])
+    outcome = import_paths(cache, policy, [path])
     rows = sum(result.rows for result in outcome.results)
     lines = [result.summary() for result in outcome.results] + outcome.skipped_files
     return ImportSummary(rows, lines[0] if len(lines) == 1 else f"{len(outcome.results)} windows, {rows:,} rows")
@@ -80,7 +82,7 @@ class WelcomeScreen(FinopsScreen):
             yield Static(Content.styled("Welcome to finops-tui", "bold $accent"), id="welcome-title")
             yield Static(
                 f"The cache {short_path(self.finops.cache.path)} has no cost data yet. Choose how to start:",
-                id="welcome-intro",
+                id="welcome-intro", markup=False,  # a path is shown as it is, brackets included
             )
             with Vertical(id="choice-demo", classes="choice"):
                 yield Static(Content.assemble(Content.styled("d", "bold $accent"),
@@ -91,7 +93,7 @@ class WelcomeScreen(FinopsScreen):
                 with Horizontal(classes="choice-actions"):
                     yield Button("Open demo estate", id="demo", variant="primary")
                     yield LoadingIndicator(id="demo-loading")
-                yield Label("", id="demo-error", classes="error")
+                yield Label("", id="demo-error", classes="error", markup=False)
             with Vertical(id="choice-import", classes="choice"):
                 yield Static(Content.assemble(Content.styled("i", "bold $accent"),
                                               Content.styled("  Import a file", "bold")), classes="choice-title")
@@ -101,7 +103,7 @@ class WelcomeScreen(FinopsScreen):
                     yield PathInput(id="import-path")
                     yield Button("Import", id="import")
                     yield LoadingIndicator(id="import-loading")
-                yield Label("", id="import-error", classes="error")
+                yield Label("", id="import-error", classes="error", markup=False)
             with Vertical(id="choice-azure", classes="choice"):
                 yield Static(Content.assemble(Content.styled("a", "bold $accent"),
                                               Content.styled("  Connect Azure", "bold")), classes="choice-title")
@@ -113,7 +115,7 @@ class WelcomeScreen(FinopsScreen):
                     Content.styled(f"  {SYNC_COMMAND}", "bold $text-success"),
                 ), classes="choice-text")
         yield StatusBar(only_while_syncing=True)  # the intro already names the cache and its emptiness
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -132,7 +134,7 @@ class WelcomeScreen(FinopsScreen):
 
     @work(thread=True, exclusive=True, group="welcome", exit_on_error=False, name="demo estate build")
     def _build_demo(self, path: Path, end: dt.date) -> None:
-        self.post_message(DemoBuilt(build_demo_cache(path, end)))
+        self.post_message(DemoBuilt(build_demo_cache(path, end, load_tag_policy(self.finops.config))))
 
     @on(DemoBuilt)
     def _demo_built(self, message: DemoBuilt) -> None:
@@ -158,7 +160,7 @@ class WelcomeScreen(FinopsScreen):
 
     @work(thread=True, exclusive=True, group="welcome", exit_on_error=False, name="import")
     def _import(self, path: Path) -> None:
-        summary = import_into(self.finops.cache, path)
+        summary = import_into(self.finops.cache, path, load_tag_policy(self.finops.config))
         if summary.rows == 0:
             raise UserError(summary.line)  # an export with no rows leaves the cache empty: say so here
         self.post_message(FileImported(summary.line))

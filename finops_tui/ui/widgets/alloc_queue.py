@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.strip import Strip
 
 from finops_tui.allocation.queue import QueueGroup, QueueItem, QueueSubscription, UnallocatedQueue
-from finops_tui.report.render import money
+from finops_tui.basis.money import money
 from finops_tui.ui.formatting import truncate
 from finops_tui.ui.widgets.cursor_list import CursorList
 
@@ -62,22 +62,23 @@ class QueueTable(CursorList):
     HELP_GROUP = "Queue"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("space", "toggle_mark", "Mark", id="tagging.mark",
-                tooltip="Mark or unmark the row (on a header: every resource under it)"),
+        Binding("space", "toggle_mark", "Mark ↓", id="tagging.mark",
+                tooltip="Mark or unmark the resource and move down to the next one, so space marks a run of rows "
+                        "(on a header: every resource under it, the cursor stays)"),
         Binding("shift+down", "mark_down", "Mark down", id="tagging.mark_down", show=False,
                 tooltip="Mark this row and the next (a range)"),
         Binding("shift+up", "mark_up", "Mark up", id="tagging.mark_up", show=False,
                 tooltip="Mark this row and the previous (a range)"),
         Binding("a", "mark_group", "Mark group", id="tagging.mark_group",
                 tooltip="Mark every listed resource of the resource group under the cursor (again: unmark)"),
-        Binding("enter", "open_row", "Open", id="tagging.open", show=False,
+        Binding("enter", "open_row", "Open", id="list.open", show=False,
                 tooltip="Open the resource's cost detail and tags"),
-        Binding("down,j", "cursor_down", "Down", id="tagging.down", show=False, tooltip="Next row"),
-        Binding("up,k", "cursor_up", "Up", id="tagging.up", show=False, tooltip="Previous row"),
-        Binding("home,g", "first_row", "Top", id="tagging.top", show=False, tooltip="First row"),
-        Binding("end,G", "last_row", "Bottom", id="tagging.bottom", show=False, tooltip="Last row"),
-        Binding("pagedown", "page_down", "Page down", id="tagging.page_down", show=False, tooltip="One page down"),
-        Binding("pageup", "page_up", "Page up", id="tagging.page_up", show=False, tooltip="One page up"),
+        Binding("down,j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next row"),
+        Binding("up,k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous row"),
+        Binding("home,g", "first_row", "Top", id="list.top", show=False, tooltip="First row"),
+        Binding("end,G", "last_row", "Bottom", id="list.bottom", show=False, tooltip="Last row"),
+        Binding("pagedown", "page_down", "Page down", id="list.page_down", show=False, tooltip="One page down"),
+        Binding("pageup", "page_up", "Page up", id="list.page_up", show=False, tooltip="One page up"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -126,9 +127,10 @@ class QueueTable(CursorList):
     # ----------------------------------------------------------------------------------------------
     # content
 
-    def show_queue(self, queue: UnallocatedQueue, *, keep_marks: bool = False) -> None:
-        """Replace the content; the cursor stays on the same resource (or row index) when it can."""
-        current = self.cursor_item
+    def show_queue(self, queue: UnallocatedQueue, *, keep_marks: bool = False, from_top: bool = False) -> None:
+        """Replace the content; the cursor stays on the same resource (or row index) when it can. With
+        `from_top` (another queue) the cursor and the scroll start again at the top."""
+        current = None if from_top else self.cursor_item
         self.queue = queue
         self.currency = queue.currency
         if keep_marks:
@@ -136,7 +138,11 @@ class QueueTable(CursorList):
             self.marked &= listed
         else:
             self.marked.clear()
+        if from_top:
+            self.cursor_row = 0
         self._rebuild(current)
+        if from_top:
+            self.scroll_to(y=0, animate=False, immediate=True)
         self._marks_changed()
 
     def set_filter(self, keep: ItemFilter | None, empty_text: str) -> None:
@@ -145,11 +151,11 @@ class QueueTable(CursorList):
         self._rebuild(self.cursor_item)
 
     def _rebuild(self, keep: QueueItem | None = None) -> None:
-        rows: list[QueueRow] = []
         queue = self.queue
         widest = len(f"Cost ({self.currency})")
+        blocks: list[tuple[QueueRow, list[QueueRow]]] = []  # a subscription's header and its rows
         for sub in queue.subscriptions if queue else []:
-            sub_rows: list[QueueRow] = []
+            groups: list[tuple[Decimal, list[QueueRow]]] = []
             sub_cost, sub_listed = ZERO, 0
             for group in sub.groups:
                 items = [i for i in group.items if self._filter is None or self._filter(sub, group, i)]
@@ -158,18 +164,22 @@ class QueueTable(CursorList):
                 listed_cost = sum((i.cost for i in items), ZERO)
                 complete = self._filter is None and len(items) == group.resources
                 cost = group.cost if complete else listed_cost
-                sub_rows.append(QueueRow("group", sub, group, None, cost, group.resources if complete else len(items),
-                                         len(items)))
-                sub_rows += [QueueRow("item", sub, group, item) for item in items]
+                header = QueueRow("group", sub, group, None, cost, group.resources if complete else len(items),
+                                  len(items))
+                groups.append((cost, [header, *(QueueRow("item", sub, group, item) for item in items)]))
                 sub_cost += cost
                 sub_listed += len(items)
                 widest = max(widest, len(money(cost)), *(len(money(i.cost)) for i in items))
-            if not sub_rows:
+            if not groups:
                 continue
             complete = self._filter is None and sub_listed == sub.resources
-            rows.append(QueueRow("subscription", sub, None, None, sub.cost if complete else sub_cost,
-                                 sub.resources if complete else sub_listed, sub_listed))
-            rows += sub_rows
+            # Costliest first by what is listed: a filter changes the subtotals, so the order follows them.
+            groups.sort(key=lambda block: block[0], reverse=True)
+            header = QueueRow("subscription", sub, None, None, sub.cost if complete else sub_cost,
+                              sub.resources if complete else sub_listed, sub_listed)
+            blocks.append((header, [row for _, group_rows in groups for row in group_rows]))
+        blocks.sort(key=lambda block: block[0].cost, reverse=True)
+        rows = [row for header, sub_rows in blocks for row in (header, *sub_rows)]
         self.rows = rows
         self._cost_width = widest
         items = [row.item for row in rows if row.item is not None]

@@ -22,8 +22,8 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 
-from finops_tui.report.allocation import Node, apportion
-from finops_tui.report.render import cents, change_percent, money
+from finops_tui.basis.money import ROUNDING_LABEL, RoundingLine, cents, change_percent, money, rounding_line
+from finops_tui.report.tree import Node
 from finops_tui.ui.formatting import change_styles, truncate
 from finops_tui.ui.widgets.alloc_sparkline import sparkline
 from finops_tui.ui.widgets.cursor_list import CursorList
@@ -41,8 +41,8 @@ ZERO = Decimal(0)
 class Branch:
     """One node on screen: the read model's node, its figures in whole cents, its children once loaded.
 
-    `cost` and `previous` are apportioned so that siblings add up to their parent's figure to the cent,
-    exactly as `report allocation` prints them.
+    `cost` and `previous` are the node's own exact sums rounded half-even, exactly as every report and
+    screen prints them; where siblings do not add up to their parent's cents, a rounding row says so.
     """
 
     node: Node
@@ -81,12 +81,14 @@ class Branch:
 
 @dataclass(frozen=True)
 class Row:
-    """One drawn line under the header: a node, a "loading…" placeholder, or "no match" for a filter."""
+    """One drawn line under the header: a node, a "loading…" placeholder, "no match" for a filter, or the
+    rounding line that closes a level whose rounded figures miss their parent's by a cent or so."""
 
-    kind: str  # node | loading | empty
+    kind: str  # node | loading | empty | rounding
     depth: int
-    branch: Branch | None = None
+    branch: Branch | None = None  # for a rounding line: the parent (None at the top level)
     text: str = ""
+    rounding: RoundingLine | None = None
 
 
 @dataclass(frozen=True)
@@ -137,19 +139,19 @@ class AllocTree(CursorList):
     HELP_GROUP = "Tree"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "drill", "Drill in", id="allocation.drill",
+        Binding("enter", "drill", "Drill in", id="list.open",
                 tooltip="Expand and move into the children; open a resource; tag an (unallocated) node"),
         Binding("l,right", "expand", "Expand", id="allocation.expand", show=False,
                 tooltip="Expand the node (again: move to its first child)"),
         Binding("h,left", "collapse", "Collapse", id="allocation.collapse", show=False,
                 tooltip="Collapse the node (again: move to its parent)"),
-        Binding("down,j", "cursor_down", "Down", id="allocation.down", show=False, tooltip="Next row"),
-        Binding("up,k", "cursor_up", "Up", id="allocation.up", show=False, tooltip="Previous row"),
-        Binding("home,g", "first_row", "Top", id="allocation.top", show=False, tooltip="First row"),
-        Binding("end,G", "last_row", "Bottom", id="allocation.bottom", show=False, tooltip="Last row"),
-        Binding("pagedown", "page_down", "Page down", id="allocation.page_down", show=False,
+        Binding("down,j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next row"),
+        Binding("up,k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous row"),
+        Binding("home,g", "first_row", "Top", id="list.top", show=False, tooltip="First row"),
+        Binding("end,G", "last_row", "Bottom", id="list.bottom", show=False, tooltip="Last row"),
+        Binding("pagedown", "page_down", "Page down", id="list.page_down", show=False,
                 tooltip="One page down"),
-        Binding("pageup", "page_up", "Page up", id="allocation.page_up", show=False, tooltip="One page up"),
+        Binding("pageup", "page_up", "Page up", id="list.page_up", show=False, tooltip="One page up"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -223,7 +225,7 @@ class AllocTree(CursorList):
         self._by_path.clear()
         self.total = cents(sum((n.cost for n in nodes), ZERO))
         self.total_previous = cents(sum((n.previous_cost for n in nodes), ZERO))
-        self.roots = self._branches(nodes, None, self.total, self.total_previous)
+        self.roots = self._branches(nodes, None)
         self._empty_text = "no cost in this period"
         self._rebuild()
         for branch in self.roots:
@@ -235,7 +237,7 @@ class AllocTree(CursorList):
         branch = self._by_path.get(path)
         if branch is None:
             return False
-        branch.children = self._branches(nodes, branch, branch.cost, branch.previous)
+        branch.children = self._branches(nodes, branch)
         branch.loading_since = None
         drill, branch.drill = branch.drill, False
         self._rebuild()
@@ -320,19 +322,33 @@ class AllocTree(CursorList):
     def branch(self, path: NodePath) -> Branch | None:
         return self._by_path.get(path)
 
-    def _branches(self, nodes: Sequence[Node], parent: Branch | None, cost: Decimal, previous: Decimal) -> list[Branch]:
+    def _branches(self, nodes: Sequence[Node], parent: Branch | None) -> list[Branch]:
         parent_path = parent.path if parent is not None else ()
         depth = len(parent_path)
-        costs = apportion(cost, [n.cost for n in nodes]) if nodes else []
-        previous_costs = apportion(previous, [n.previous_cost for n in nodes]) if nodes else []
         out = []
-        for node, node_cost, node_previous in zip(nodes, costs, previous_costs, strict=True):
+        for node in nodes:
             path = branch_path(parent_path, node)
-            branch = Branch(node, path, parent, node_cost, node_previous,
+            branch = Branch(node, path, parent, cents(node.cost), cents(node.previous_cost),
                             expandable=not node.is_other and depth + 1 < self.levels)
             self._by_path[path] = branch
             out.append(branch)
         return out
+
+    def level_rounding(self, level: NodePath) -> RoundingLine:
+        """What a level's children, each rounded, miss to make their parent's rounded figures (zero when
+        they foot, or while the level is filtered: a part of a level is not meant to add up)."""
+        if level in self.filters:
+            return RoundingLine(ZERO, ZERO)
+        if level == ():
+            branches = self.roots
+            cost = sum((b.node.cost for b in branches), ZERO)
+            previous = sum((b.node.previous_cost for b in branches), ZERO)
+        else:
+            parent = self._by_path.get(level)
+            if parent is None or parent.children is None:
+                return RoundingLine(ZERO, ZERO)
+            branches, cost, previous = parent.children, parent.node.cost, parent.node.previous_cost
+        return rounding_line(cost, previous, ((b.node.cost, b.node.previous_cost) for b in branches))
 
     # ----------------------------------------------------------------------------------------------
     # shape: the flat list of visible rows
@@ -365,6 +381,8 @@ class AllocTree(CursorList):
                     walk(branch.children, branch.path, depth + 1)
                 elif branch.loading_since is not None and now - branch.loading_since >= LOADING_DELAY:
                     rows.append(Row("loading", depth + 1, branch, "loading…"))
+            if shown and (rounding := self.level_rounding(level)):
+                rows.append(Row("rounding", depth, self._by_path.get(level), ROUNDING_LABEL, rounding))
 
         walk(self.roots, (), 0)
         self.rows = rows
@@ -378,8 +396,18 @@ class AllocTree(CursorList):
         elif current is not None and (index := self._index_of(current)) is not None:
             self._set_cursor(index)
         else:
-            self._set_cursor(min(self.cursor_row, max(0, len(rows) - 1)))
+            self._set_cursor(self._off_rounding(min(self.cursor_row, max(0, len(rows) - 1)), -1))
         self.refresh()
+
+    def _off_rounding(self, index: int, step: int) -> int:
+        """The row at `index`, or the nearest row that is not a rounding line (`step` gives the way to look first)."""
+        for direction in (step, -step):
+            probe = index
+            while 0 <= probe < len(self.rows):
+                if self.rows[probe].kind != "rounding":
+                    return probe
+                probe += direction
+        return index
 
     def _index_of(self, branch: Branch) -> int | None:
         for index, row in enumerate(self.rows):
@@ -465,7 +493,8 @@ class AllocTree(CursorList):
             + ((2 + previous) if previous else 0)
         min_name = 24 if width < 100 else 32
         room = width - fixed - min_name - 2
-        trend = min(measures.days, room) if room >= 6 else 0
+        # One cell a day, and at least its title's width on short periods ("Daily, 6 d" over 6 cells).
+        trend = min(max(measures.days, len(f"Daily, {measures.days} d")), room) if room >= 6 else 0
         name = width - fixed - ((2 + trend) if trend else 0)
         if name > 64 and trend < measures.days:
             trend = min(measures.days, trend + name - 64)
@@ -506,14 +535,17 @@ class AllocTree(CursorList):
         cells += ["  ", "Change %".rjust(cols.percent)]
         if cols.trend:
             days = self._measures.days
-            trend = f"Daily, {days} d" if cols.trend >= days else f"{days} d"
-            cells += ["  ", trend[: cols.trend].ljust(cols.trend)]
+            # The longest title that fits whole: a cut one ("Daily,") reads as a mistake.
+            trend = next((text for text in (f"Daily, {days} d", f"{days} d") if len(text) <= cols.trend), "")
+            cells += ["  ", trend.ljust(cols.trend)]
         return Strip([Segment("".join(cells), style)]).crop_extend(0, width, style)
 
     def _line(self, row: Row, width: int, cursor: bool) -> Strip:
         cols = self.columns(width)
         base = self._style("cursor") if cursor else self._style("base")
         indent = "  " * row.depth
+        if row.kind == "rounding" and row.rounding is not None:
+            return self._rounding_line(row.rounding, indent, cols, width)
         if row.kind != "node" or row.branch is None:
             text = truncate(f" {indent}  {row.text}", width)
             return Strip([Segment(text, base if cursor else self._style("muted"))]).crop_extend(0, width, base)
@@ -543,6 +575,22 @@ class AllocTree(CursorList):
         if cols.trend:
             segments.append(Segment("  " + sparkline(node.daily, cols.trend).ljust(cols.trend), styled("spark")))
         return Strip(segments).crop_extend(0, width, base)
+
+    def _rounding_line(self, rounding: RoundingLine, indent: str, cols: Columns, width: int) -> Strip:
+        """The cents a level's rounded figures miss to make their parent's, signed, in the figures' columns."""
+        muted = self._style("muted")
+        label_room = max(1, cols.name - len(indent) - 2)
+        segments = [
+            Segment(" " + indent + "  ", muted),
+            Segment(truncate(ROUNDING_LABEL, label_room).ljust(label_room), muted),
+            Segment("  " + money(rounding.cost, signed=True).rjust(cols.cost), muted),
+            Segment("  " + "".rjust(cols.share), muted),
+        ]
+        if cols.previous:
+            segments.append(Segment("  " + money(rounding.previous, signed=True).rjust(cols.previous), muted))
+        if cols.change:
+            segments.append(Segment("  " + money(rounding.change, signed=True).rjust(cols.change), muted))
+        return Strip(segments).crop_extend(0, width, self._style("base"))
 
     # ----------------------------------------------------------------------------------------------
     # cursor and scrolling
@@ -578,7 +626,9 @@ class AllocTree(CursorList):
 
     def move_cursor_to(self, row: int) -> None:
         self._user_moved()
-        super().move_cursor_to(row)
+        target = max(0, min(row, self.row_count - 1))
+        # The cursor rests on nodes only: a rounding line is stepped over in the direction of travel.
+        super().move_cursor_to(self._off_rounding(target, 1 if target > self.cursor_row else -1))
 
     def action_expand(self) -> None:
         branch = self.cursor_branch
@@ -613,7 +663,7 @@ class AllocTree(CursorList):
 
     def on_click(self, event: events.Click) -> None:
         index = event.y - 1 + self.scroll_offset.y
-        if event.y >= 1 and 0 <= index < len(self.rows):
+        if event.y >= 1 and 0 <= index < len(self.rows) and self.rows[index].kind != "rounding":
             self._user_moved()
             if index == self.cursor_row and event.chain >= 2:
                 self.action_drill()
@@ -623,7 +673,8 @@ class AllocTree(CursorList):
     # export
 
     def csv_rows(self, level: NodePath) -> Iterable[list[str]]:
-        """A level's rows as exact figures: path, dimension, key, label, cost, previous, change, share."""
+        """A level's rows as shown, in cents: path, dimension, key, label, cost, previous, change, share;
+        then its rounding row when the rounded rows miss the parent's figures."""
         parent = self._by_path.get(level)
         trail = " > ".join(f"{b.node.dimension}={b.label}" for b in parent.trail) if parent else ""
         for branch in self.level_branches(level):
@@ -632,3 +683,6 @@ class AllocTree(CursorList):
                    format(branch.previous, "f"), format(branch.change, "f"),
                    f"{node.share * 100:.2f}" if node.share is not None else "",
                    str(node.folded_count) if node.is_other else ""]
+        if rounding := self.level_rounding(level):
+            yield [trail, "", "", ROUNDING_LABEL, self.currency, format(rounding.cost, "f"),
+                   format(rounding.previous, "f"), format(rounding.change, "f"), "", ""]

@@ -12,12 +12,13 @@ from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
+from textual.content import Content
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
 
+from finops_tui.basis.money import money
 from finops_tui.report.overview import BreakdownRow
-from finops_tui.report.render import money
 from finops_tui.ui.formatting import change_cells, change_styles, money_cell, truncate
 from finops_tui.ui.messages import SliceChosen
 from finops_tui.ui.widgets.cursor_list import CursorList
@@ -41,13 +42,13 @@ class CostTable(CursorList):
     HELP_GROUP = "Tables"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open_row", "Open slice", id="table.open", tooltip="Open this row in the allocation view"),
-        Binding("down,j", "cursor_down", "Down", id="table.down", show=False, tooltip="Next row"),
-        Binding("up,k", "cursor_up", "Up", id="table.up", show=False, tooltip="Previous row"),
-        Binding("home,g", "first_row", "Top", id="table.top", show=False, tooltip="First row"),
-        Binding("end,G", "last_row", "Bottom", id="table.bottom", show=False, tooltip="Last row"),
-        Binding("pagedown", "page_down", "Page down", id="table.page_down", show=False, tooltip="One page down"),
-        Binding("pageup", "page_up", "Page up", id="table.page_up", show=False, tooltip="One page up"),
+        Binding("enter", "open_row", "Open slice", id="list.open", tooltip="Open this row in the allocation view"),
+        Binding("down,j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next row"),
+        Binding("up,k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous row"),
+        Binding("home,g", "first_row", "Top", id="list.top", show=False, tooltip="First row"),
+        Binding("end,G", "last_row", "Bottom", id="list.bottom", show=False, tooltip="Last row"),
+        Binding("pagedown", "page_down", "Page down", id="list.page_down", show=False, tooltip="One page down"),
+        Binding("pageup", "page_up", "Page up", id="list.page_up", show=False, tooltip="One page up"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"cost-table--header", "cost-table--cursor", "cost-table--empty"}
@@ -67,7 +68,8 @@ class CostTable(CursorList):
         super().__init__(id=id)
         self.dimension = dimension
         self.kind = kind
-        self.border_title = title
+        self.title = title
+        self.border_title = Content(title)  # the team key in it comes from config.toml: never markup
         self.rows_shown: list[BreakdownRow] = []
         self._header: list[Text] = []
         self._body: list[list[Text]] = []
@@ -210,7 +212,7 @@ class CostTable(CursorList):
     def csv_rows(self, currency: str, total: Decimal) -> list[list[str]]:
         """The visible rows as exact figures (for `ctrl+s` export)."""
         return [
-            [str(self.border_title or self.dimension), row.name, row.key or "", currency, format(row.cost, "f"),
+            [self.title or self.dimension, row.name, row.key or "", currency, format(row.cost, "f"),
              format(row.previous, "f"), money(row.change, signed=True).replace(",", ""),
              f"{row.cost / total * 100:.2f}" if total else ""]
             for row in self.rows_shown

@@ -17,7 +17,7 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
-from finops_tui.report.render import money
+from finops_tui.basis.money import money
 
 EIGHTHS = " ▁▂▃▄▅▆▇█"
 WEEKEND = (5, 6)

@@ -14,10 +14,10 @@ from textual.containers import Container, VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
+from finops_tui.basis.money import money
 from finops_tui.recommend import JumpTarget, Recommendation
 from finops_tui.recommend.generators import KIND_TITLES
 from finops_tui.recommend.model import EvidenceValue
-from finops_tui.report.render import money
 from finops_tui.ui.widgets.rec_chart import RecChart
 
 # What the monthly figure means, after "45,461.26 USD / month".
@@ -71,8 +71,8 @@ class RecDetail(VerticalScroll):
     HELP_GROUP = "Evidence"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("j", "scroll_down", "Down", id="rec_detail.down", show=False, tooltip="Scroll the evidence down"),
-        Binding("k", "scroll_up", "Up", id="rec_detail.up", show=False, tooltip="Scroll the evidence up"),
+        Binding("j", "scroll_down", "Down", id="list.down", show=False, tooltip="Scroll the evidence down"),
+        Binding("k", "scroll_up", "Up", id="list.up", show=False, tooltip="Scroll the evidence up"),
     ]
 
     DEFAULT_CSS = """
@@ -125,7 +125,8 @@ class RecDetail(VerticalScroll):
         chart.display = bool(rec.series)
         chart.show_points(rec.series, rec.currency)
         # Where `enter` goes, on the bottom border: it costs no line of the pane.
-        self.border_subtitle = f"enter opens {target_words(rec.jump)}" if rec.jump else target_words(None)
+        # Content, not markup: the words name tag keys and dimensions from the data.
+        self.border_subtitle = Content(f"enter opens {target_words(rec.jump)}" if rec.jump else target_words(None))
         self.scroll_home(animate=False)
 
     @staticmethod

@@ -18,9 +18,9 @@ from textual.geometry import Size
 from textual.message import Message
 from textual.strip import Strip
 
+from finops_tui.basis.money import money
 from finops_tui.recommend import Recommendation
 from finops_tui.recommend.generators import KIND_TITLES
-from finops_tui.report.render import money
 from finops_tui.ui.formatting import truncate
 from finops_tui.ui.widgets.cursor_list import CursorList
 
@@ -46,14 +46,14 @@ class RecList(CursorList):
     HELP_GROUP = "List"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "choose", "Open target", id="rec_list.open",
+        Binding("enter", "choose", "Open target", id="list.open",
                 tooltip="Open the finding's target (allocation tree or tagging queue)"),
-        Binding("down,j", "cursor_down", "Down", id="rec_list.down", show=False, tooltip="Next finding"),
-        Binding("up,k", "cursor_up", "Up", id="rec_list.up", show=False, tooltip="Previous finding"),
-        Binding("home,g", "first_row", "Top", id="rec_list.top", show=False, tooltip="First finding"),
-        Binding("end,G", "last_row", "Bottom", id="rec_list.bottom", show=False, tooltip="Last finding"),
-        Binding("pagedown", "page_down", "Page down", id="rec_list.page_down", show=False, tooltip="One page down"),
-        Binding("pageup", "page_up", "Page up", id="rec_list.page_up", show=False, tooltip="One page up"),
+        Binding("down,j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next finding"),
+        Binding("up,k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous finding"),
+        Binding("home,g", "first_row", "Top", id="list.top", show=False, tooltip="First finding"),
+        Binding("end,G", "last_row", "Bottom", id="list.bottom", show=False, tooltip="Last finding"),
+        Binding("pagedown", "page_down", "Page down", id="list.page_down", show=False, tooltip="One page down"),
+        Binding("pageup", "page_up", "Page up", id="list.page_up", show=False, tooltip="One page up"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -137,7 +137,8 @@ class RecList(CursorList):
         columns = [Column("#", max(2, len(str(len(recs)))), right=True), Column("Impact/mo", impact, right=True),
                    Column("Cur", 3)]
         if any(r.state for r in recs):
-            columns.append(Column("State", max(len(STATE_WORDS.get(r.state or "", "")) for r in recs)))
+            # As wide as its title too: "note" alone would cut the header to "Sta…".
+            columns.append(Column("State", max(len("State"), *(len(STATE_WORDS.get(r.state or "", "")) for r in recs))))
         used = sum(c.width + 2 for c in columns)
         kind = max([4, *(len(KIND_TITLES.get(r.kind, r.kind)) for r in recs)])
         if width - used - (kind + 2) - 2 >= MIN_TITLE_WIDTH:

@@ -19,7 +19,9 @@ class StatusBar(Horizontal):
     }
     StatusBar #freshness { width: 1fr; text-wrap: nowrap; text-overflow: ellipsis; }
     StatusBar #sync { width: 1fr; display: none; color: $text-accent; text-wrap: nowrap; text-overflow: ellipsis; }
-    StatusBar #cache-file { width: auto; max-width: 60%; text-align: right; }
+    StatusBar #cache-file {
+        width: auto; max-width: 45%; margin-left: 3; text-align: right; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     def __init__(self, *, only_while_syncing: bool = False) -> None:
@@ -27,9 +29,10 @@ class StatusBar(Horizontal):
         self.only_while_syncing = only_while_syncing  # a screen with nothing else to say here (the welcome)
 
     def compose(self) -> ComposeResult:
-        yield Label("", id="freshness")
-        yield Label("", id="sync")
-        yield Label("", id="cache-file")
+        # File names and sync messages come from outside: shown as they are, never read as markup.
+        yield Label("", id="freshness", markup=False)
+        yield Label("", id="sync", markup=False)
+        yield Label("", id="cache-file", markup=False)
 
     def on_mount(self) -> None:
         # The app owns the one sync line; every screen's bar follows it (hidden screens too, so a view

@@ -7,6 +7,9 @@ import importlib.util
 from textual.content import Content
 from textual.widgets import Static
 
+# How much of each title the row shows, longest first: the current view's title is always whole.
+FORMS = ("full", "short", "keys")
+
 
 def screen_module_exists(screen_path: str) -> bool:
     """Whether the view's module is installed (cheap: finds it without importing it)."""
@@ -18,7 +21,8 @@ def screen_module_exists(screen_path: str) -> bool:
 
 
 class ViewTabs(Static):
-    """Key hints for switching views; views not built yet are dimmed."""
+    """Key hints for switching views; views not built yet are dimmed. On narrow terminals the other views
+    get short titles, then only their keys (`set_form`)."""
 
     DEFAULT_CSS = """
     ViewTabs { width: auto; height: 1; }
@@ -27,16 +31,35 @@ class ViewTabs(Static):
     def __init__(self, current: str, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.current = current
+        self.form = "full"
+        self._forms: dict[str, Content] = {}
 
     def on_mount(self) -> None:
+        self._forms = {form: self._render_form(form) for form in FORMS}
+        self.update(self._forms[self.form])
+
+    def _render_form(self, form: str) -> Content:
         from finops_tui.ui.app import VIEWS
 
         parts: list[Content] = []
         for view in VIEWS:
+            title = view.title if form == "full" or view.mode == self.current else \
+                (view.short or view.title) if form == "short" else ""
+            label = f" {title}" if title else ""
             if view.mode == self.current:
-                parts.append(Content.styled(f" {view.key} {view.title} ", "bold $text on $primary"))
+                parts.append(Content.styled(f" {view.key}{label} ", "bold $text on $primary"))
             elif screen_module_exists(view.screen):
-                parts.append(Content.assemble(Content.styled(f" {view.key}", "bold $accent"), f" {view.title} "))
+                parts.append(Content.assemble(Content.styled(f" {view.key}", "bold $accent"), f"{label} "))
             else:
-                parts.append(Content.styled(f" {view.key} {view.title} ", "$text-disabled"))
-        self.update(Content.assemble(*parts))
+                parts.append(Content.styled(f" {view.key}{label} ", "$text-disabled"))
+        return Content.assemble(*parts)
+
+    def width_of(self, form: str) -> int:
+        """Cells the row takes in `form`."""
+        content = self._forms.get(form) or self._render_form(form)
+        return content.cell_length
+
+    def set_form(self, form: str) -> None:
+        if form != self.form:
+            self.form = form
+            self.update(self._forms.get(form) or self._render_form(form))

@@ -1,4 +1,4 @@
-"""One rounding rule for every figure people see: an exact sum to the cent, half-even, and gaps shown."""
+"""Money for people: one rounding rule (exact sums to the cent, half-even, gaps shown) and its formats."""
 
 from __future__ import annotations
 
@@ -56,3 +56,23 @@ def rounding_line(
 def shown_change(cost: Decimal, previous: Decimal) -> Decimal:
     """The change a row shows: its shown cost minus its shown previous cost, so every row reads right."""
     return cents(cost) - cents(previous)
+
+
+def money(amount: Decimal | None, currency: str | None = None, *, signed: bool = False) -> str:
+    """`12,345.67 USD`; `+1,234.00` with signed=True."""
+    value = cents(amount)
+    text = f"{value:+,.2f}" if signed else f"{value:,.2f}"
+    return f"{text} {currency}" if currency else text
+
+
+def percent(part: Decimal | None, whole: Decimal | None, *, signed: bool = False) -> str:
+    if part is None or not whole:
+        return "—"
+    value = part / whole * 100
+    return f"{value:+.1f}%" if signed else f"{value:.1f}%"
+
+
+def change_percent(current: Decimal | None, previous: Decimal | None) -> str:
+    if previous is None or previous == 0:
+        return "new" if current else "—"
+    return percent((current or Decimal(0)) - previous, abs(previous), signed=True)

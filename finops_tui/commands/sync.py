@@ -8,9 +8,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from finops_tui.config import Config, load_config
+from finops_tui import azure
+from finops_tui.allocation.effective import load_tag_policy
+from finops_tui.config import Config
 from finops_tui.errors import UserError
-from finops_tui.sync.engine import SyncOptions, SyncProgress, SyncResult, options_from_config
+from finops_tui.store.cache import cache_to_fill
+from finops_tui.sync import clients
+from finops_tui.sync.engine import SyncOptions, SyncProgress, SyncResult, options_from_config, run_sync
 from finops_tui.sync.windows import METRICS
 from finops_tui.textsafe import printable
 
@@ -57,13 +61,11 @@ class _ProgressPrinter:
 
 
 def _list_scopes(options: SyncOptions) -> int:
-    from finops_tui.sync import azure
-
     endpoint = azure.parse_endpoint(options.arm_endpoint)
     credential = azure.make_credential(options.credential_mode, endpoint=endpoint)
     azure.check_signed_in(credential, endpoint, options.credential_mode)
-    client = azure.arm_client(credential, endpoint, azure.SyncMonitor())
-    subscriptions = sorted(azure.list_subscriptions(client, endpoint), key=lambda s: s.name.lower())
+    client = clients.arm_client(credential, endpoint, clients.SyncMonitor())
+    subscriptions = sorted(clients.list_subscriptions(client, endpoint), key=lambda s: s.name.lower())
     if not subscriptions:
         print("no subscriptions visible to this sign-in", file=sys.stderr)
         return 0
@@ -95,15 +97,13 @@ def _report(result: SyncResult, quiet: bool) -> int:
     return 3 if result.failures else 0
 
 
-def run_sync(args: argparse.Namespace, cache_path: Path) -> int:
-    from finops_tui.store.cache import cache_to_fill
-    from finops_tui.sync.engine import run_sync as run
-
-    options = options_from(args, load_config())
+def run_sync_command(args: argparse.Namespace, cache_path: Path, config: Config) -> int:
+    options = options_from(args, config)
     if args.list_scopes:
         return _list_scopes(options)
     if not options.scopes:
         raise UserError("no scope to sync: pass --scope /subscriptions/ID (see --list-scopes) or set sync.scopes")
+    policy = load_tag_policy(config)
     with cache_to_fill(cache_path) as cache:
-        result = run(cache, options, progress=None if args.quiet else _ProgressPrinter())
+        result = run_sync(cache, options, policy, progress=None if args.quiet else _ProgressPrinter())
     return _report(result, args.quiet)

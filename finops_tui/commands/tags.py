@@ -14,34 +14,36 @@ import duckdb
 
 from finops_tui import textsafe
 from finops_tui.allocation import journal
-from finops_tui.allocation.arm_ids import arm_resource_id, printable, resource_id_problem
-from finops_tui.allocation.push import PushItem, PushResult, preview, refusal_line
+from finops_tui.allocation.effective import load_tag_policy
+from finops_tui.allocation.push import PushItem, PushResult, preview, push, refusal_line
+from finops_tui.basis.arm_ids import arm_resource_id, printable, resource_id_problem
+from finops_tui.commands.render import render_rows
+from finops_tui.commands.report import open_existing_cache
+from finops_tui.config import Config
 from finops_tui.errors import UsageError, UserError
-from finops_tui.report.render import render_rows
 from finops_tui.store import Cache
 
 
-def run_tags(args: argparse.Namespace, cache_path: Path, *, stdin: TextIO | None = None) -> int:
+def run_tags(args: argparse.Namespace, cache_path: Path, config: Config, *, stdin: TextIO | None = None) -> int:
     """Dispatch a `tags` action; returns the process exit code."""
-    from finops_tui.report.command import open_existing_cache
-
     action = args.tags_command
     # Listing and exporting only read: they work while the explorer holds the cache.
     with open_existing_cache(cache_path, read_only=action in ("list", "export")) as cache:
         if action == "set":
-            return _set(cache, args)
+            return _set(cache, args, config)
         if action == "list":
             with cache.cursor() as cur:
                 return _print(_journal_table(journal.list_edits(cur)))
         if action in ("undo", "redo"):
-            batch = journal.undo(cache) if action == "undo" else journal.redo(cache)
+            revert = journal.undo if action == "undo" else journal.redo
+            batch = revert(cache, load_tag_policy(config))
             if batch is None:
                 return _print(f"nothing to {action}\n")
             verb = "undone" if action == "undo" else "redone"
             value = f"{batch.tag_key}={batch.new_value}" if batch.new_value is not None else f"{batch.tag_key} removed"
             return _print(f"{verb}: batch {batch.batch_id} ({value} on {batch.resources} resources)\n")
         if action == "push":
-            return _push(cache, args, stdin or sys.stdin)
+            return _push(cache, args, config, stdin or sys.stdin)
         if action == "export":
             with cache.cursor() as cur:
                 items = preview(cur)
@@ -149,11 +151,11 @@ def _resource_by_name(cur: duckdb.DuckDBPyConnection, name: str, args: argparse.
     return str(rows[0][0])
 
 
-def _set(cache: Cache, args: argparse.Namespace) -> int:
+def _set(cache: Cache, args: argparse.Namespace, config: Config) -> int:
     key, value = parse_assignment(args.assignment)
     with cache.cursor() as cur:
         ids = _target_resources(cur, args)
-    batch_id = journal.apply_tags(cache, ids, key, value)
+    batch_id = journal.apply_tags(cache, load_tag_policy(config), ids, key, value)
     if batch_id is None:
         return _print(f"nothing to change: {len(ids)} resource(s) already have {key}={value}\n")
     with cache.cursor() as cur:
@@ -188,7 +190,7 @@ def _preview_table(items: list[PushItem]) -> str:
     return render_rows(["resource", "tags to merge", "last error"], rows, "table")
 
 
-def _push(cache: Cache, args: argparse.Namespace, stdin: TextIO) -> int:
+def _push(cache: Cache, args: argparse.Namespace, config: Config, stdin: TextIO) -> int:
     with cache.cursor() as cur:
         previewed = preview(cur)
     if not previewed:
@@ -213,15 +215,13 @@ def _push(cache: Cache, args: argparse.Namespace, stdin: TextIO) -> int:
         if answer not in ("y", "yes"):
             sys.stdout.write("cancelled: nothing sent\n")
             return 1
-    from finops_tui.allocation.push import push
-    from finops_tui.config import load_config
-    from finops_tui.sync.azure import check_signed_in, make_credential, parse_endpoint
+    # Loaded once the user has said yes: azure-core adds about 60 ms to every `tags` action (STYLE.md).
+    from finops_tui import azure
 
-    config = load_config()
-    endpoint = parse_endpoint(args.arm_endpoint or config.arm_endpoint)
+    endpoint = azure.parse_endpoint(args.arm_endpoint or config.arm_endpoint)
     mode = "device-code" if args.device_code else config.credential
-    credential = make_credential(mode)
-    check_signed_in(credential, endpoint)
+    credential = azure.make_credential(mode)
+    azure.check_signed_in(credential, endpoint)
 
     def show(result: PushResult) -> None:
         mark = "ok    " if result.status == "pushed" else "FAILED"
@@ -232,8 +232,7 @@ def _push(cache: Cache, args: argparse.Namespace, stdin: TextIO) -> int:
         sys.stderr.write(textsafe.printable(f"{reason}, retrying {item.name or item.arm_id} in {seconds:.0f} s") + "\n")
 
     sys.stdout.write("\n")
-    with cache.cursor() as cur:
-        report = push(cur, items, credential, endpoint.url, on_result=show, on_wait=waiting)
+    report = push(cache, items, credential, endpoint.url, on_result=show, on_wait=waiting)
     sys.stdout.write(f"\npushed {len(report.pushed)}, failed {len(report.failed)}")
     if report.failed:
         sys.stdout.write(" (still pending with their reason; re-run `finops-tui tags push --apply`)\n")

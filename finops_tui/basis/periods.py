@@ -6,7 +6,11 @@ import calendar
 import datetime as dt
 from dataclasses import dataclass
 
+import duckdb
+
+from finops_tui import clock
 from finops_tui.errors import UsageError
+from finops_tui.store.sources import Freshness, freshness
 
 ONE_DAY = dt.timedelta(days=1)
 RELATIVE_PERIODS = ("mtd", "last-month", "30d", "90d", "all")
@@ -111,3 +115,9 @@ def parse_period(
     raise UsageError(
         f"--period {spec}: expected mtd, last-month, 30d, 90d, all or START..END (YYYY-MM-DD, END exclusive)"
     )
+
+
+def resolve_period(cur: duckdb.DuckDBPyConnection, spec: str) -> tuple[Period, Freshness]:
+    """`spec` as a period of this cache: relative periods anchor on its last day with data when that is old."""
+    fresh = freshness(cur)
+    return parse_period(spec, today=clock.today(), data_start=fresh.data_start, data_end=fresh.data_end), fresh

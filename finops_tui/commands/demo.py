@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from finops_tui import clock
+from finops_tui.allocation.effective import load_tag_policy
+from finops_tui.config import load_config_or_defaults
 from finops_tui.errors import UsageError
 from finops_tui.ingest.demo import DEFAULT_RESOURCES, DemoParams, build_demo, existing_summary
 
@@ -45,7 +47,11 @@ def run_demo(args: argparse.Namespace, cache_path: Path) -> int:
             size = f"~{params.rows:,} rows" if params.rows else f"~{DEFAULT_RESOURCES:,} resources"
             print(f"building the demo estate ({params.months} months to {params.end}, {size}) into {cache_path} …",
                   file=sys.stderr, flush=True)
-        summary = build_demo(cache_path, end=params.end, months=params.months, rows=params.rows, seed=params.seed)
+        # The explorer opens the demo on the default settings when config.toml is broken, so the build does too.
+        policy = load_tag_policy(load_config_or_defaults()[0])
+        summary = build_demo(
+            cache_path, policy, end=params.end, months=params.months, rows=params.rows, seed=params.seed
+        )
     # Printed before the explorer opens too: it stays in the terminal once the explorer quits.
     print(summary.describe(), flush=True)
     return 0

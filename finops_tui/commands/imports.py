@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 
+from finops_tui.allocation.effective import load_tag_policy
+from finops_tui.config import Config
 from finops_tui.errors import UserError
 from finops_tui.ingest.importer import import_paths
 from finops_tui.ingest.progress import StderrReporter
@@ -29,12 +31,15 @@ class _PrintableReporter(StderrReporter):
             yield
 
 
-def run_import(args: argparse.Namespace, cache_path: Path) -> int:
+def run_import(args: argparse.Namespace, cache_path: Path, config: Config) -> int:
     """Import `args.paths`; exit 0 when everything was imported, 1 when a file had to be skipped."""
     reporter = _PrintableReporter(quiet=args.quiet)
+    policy = load_tag_policy(config)
     with cache_to_fill(cache_path) as cache:
         try:
-            outcome = import_paths(cache, list(args.paths), skip_bad_rows=args.skip_bad_rows, reporter=reporter)
+            outcome = import_paths(
+                cache, policy, list(args.paths), skip_bad_rows=args.skip_bad_rows, reporter=reporter
+            )
         except duckdb.Error as exc:
             # The transaction rolled back; say so in one line rather than with a traceback.
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,4 +1,4 @@
-"""Rendering report rows as an aligned table, CSV, Markdown or JSON; money formatting.
+"""Rendering command output as an aligned table, CSV, Markdown or JSON.
 
 Data reaches every format unchanged except where it would act instead of being read: control characters
 are shown as escapes in tables and Markdown (and as \\u escapes in JSON, which keeps the data), and CSV
@@ -14,41 +14,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-# The one rounding rule lives in report.money; re-exported for the renderers' callers.
-from finops_tui.report.money import CENT as CENT
-from finops_tui.report.money import cents as cents
+from finops_tui.basis.money import cents
 from finops_tui.textsafe import json_safe, printable, spreadsheet_safe
-
-
-def money(amount: Decimal | None, currency: str | None = None, *, signed: bool = False) -> str:
-    """`12,345.67 USD`; `+1,234.00` with signed=True."""
-    value = cents(amount)
-    text = f"{value:+,.2f}" if signed else f"{value:,.2f}"
-    return f"{text} {currency}" if currency else text
-
-
-def money_short(amount: Decimal | None) -> str:
-    """Compact figure for tight columns: 1.2M, 45.3k, 812.40."""
-    value = amount or Decimal(0)
-    magnitude = abs(value)
-    if magnitude >= Decimal(1_000_000):
-        return f"{value / Decimal(1_000_000):,.2f}M"
-    if magnitude >= Decimal(10_000):
-        return f"{value / Decimal(1000):,.1f}k"
-    return f"{cents(value):,.2f}"
-
-
-def percent(part: Decimal | None, whole: Decimal | None, *, signed: bool = False) -> str:
-    if part is None or not whole:
-        return "—"
-    value = part / whole * 100
-    return f"{value:+.1f}%" if signed else f"{value:.1f}%"
-
-
-def change_percent(current: Decimal | None, previous: Decimal | None) -> str:
-    if previous is None or previous == 0:
-        return "new" if current else "—"
-    return percent((current or Decimal(0)) - previous, abs(previous), signed=True)
 
 
 def json_default(value: Any) -> Any:
