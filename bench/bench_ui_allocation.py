@@ -108,13 +108,32 @@ async def _expansions(pilot: Any, screen: Any, *, settle_between: bool) -> list[
 async def _drive(cache_path: Path) -> dict[str, Any]:
     from finops_tui.config import Config
     from finops_tui.store import open_cache
+    from finops_tui.ui import app as app_module
     from finops_tui.ui.app import FinopsApp
     from finops_tui.ui.launch import close_when_idle
+    from finops_tui.ui.messages import TagsApplied
     from finops_tui.ui.screens.allocation import AllocationScreen
     from finops_tui.ui.screens.tagging import TaggingScreen
 
+    class TimedTagging(TaggingScreen):
+        """The tagging view, timing each edit from the dialog's answer to the journalled message."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.edit_ms: list[float] = []
+            self._edit_started = 0.0
+
+        def _apply(self, assignments: dict[str, list[str]], key: str) -> None:
+            self._edit_started = time.monotonic()
+            super()._apply(assignments, key)
+
+        def on_tags_applied(self, message: TagsApplied) -> None:
+            self.edit_ms.append((time.monotonic() - self._edit_started) * 1000)
+
     figures: dict[str, Any] = {}
     AllocationScreen.prefetch_enabled = True
+    shipped_tagging = app_module.VIEW_SCREENS["tagging"]
+    app_module.VIEW_SCREENS["tagging"] = TimedTagging
     cache = open_cache(cache_path)
     try:
         config = Config(hierarchies={"default": DEFAULT, "by-service": BY_SERVICE})
@@ -159,7 +178,7 @@ async def _drive(cache_path: Path) -> dict[str, Any]:
             await pilot.press("4")
             await _idle(pilot)
             tagging = app.screen
-            assert isinstance(tagging, TaggingScreen) and tagging.queue is not None
+            assert isinstance(tagging, TimedTagging) and tagging.queue is not None
             table = tagging.table
             ids = [item.resource_id for item in table.listed_items()[:TAGGED]]
             # Marking 1,000 rows through Pilot would time Pilot; the user marks groups with `a` instead.
@@ -185,6 +204,7 @@ async def _drive(cache_path: Path) -> dict[str, Any]:
             unallocated = next((b for b in screen.tree_view.level_branches(()) if b.node.is_unallocated), None)
             figures["unallocated_after"] = str(unallocated.cost) if unallocated else None
     finally:
+        app_module.VIEW_SCREENS["tagging"] = shipped_tagging
         close_when_idle(cache)
     return figures
 

@@ -433,9 +433,9 @@ async def test_a_remap_onto_a_key_in_use_keeps_both_bindings() -> None:
 def test_every_old_id_names_an_action_of_today() -> None:
     from finops_tui.ui.keymap import RENAMED_IDS, binding_chains
 
-    result = resolve_keymap({old: "f12" for old in RENAMED_IDS})
+    result = resolve_keymap({old: "f12" for old in RENAMED_IDS}, binding_chains(FinopsApp))
     assert not [p for p in result.problems if "no key has the id" in p]
-    known = {b.id for chain in binding_chains() for cls in chain
+    known = {b.id for chain in binding_chains(FinopsApp) for cls in chain
              for bs in cls._merge_bindings().key_to_bindings.values() for b in bs}
     assert set(RENAMED_IDS.values()) <= known
 

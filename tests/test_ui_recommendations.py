@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.screen import Screen
 from textual.widgets import Input, Static
 
 import finops_tui.ui.screens.recommendations as rec_screen
@@ -29,10 +28,12 @@ from finops_tui.recommend import Context, RecFilter, Recommendation, Scope, last
 from finops_tui.recommend.generators import KIND_TITLES
 from finops_tui.store import Cache, open_cache
 from finops_tui.ui import app as app_module
-from finops_tui.ui.app import FinopsApp, View
+from finops_tui.ui.app import FinopsApp
 from finops_tui.ui.dialogs.rec_note import MinImpactDialog, NoteDialog, SnoozeDialog
+from finops_tui.ui.screens.base import FinopsScreen
 from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.screens.recommendations import ListFilter, RecommendationsScreen, cycle, matches
+from finops_tui.ui.screens.tagging import TaggingScreen
 from finops_tui.ui.widgets.rec_detail import RecDetail
 from finops_tui.ui.widgets.rec_list import RecList
 from tests.ui_fixtures import async_test, opened, screen_text, settle
@@ -368,45 +369,13 @@ def test_matches_keeps_currencies_apart_and_hides_states() -> None:
 # jumps
 
 
-class FakeAllocationScreen(Screen[None]):
-    """Stands in for an allocation view with `open_path`: records what the recommendations asked it to open."""
-
-    opened: list[tuple[Any, ...]] = []  # noqa: RUF012 (a test's record)
-
-    def open_path(self, hierarchy: tuple[str, ...], path: tuple[str, ...]) -> None:
-        FakeAllocationScreen.opened.append((hierarchy, path))
-
-
-class FakeSliceAllocationScreen(Screen[None]):
-    """An allocation view with only `open_slice(dimension, key)` (the app's `open_allocation`)."""
+class FakeSliceAllocationScreen(FinopsScreen):
+    """Stands in for the allocation view: records the slices `open_slice(dimension, key)` was asked for."""
 
     opened: list[tuple[Any, ...]] = []  # noqa: RUF012
 
     def open_slice(self, dimension: str, key: str | None) -> None:
         FakeSliceAllocationScreen.opened.append((dimension, key))
-
-
-class FakeTaggingScreen(Screen[None]):
-    """A tagging view with `open_for(key, subscription, resource_group)`."""
-
-    opened: list[tuple[Any, ...]] = []  # noqa: RUF012
-
-    def open_for(self, key: str, subscription: str | None, resource_group: str | None) -> None:
-        FakeTaggingScreen.opened.append((key, subscription, resource_group))
-
-
-class FakeScopedTaggingScreen(Screen[None]):
-    """A tagging view built for a key and a scope, pushed over the findings (as the tree opens it)."""
-
-    def __init__(self, *, key: str | None = None, scope: Any = ()) -> None:
-        super().__init__()
-        self.key = key
-        self.scope = list(scope)
-
-
-def _fake_view(monkeypatch: pytest.MonkeyPatch, mode: str, title: str, screen: str) -> None:
-    key = app_module.VIEWS_BY_MODE[mode].key
-    monkeypatch.setitem(app_module.VIEWS_BY_MODE, mode, View(mode, key, title, screen))
 
 
 async def _move_to(pilot: Pilot[Any], screen: RecommendationsScreen, rec: Recommendation) -> None:
@@ -422,39 +391,9 @@ def _targets(screen: RecommendationsScreen) -> tuple[Recommendation, Recommendat
 
 
 @async_test
-async def test_enter_opens_the_path_and_the_tagging_view(monkeypatch: pytest.MonkeyPatch,
-                                                         stored_run_only: None) -> None:
-    _fake_view(monkeypatch, "allocation", "Allocation", f"{__name__}:FakeAllocationScreen")
-    _fake_view(monkeypatch, "tagging", "Tagging", f"{__name__}:FakeTaggingScreen")
-    FakeAllocationScreen.opened.clear()
-    FakeTaggingScreen.opened.clear()
-    with opened(demo_path()) as cache_file:
-        app = make_app(cache_file)
-        async with app.run_test(size=SIZE) as pilot:
-            screen = await open_screen(pilot)
-            to_tree, to_tagging = _targets(screen)
-            assert to_tree.jump is not None and to_tagging.jump is not None
-            await _move_to(pilot, screen, to_tree)
-            await pilot.press("enter")
-            await pilot.pause()
-            assert app.current_mode == "allocation"
-            assert FakeAllocationScreen.opened == [(tuple(d for d, _ in to_tree.jump.path),
-                                                    tuple(k for _, k in to_tree.jump.path))]
-            await pilot.press("3")
-            await pilot.pause()
-            await _move_to(pilot, screen, to_tagging)
-            await pilot.press("enter")
-            await pilot.pause()
-            assert app.current_mode == "tagging"
-            assert FakeTaggingScreen.opened == [(to_tagging.jump.tag_key, to_tagging.scope.subscription_id,
-                                                 to_tagging.scope.resource_group)]
-
-
-@async_test
-async def test_enter_falls_back_to_a_slice_and_a_scoped_queue(monkeypatch: pytest.MonkeyPatch,
-                                                              stored_run_only: None) -> None:
-    _fake_view(monkeypatch, "allocation", "Allocation", f"{__name__}:FakeSliceAllocationScreen")
-    _fake_view(monkeypatch, "tagging", "Tagging", f"{__name__}:FakeScopedTaggingScreen")
+async def test_enter_opens_the_deepest_slice_and_a_scoped_queue(monkeypatch: pytest.MonkeyPatch,
+                                                                 stored_run_only: None) -> None:
+    monkeypatch.setitem(app_module.VIEW_SCREENS, "allocation", FakeSliceAllocationScreen)
     FakeSliceAllocationScreen.opened.clear()
     with opened(demo_path()) as cache_file:
         app = make_app(cache_file)
@@ -473,28 +412,12 @@ async def test_enter_falls_back_to_a_slice_and_a_scoped_queue(monkeypatch: pytes
             await pilot.press("enter")
             await pilot.pause()
             queue = app.screen
-            assert app.current_mode == "recommendations" and isinstance(queue, FakeScopedTaggingScreen)
+            assert app.current_mode == "recommendations" and isinstance(queue, TaggingScreen)
             subscription_name = to_tagging.scope.label.rsplit(" (", 1)[1].rstrip(")")
             assert queue.key == to_tagging.jump.tag_key
             assert queue.scope == [("subscription", to_tagging.scope.subscription_id, subscription_name),
                                    ("resource-group", to_tagging.scope.resource_group,
                                     to_tagging.scope.resource_group)]
-
-
-@async_test
-async def test_enter_says_so_when_the_allocation_view_is_missing(monkeypatch: pytest.MonkeyPatch,
-                                                                 stored_run_only: None) -> None:
-    _fake_view(monkeypatch, "allocation", "Allocation", "finops_tui.ui.screens.no_such_screen:Nothing")
-    with opened(demo_path()) as cache_file:
-        app = make_app(cache_file)
-        async with app.run_test(size=SIZE) as pilot:
-            screen = await open_screen(pilot)
-            rec = next(r for r in screen.shown if r.jump and r.jump.screen == "allocation")
-            await _move_to(pilot, screen, rec)
-            await pilot.press("enter")
-            await pilot.pause()
-            assert app.current_mode == "recommendations"
-            assert any("Allocation view is not available yet" in n.message for n in app._notifications)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import pytest
 from textual.pilot import Pilot
 
 from finops_tui import clock
-from finops_tui.ui.widgets import view_tabs
 from tests.ui_fixtures import TODAY, make_app, opened, settle, usd_cache_path
 
 SnapCompare = Callable[..., bool]
@@ -20,8 +19,6 @@ def _pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     clock.pin(TODAY)
     # The status bar shows the cache path relative to home: make it the same on every machine.
     monkeypatch.setenv("HOME", str(usd_cache_path().parent))
-    # The view row dims views not built yet; other views land independently, so pin the answer.
-    monkeypatch.setattr(view_tabs, "screen_module_exists", lambda path: path.endswith(":OverviewScreen"))
     yield
     clock.pin(None)
 

@@ -20,7 +20,6 @@ from finops_tui.ui.dialogs.push_preview import PushPreviewDialog
 from finops_tui.ui.screens.allocation import AllocationScreen
 from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.screens.recommendations import RecommendationsScreen
-from finops_tui.ui.widgets import view_tabs
 from tests.ui_fixtures import TODAY, empty_cache_path, make_app, opened, settle, usd_cache_path
 
 SnapCompare = Callable[..., bool]
@@ -33,7 +32,6 @@ def _pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     clock.pin(TODAY)
     # The status bar shows the cache path relative to home: make it the same on every machine.
     monkeypatch.setenv("HOME", str(usd_cache_path().parent))
-    monkeypatch.setattr(view_tabs, "screen_module_exists", lambda path: True)
     monkeypatch.setattr(OverviewScreen, "prefetch_enabled", False)
     monkeypatch.setattr(AllocationScreen, "prefetch_enabled", False)
     monkeypatch.setattr(RecommendationsScreen, "refresh_on_open", False)  # the stored run, "3 min ago"

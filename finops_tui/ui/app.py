@@ -1,14 +1,11 @@
-"""The explorer app: views as Textual modes looked up in a registry, app-wide keys, theme, errors."""
+"""The explorer app: views as Textual modes, app-wide keys, theme, navigation between screens, errors."""
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
-from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import on, work
@@ -25,67 +22,31 @@ from finops_tui.errors import UserError
 from finops_tui.store import Cache
 from finops_tui.ui.commands import PaletteCommand, ViewCommands
 from finops_tui.ui.dialogs.help import HelpDialog, KeyHelp
+from finops_tui.ui.formatting import failure_line
+from finops_tui.ui.keymap import binding_chains, resolve_keymap
 from finops_tui.ui.messages import CacheFoundEmpty, SyncDeclined, SyncFinished, SyncProgressed, TagsChanged
+from finops_tui.ui.screens.allocation import AllocationScreen
+from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.screens.overview import OverviewScreen
+from finops_tui.ui.screens.recommendations import RecommendationsScreen
+from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
+from finops_tui.ui.screens.tagging import TaggingScreen
+from finops_tui.ui.screens.welcome import WelcomeScreen
 from finops_tui.ui.sync_worker import SYNC_GROUP, WORKER_NAME, finished_line, progress_line, run_background_sync
+from finops_tui.ui.views import VIEWS, VIEWS_BY_MODE, WELCOME_MODE, ReopenCache, ScopeStep, View, ViewState
+
+__all__ = ["VIEWS", "VIEWS_BY_MODE", "WELCOME_MODE", "FinopsApp", "ReopenCache", "View", "ViewState"]
 
 
-@dataclass(frozen=True)
-class View:
-    """One view of the app: its Textual mode, default key, title, screen class as `module:Class`, and a
-    short title for narrow terminals."""
-
-    mode: str
-    key: str
-    title: str
-    screen: str
-    short: str = ""
-
-
-# The registry: a view whose module cannot be imported yet shows a one-line notice instead.
-# To plug a screen in, create the module and class named here (subclass FinopsScreen).
-VIEWS: tuple[View, ...] = (
-    View("overview", "1", "Overview", "finops_tui.ui.screens.overview:OverviewScreen", "Overview"),
-    View("allocation", "2", "Allocation", "finops_tui.ui.screens.allocation:AllocationScreen", "Alloc"),
-    View("recommendations", "3", "Recommendations", "finops_tui.ui.screens.recommendations:RecommendationsScreen",
-         "Recs"),
-    View("tagging", "4", "Tagging", "finops_tui.ui.screens.tagging:TaggingScreen", "Tags"),
-)
-VIEWS_BY_MODE = {view.mode: view for view in VIEWS}
-WELCOME_MODE = "welcome"
 CANCEL_CONFIRM_SECONDS = 3.0  # a second R within this time cancels the running sync
 
-
-def import_screen(path: str) -> tuple[type[Screen[Any]] | None, str]:
-    """The screen class at `module:Class`, or None and why (not built yet, or failing to import)."""
-    module_name, _, class_name = path.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None, "not available yet"
-        return None, f"failed to load ({exc})"
-    except Exception as exc:  # a broken screen module must not take the app down
-        return None, f"failed to load ({type(exc).__name__}: {exc})"
-    screen = getattr(module, class_name, None)
-    if not (isinstance(screen, type) and issubclass(screen, Screen)):
-        return None, "not available yet"
-    return screen, ""
-
-
-@dataclass
-class ViewState:
-    """What every view shows, shared so switching views keeps the same period, metric and currency."""
-
-    period: str = "mtd"
-    metric: str = "effective"
-    currency: str | None = None  # None: the currency with the most cost
-
-
-@dataclass(frozen=True)
-class ReopenCache:
-    """The app's return value when it should be started again on another cache (e.g. the demo)."""
-
-    path: Path
+# The screen of each view, made on first use (a Textual mode).
+VIEW_SCREENS: dict[str, type[FinopsScreen]] = {
+    "overview": OverviewScreen,
+    "allocation": AllocationScreen,
+    "recommendations": RecommendationsScreen,
+    "tagging": TaggingScreen,
+}
 
 
 def _view_bindings() -> list[BindingType]:
@@ -154,30 +115,18 @@ class FinopsApp(App[ReopenCache | None]):
                         severity="warning", timeout=20, markup=False)
         if self.config.keymap:
             self.remap_keys(self.config.keymap)
-        self.add_mode(WELCOME_MODE, self._welcome_screen)
+        self.add_mode(WELCOME_MODE, WelcomeScreen)
         self.show_view("overview")
         if self.config.scopes:  # the worker checks whether the cache is old enough (SQL stays off this thread)
             self.start_sync(manual=False)
-
-    @staticmethod
-    def _welcome_screen() -> Screen[Any]:
-        from finops_tui.ui.screens.welcome import WelcomeScreen
-
-        return WelcomeScreen()
 
     # ----------------------------------------------------------------------------------------------
     # views
 
     def show_view(self, mode: str) -> bool:
-        """Switch to a view, importing its screen on first use; a missing screen gives a notice."""
+        """Switch to a view, making its screen on first use."""
         if mode not in self._modes:
-            view = VIEWS_BY_MODE[mode]
-            screen_class, problem = import_screen(view.screen)
-            if screen_class is None:
-                self.notify(f"The {view.title} view is {problem}.", timeout=4,
-                            severity="information" if problem == "not available yet" else "error")
-                return False
-            self.add_mode(mode, screen_class)
+            self.add_mode(mode, VIEW_SCREENS[mode])
         self.switch_mode(mode)
         return True
 
@@ -212,8 +161,17 @@ class FinopsApp(App[ReopenCache | None]):
         self.switch_mode(self.came_from.pop())
         return True
 
+    def open_resource(self, resource_id: str, *, trail: Sequence[tuple[str, str]] = (), root: str = "Allocation",
+                      jumped_to: bool = False) -> None:
+        """One resource's detail over the screen on show; `esc` closes it (and goes back if `jumped_to`)."""
+        self.push_screen(ResourceDetailScreen(resource_id, trail=trail, root=root, jumped_to=jumped_to))
+
+    def open_queue(self, key: str, scope: Sequence[ScopeStep] = ()) -> None:
+        """The unallocated queue of tag `key`, scoped, over the screen on show; `esc` closes it."""
+        self.push_screen(TaggingScreen(key=key, scope=scope))
+
     def open_allocation(self, dimension: str, key: str | None) -> None:
-        """Open one slice (e.g. service = Storage) in the allocation view, or say it is not there yet.
+        """Open one slice (e.g. service = Storage) in the allocation view.
 
         The allocation screen receives it through `open_slice(dimension, key)` if it defines one.
         """
@@ -382,9 +340,7 @@ class FinopsApp(App[ReopenCache | None]):
     def remap_keys(self, entries: dict[str, str]) -> None:
         """config.toml [keys]: remap by binding id (old ids too); an entry that would take another binding's
         key is left out with a warning, instead of that binding silently losing its key."""
-        from finops_tui.ui.keymap import resolve_keymap
-
-        result = resolve_keymap(entries)
+        result = resolve_keymap(entries, binding_chains(type(self)))
         self.set_keymap(result.keymap)
         for problem in result.problems:
             self.notify(problem, title="Keys", severity="warning", timeout=12)
@@ -419,12 +375,3 @@ class FinopsApp(App[ReopenCache | None]):
             return
         self.notify(text, title=f"{worker.name or 'background task'} failed", severity="error", timeout=10)
 
-
-def failure_line(error: BaseException | None) -> str:
-    """A UserError's own message, else the error type and the first line of its message."""
-    if error is None:
-        return "failed"
-    message = str(error).strip()
-    if isinstance(error, UserError) and message:
-        return message.splitlines()[0]
-    return f"{type(error).__name__}: {message.splitlines()[0]}" if message else type(error).__name__

@@ -14,6 +14,7 @@ from textual.color import Color
 from finops_tui import clock
 from finops_tui.basis.money import change_percent, money, shown_change
 from finops_tui.basis.periods import Period
+from finops_tui.errors import UserError
 from finops_tui.store.sources import Freshness
 
 METRIC_LABELS = {"effective": "EffectiveCost (amortized)", "billed": "BilledCost (actual)"}
@@ -128,3 +129,13 @@ def change_styles(app: App[object]) -> tuple[Style, Style]:
         Style(color=Color.parse(variables[f"{prefix}error"]).rich_color),
         Style(color=Color.parse(variables[f"{prefix}success"]).rich_color),
     )
+
+
+def failure_line(error: BaseException | None) -> str:
+    """A UserError's own message, else the error type and the first line of its message."""
+    if error is None:
+        return "failed"
+    message = str(error).strip()
+    if isinstance(error, UserError) and message:
+        return message.splitlines()[0]
+    return f"{type(error).__name__}: {message.splitlines()[0]}" if message else type(error).__name__

@@ -9,6 +9,26 @@ from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.keys import key_to_character
+from textual.widgets import Button, DataTable
+
+from finops_tui.ui.dialogs.help import HelpDialog, HelpTable
+from finops_tui.ui.dialogs.hierarchy import HierarchyDialog
+from finops_tui.ui.dialogs.period import CustomPeriodDialog, PeriodDialog, VimOptionList
+from finops_tui.ui.dialogs.push_preview import PushPreviewDialog
+from finops_tui.ui.dialogs.rec_note import RecFieldDialog
+from finops_tui.ui.dialogs.tag_dialog import RuleDialog, RulesDialog, TagDialog, TagKeyDialog
+from finops_tui.ui.screens.allocation import AllocationScreen
+from finops_tui.ui.screens.overview import OverviewScreen
+from finops_tui.ui.screens.recommendations import RecommendationsScreen
+from finops_tui.ui.screens.resource_detail import CostLines, ResourceDetailScreen
+from finops_tui.ui.screens.tagging import TaggingScreen
+from finops_tui.ui.screens.welcome import WelcomeScreen
+from finops_tui.ui.widgets.alloc_queue import QueueTable
+from finops_tui.ui.widgets.alloc_tree import AllocTree
+from finops_tui.ui.widgets.cost_table import CostTable
+from finops_tui.ui.widgets.daily_chart import DailyChart
+from finops_tui.ui.widgets.rec_detail import RecDetail
+from finops_tui.ui.widgets.rec_list import RecList
 
 # Ids renamed when every screen's copy of an action got one id: configs written for the old ones keep
 # working (the README's example used to be "overview.metric").
@@ -47,33 +67,11 @@ class KeymapResult:
     problems: list[str]
 
 
-def binding_chains() -> list[Chain]:
+def binding_chains(app: type[DOMNode]) -> list[Chain]:
     """Every combination of a focusable widget, its screen and the app whose keys are live at the same time.
 
     Dialogs are modal: the app's keys are not live under them.
     """
-    from textual.widgets import Button, DataTable
-
-    from finops_tui.ui.app import FinopsApp
-    from finops_tui.ui.dialogs.help import HelpDialog, HelpTable
-    from finops_tui.ui.dialogs.hierarchy import HierarchyDialog
-    from finops_tui.ui.dialogs.period import CustomPeriodDialog, PeriodDialog, VimOptionList
-    from finops_tui.ui.dialogs.push_preview import PushPreviewDialog
-    from finops_tui.ui.dialogs.rec_note import RecFieldDialog
-    from finops_tui.ui.dialogs.tag_dialog import RuleDialog, RulesDialog, TagDialog, TagKeyDialog
-    from finops_tui.ui.screens.allocation import AllocationScreen
-    from finops_tui.ui.screens.overview import OverviewScreen
-    from finops_tui.ui.screens.recommendations import RecommendationsScreen
-    from finops_tui.ui.screens.resource_detail import CostLines, ResourceDetailScreen
-    from finops_tui.ui.screens.tagging import TaggingScreen
-    from finops_tui.ui.screens.welcome import WelcomeScreen
-    from finops_tui.ui.widgets.alloc_queue import QueueTable
-    from finops_tui.ui.widgets.alloc_tree import AllocTree
-    from finops_tui.ui.widgets.cost_table import CostTable
-    from finops_tui.ui.widgets.daily_chart import DailyChart
-    from finops_tui.ui.widgets.rec_detail import RecDetail
-    from finops_tui.ui.widgets.rec_list import RecList
-
     screens: list[tuple[type[DOMNode], tuple[type[DOMNode], ...]]] = [
         (OverviewScreen, (CostTable, DailyChart)),
         (AllocationScreen, (AllocTree,)),
@@ -96,7 +94,7 @@ def binding_chains() -> list[Chain]:
     ]
     chains: list[Chain] = []
     for screen, widgets in screens:
-        chains += [(widget, screen, FinopsApp) for widget in widgets] + [(screen, FinopsApp)]
+        chains += [(widget, screen, app) for widget in widgets] + [(screen, app)]
     for dialog, widgets in dialogs:
         chains += [(widget, dialog) for widget in widgets] + [(dialog,)]
     return chains
@@ -112,10 +110,10 @@ def _name(binding: Binding) -> str:
     return f"{what} ({binding.id})" if binding.id else what
 
 
-def resolve_keymap(entries: Mapping[str, str], chains: Iterable[Chain] | None = None) -> KeymapResult:
+def resolve_keymap(entries: Mapping[str, str], chains: Iterable[Chain]) -> KeymapResult:
     """The [keys] entries under today's ids, without those that name no binding or would take a key that
     another binding on the same screen keeps (that binding would silently lose its key)."""
-    chain_list = list(chains if chains is not None else binding_chains())
+    chain_list = list(chains)
     known = {binding.id for chain in chain_list for cls in chain for binding in _bindings(cls) if binding.id}
     problems: list[str] = []
     keymap: dict[str, str] = {}

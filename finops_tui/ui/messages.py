@@ -8,6 +8,8 @@ from pathlib import Path
 
 from textual.message import Message
 
+from finops_tui.allocation.assign import TagsAssigned
+from finops_tui.allocation.journal import TagBatch
 from finops_tui.report.overview import Overview
 from finops_tui.sync import SyncProgress, SyncResult
 
@@ -101,3 +103,36 @@ class SyncDeclined(Message):
     """The user pressed R on a cache that is not synced (the demo, imports only) or with no scopes set."""
 
     reason: str
+
+
+@dataclass
+class TagsApplied(Message):
+    """A worker journalled tag edits (`allocation.assign.assign_tags`)."""
+
+    edit: TagsAssigned
+
+    def describe(self) -> str:
+        edit = self.edit
+        values = ", ".join(edit.values)
+        if not edit.batches:
+            return f"Nothing to change: those resources already have {edit.key}={values}."
+        noun = "resource" if edit.resources == 1 else "resources"
+        return (f"{edit.key}={values} on {edit.resources:,} {noun} (batch {', '.join(map(str, edit.batches))}); "
+                "applies to all cached history · u undoes")
+
+
+@dataclass
+class EditReverted(Message):
+    """`u` or `ctrl+r` finished: the batch undone or redone, None when there was nothing to do."""
+
+    verb: str  # undo | redo
+    batch: TagBatch | None
+
+    def describe(self) -> str:
+        batch = self.batch
+        if batch is None:
+            return f"Nothing to {self.verb}."
+        what = f"{batch.tag_key}={batch.new_value}" if batch.new_value is not None else f"{batch.tag_key} removed"
+        noun = "resource" if batch.resources == 1 else "resources"
+        verb = "Undone" if self.verb == "undo" else "Redone"
+        return f"{verb}: {what} on {batch.resources:,} {noun} (batch {batch.batch_id})"

@@ -19,6 +19,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from finops_tui.allocation.push import PushItem, PushReport, PushResult, push
 from finops_tui.store import Cache
 from finops_tui.ui.dialogs.dialog_box import DialogBox
+from finops_tui.ui.formatting import failure_line
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -217,8 +218,6 @@ class PushPreviewDialog(ModalScreen[PushOutcome | None]):
         if event.worker.group != "tag-push":
             return
         if event.state == WorkerState.ERROR:
-            from finops_tui.ui.app import failure_line
-
             self._done(None, failure_line(event.worker.error))
         elif event.state == WorkerState.CANCELLED and self.report is None:
             self._done(None, "stopped")

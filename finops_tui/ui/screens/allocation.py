@@ -20,7 +20,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Header, Input, Static
 from textual.worker import Worker, WorkerState, get_current_worker
@@ -36,17 +35,10 @@ from finops_tui.report.tags import TagKeyCoverage, folded_keys, tag_keys
 from finops_tui.report.tree import Node, children, resolve_hierarchy
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
-from finops_tui.ui.formatting import (
-    METRIC_LABELS,
-    PERIOD_CHOICES,
-    freshness_line,
-    old_data_notice,
-    short_path,
-)
 from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.base import CostScreen
+from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput, level_title, pick_currency
 from finops_tui.ui.widgets.alloc_tree import SORT_MODES, SORT_TITLES, AllocTree, Branch, NodePath
-from finops_tui.ui.widgets.context_bar import ContextBar, cost_context
+from finops_tui.ui.widgets.context_bar import ContextBar
 from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.status_bar import StatusBar
 
@@ -56,188 +48,9 @@ if TYPE_CHECKING:
 CHILDREN_LIMIT = 200  # children per expansion; the smaller ones fold into one "(N more)" row
 PREFETCH_LIMIT = 40  # expansions computed ahead of the user per plan
 RESULT_CACHE_SIZE = 512  # expansions kept (a few kB each)
-LOADING_DELAY = 0.1  # seconds before a pending query shows the loading state
-NARROW = 100  # columns under which the screens drop secondary text
 
 ExpansionKey = tuple[tuple[str, ...], NodePath, Period, str, str]
 _now = time.monotonic
-
-
-# --------------------------------------------------------------------------------------------------
-# shared by the allocation, resource and tagging screens
-
-
-def pick_currency(asked: str | None, found: Sequence[str]) -> str:
-    """The currency the user chose if it has cost in the period, else the largest one."""
-    if asked and asked in found:
-        return asked
-    return found[0] if found else (asked or "USD")
-
-
-def level_title(name: str) -> str:
-    """`tag:team` → `team`, `resource-group` → `resource group`: how a level reads in bars and crumbs."""
-    return name[4:] if name.startswith("tag:") else name.replace("-", " ")
-
-
-class CostViewScreen(CostScreen):
-    """A view of cost for the shared period, metric and currency (`p`, `m`, `c`), reloaded when they change.
-
-    Subclasses implement `request_view()` and set `period`, `currency`, `known_currencies` and
-    `shown_state` when their data arrives.
-    """
-
-    QUERY_GROUP: ClassVar[str] = ""  # the worker group of the screen's main query
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("p", "choose_period", "Period", id="view.period",
-                tooltip="Month to date, last month, 30/90 days, all, custom (shared by every view)"),
-        Binding("m", "toggle_metric", "Metric", id="view.metric",
-                tooltip="EffectiveCost (amortized) ↔ BilledCost (actual)"),
-        Binding("c", "cycle_currency", "Currency", id="view.currency",
-                tooltip="Next billing currency (never added to another)"),
-    ]
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.period: Period | None = None
-        self.freshness: Freshness | None = None
-        self.currency: str | None = None  # the currency on screen (resolved)
-        self.known_currencies: list[str] = []
-        self.shown_state: tuple[str, str, str | None] | None = None  # (period, metric, currency) asked for
-        self.requested_state: tuple[str, str, str | None] | None = None
-        self._stopped_while_hidden = False
-        self.query_gate = QueryGate()  # runs the screen's main query (worker group QUERY_GROUP)
-        self._pending: object | None = None  # the main query's request while it runs
-        self._loading_timer: Timer | None = None
-
-    @property
-    def narrow(self) -> bool:
-        return self.size.width < NARROW
-
-    def state_key(self) -> tuple[str, str, str | None]:
-        state = self.finops.view_state
-        return (state.period, state.metric, state.currency)
-
-    def request_view(self) -> None:
-        """Query what the screen shows for the shared state (override)."""
-        raise NotImplementedError
-
-    def reload(self) -> None:
-        """The data changed (tags edited elsewhere): query again."""
-        self.request_view()
-
-    def loading_target(self) -> Widget:
-        """The widget that shows the loading state while the main query runs (override)."""
-        raise NotImplementedError
-
-    def begin_query(self, request: object) -> None:
-        """`request` supersedes the running main query, which stops; slow answers show a loading state.
-
-        The caller starts its worker (group QUERY_GROUP, through `query_gate`) right after.
-        """
-        self.requested_state = self.state_key()
-        self.workers.cancel_group(self, self.QUERY_GROUP)
-        self.query_gate.interrupt_cancelled()
-        self._pending = request
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
-
-    def end_query(self, focus: Widget | None = None) -> None:
-        """The main query's answer arrived: leave the loading state, focus back on `focus`."""
-        self._pending = None
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        self.end_loading(self.loading_target(), focus)
-
-    def _show_loading(self) -> None:
-        if self._pending is not None:
-            self.loading_target().loading = True
-
-    def cancel_pending(self) -> bool:
-        """Stop the main query if it still runs; True if one was stopped."""
-        if self._pending is None:
-            return False
-        self.workers.cancel_group(self, self.QUERY_GROUP)
-        self.query_gate.interrupt_cancelled()
-        self._pending = None
-        return True
-
-    def on_screen_suspend(self) -> None:
-        # Hidden: whatever is still loading would only slow the view the user went to. Load it on return.
-        if self.cancel_pending():
-            self._stopped_while_hidden = True
-
-    def on_screen_resume(self) -> None:
-        seen = self._tags_version_seen
-        if seen is not None and seen != self.finops.tags_version:
-            self._stopped_while_hidden = False
-            return  # tags changed meanwhile: FinopsScreen calls `reload()`, which queries everything again
-        # Another view may have changed the shared period, metric or currency meanwhile.
-        stale = self.requested_state is not None and self.requested_state != self.state_key()
-        if stale or self._stopped_while_hidden:
-            self._stopped_while_hidden = False
-            self.request_view()
-
-    # the shared period, metric and currency -------------------------------------------------------
-
-    def set_period(self, spec: str) -> None:
-        self.finops.view_state.period = spec
-        self.request_view()
-
-    def set_metric(self, metric: str) -> None:
-        self.finops.view_state.metric = metric
-        self.request_view()
-
-    def set_currency(self, currency: str) -> None:
-        self.finops.view_state.currency = currency
-        self.request_view()
-
-    def shown_period(self) -> Period | None:
-        return self.period
-
-    def shown_currencies(self) -> tuple[list[str], str | None]:
-        return self.known_currencies, self.currency
-
-    def view_palette_commands(self) -> Iterable[PaletteCommand]:
-        state = self.finops.view_state
-        for spec, label in PERIOD_CHOICES:
-            yield PaletteCommand(f"Period: {label}", f"Show {label.lower()}", partial(self.set_period, spec))
-        yield PaletteCommand("Period: custom range…", "Pick START and END (END exclusive)", self.ask_custom_period)
-        other = "billed" if state.metric == "effective" else "effective"
-        yield PaletteCommand(f"Metric: {METRIC_LABELS[other]}", "Switch the cost metric",
-                             partial(self.set_metric, other))
-        for code in self.known_currencies:
-            if code != self.currency:
-                yield PaletteCommand(f"Currency: {code}", f"Show the cost billed in {code}",
-                                     partial(self.set_currency, code))
-
-    # shared bars ----------------------------------------------------------------------------------
-
-    def context_forms(self) -> list[Content]:
-        """Period, comparison, metric and currency, longest first: always visible at the top."""
-        state = self.finops.view_state
-        return cost_context(self.period, state.period, state.metric, self.currency)
-
-    def notice_lines(self) -> list[Content]:
-        """Old data and other currencies: one line each, shown under the context bar."""
-        lines: list[Content] = []
-        if self.period is not None and self.freshness is not None:
-            old = old_data_notice(self.period, self.freshness)
-            if old:
-                lines.append(Content.styled(f"⚠ {old}", "$text-warning"))
-        others = [code for code in self.known_currencies if code != self.currency]
-        if self.currency and others:
-            lines.append(Content.assemble(
-                Content.styled(f"◆ showing {self.currency}; also billed in {', '.join(others)}", "$text-accent"),
-                Content.styled(" (press c to switch; currencies are never added up)", "$text-muted"),
-            ))
-        return lines
-
-    def show_status(self) -> None:
-        path = self.finops.cache.path
-        line = freshness_line(self.freshness, self.finops.now()) if self.freshness else "loading…"
-        self.query_one(StatusBar).show(line, path.name if self.narrow and path else short_path(path))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,10 +186,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-").lower()[:60] or "all"
 
 
-class FilterInput(Input):
-    """The `/` filter over the names of one level; `esc` clears it."""
-
-
 # --------------------------------------------------------------------------------------------------
 # the screen
 
@@ -414,7 +223,7 @@ class AllocationScreen(CostViewScreen):
     AllocationScreen #filter { display: none; margin: 0 1; }
     AllocationScreen AllocTree { height: 1fr; margin: 0 0 0 0; background: $surface; }
     """
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (NARROW, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
 
     def __init__(self) -> None:
         super().__init__()
@@ -488,24 +297,21 @@ class AllocationScreen(CostViewScreen):
         self._generation += 1
         request = TreeRequest(self._generation, self._data_version, tuple(self.hierarchy), state.period,
                               state.metric, state.currency, keep_state)
-        self.requested_state = (state.period, state.metric, state.currency)
         self._requested_at = _now()
-        for group, gate in (("alloc-root", self.query_gate), ("alloc-expand", self._expand_gate),
-                            ("alloc-prefetch", self._prefetch_gate)):
-            self.workers.cancel_group(self, group)
-            gate.interrupt_cancelled()
         self._expansions.clear()
         self._plan.replace([])
         cached = self._cached_tree(request)
         if cached is not None:
-            self._pending = None
+            self.answer_from_memory()
             self._show_tree(cached)
             return
-        self._pending = request
+        self.begin_query(request)
         self._load_tree(request, dict(self.folded))
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
+
+    def query_groups(self) -> list[tuple[str, QueryGate]]:
+        # A new tree makes every expansion and guess in flight useless.
+        return [(self.QUERY_GROUP, self.query_gate), ("alloc-expand", self._expand_gate),
+                ("alloc-prefetch", self._prefetch_gate)]
 
     def _cached_tree(self, request: TreeRequest) -> TreeLoaded | None:
         """The top level from memory when the period was resolved today and the level was loaded before."""
@@ -578,9 +384,12 @@ class AllocationScreen(CostViewScreen):
         self.root_ms.append((self.root_painted_at - started) * 1000)
 
     def cancel_pending(self) -> bool:
+        self._stop_prefetch()
+        return super().cancel_pending()
+
+    def _stop_prefetch(self) -> None:
         self.workers.cancel_group(self, "alloc-prefetch")
         self._prefetch_gate.interrupt_cancelled()
-        return super().cancel_pending()
 
     def loading_target(self) -> Widget:
         return self.tree_view
@@ -615,8 +424,7 @@ class AllocationScreen(CostViewScreen):
         if self._plan.running() == request.key and prefetch is not None and not prefetch.is_finished:
             return  # the prefetch is computing exactly this: its answer fills the node
         # The user's request gets the CPU: stop the background work, start it again afterwards.
-        self.workers.cancel_group(self, "alloc-prefetch")
-        self._prefetch_gate.interrupt_cancelled()
+        self._stop_prefetch()
         worker = self._load_children(request)
         self._expansions[worker] = branch.path
 
@@ -740,11 +548,7 @@ class AllocationScreen(CostViewScreen):
     # bars: hierarchy, folded tag keys, breadcrumbs
 
     def _show_bars(self) -> None:
-        self.query_one(ContextBar).show(self.context_forms())
-        notice = self.query_one("#notice", Static)
-        lines = self.notice_lines()
-        notice.update(Content("\n").join(lines) if lines else "")
-        notice.display = bool(lines)
+        self.show_context()
         self._show_hierarchy_bar()
         self._show_breadcrumbs()
 
@@ -805,16 +609,12 @@ class AllocationScreen(CostViewScreen):
             self.notify("This is the last level of the hierarchy: press H to add levels.", timeout=4)
 
     def open_resource(self, resource_id: str, branch: Branch | None = None, *, jumped_to: bool = False) -> None:
-        from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
-
         trail = [(level_title(b.node.dimension), b.label) for b in branch.trail[:-1]] if branch else []
-        self.app.push_screen(ResourceDetailScreen(resource_id, trail=trail, jumped_to=jumped_to))
+        self.finops.open_resource(resource_id, trail=trail, jumped_to=jumped_to)
 
     def open_tagging(self, branch: Branch | None) -> None:
         """The unallocated queue for the tag key of the branch's level (else the first tag level, else the team
         key), scoped to the branch's plain-dimension steps where the queue can filter by them."""
-        from finops_tui.ui.screens.tagging import TaggingScreen
-
         tag_levels = [level[4:] for level in self.shown_hierarchy if level.startswith("tag:")]
         key = None
         scope: list[tuple[str, str | None, str]] = []
@@ -824,7 +624,7 @@ class AllocationScreen(CostViewScreen):
             steps = branch.trail if not branch.node.is_other else branch.trail[:-1]
             scope = [(b.node.dimension, b.node.key, b.label) for b in steps if not b.node.dimension.startswith("tag:")]
         key = key or (tag_levels[0] if tag_levels else self.finops.config.team_key)
-        self.app.push_screen(TaggingScreen(key=key, scope=scope))
+        self.finops.open_queue(key, scope)
 
     def open_slice(self, dimension_name: str, key: str | None) -> None:
         """From another view (the overview's "service = Storage"): a hierarchy starting at that dimension,
@@ -947,11 +747,8 @@ class AllocationScreen(CostViewScreen):
         if not tree.go_back():
             self.finops.go_back()
 
-    def action_export(self) -> None:
-        if self.period is None or not self.tree_view.roots:
-            self.notify("Nothing to export yet.", severity="warning")
-            return
-        self.save_export(self.export_csv)
+    def can_export(self) -> bool:
+        return self.period is not None and bool(self.tree_view.roots)
 
     def export_csv(self, folder: Path) -> Path:
         """Write the cursor's level (as shown: sorted, filtered) with exact figures to a CSV file in `folder`."""

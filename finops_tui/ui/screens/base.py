@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import ClassVar, cast
 
 from textual import events, on
 from textual.notifications import SeverityLevel
@@ -12,13 +12,9 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
-from finops_tui import clock, paths
-from finops_tui.basis.periods import Period
+from finops_tui import paths
 from finops_tui.ui.commands import PaletteCommand
-from finops_tui.ui.dialogs.period import CUSTOM, CustomPeriodDialog, PeriodDialog
-
-if TYPE_CHECKING:
-    from finops_tui.ui.app import FinopsApp
+from finops_tui.ui.views import Explorer
 
 
 class FinopsScreen(Screen[None]):
@@ -28,8 +24,8 @@ class FinopsScreen(Screen[None]):
     _tags_version_seen: int | None = None  # app.tags_version when this screen last showed its data
 
     @property
-    def finops(self) -> FinopsApp:
-        return cast("FinopsApp", self.app)
+    def finops(self) -> Explorer:
+        return cast("Explorer", self.app)
 
     def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
                timeout: float | None = None, markup: bool = False) -> None:
@@ -65,6 +61,20 @@ class FinopsScreen(Screen[None]):
         """The screen's own actions for the command palette (override)."""
         return ()
 
+    def can_export(self) -> bool:
+        """Whether there is something on screen for `ctrl+s` to save (override with `export_csv`)."""
+        return False
+
+    def export_csv(self, folder: Path) -> Path:
+        """Write what the screen shows, with exact figures, to a CSV file in `folder`; returns its path."""
+        raise NotImplementedError
+
+    def action_export(self) -> None:
+        if not self.can_export():
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        self.save_export(self.export_csv)
+
     def save_export(self, write: Callable[[Path], Path]) -> None:
         """`ctrl+s`: `write(folder)` saves the view as CSV in the exports folder (never the current
         directory); the toast gives the file's full path."""
@@ -92,56 +102,3 @@ class FinopsScreen(Screen[None]):
         if event.state == WorkerState.ERROR:
             self.finops.report_worker_failure(event.worker)
 
-
-class CostScreen(FinopsScreen):
-    """A view of cost for the shared period, metric and currency: the `p`, `m` and `c` actions.
-
-    Subclasses say what to do when the state changes (`set_period`, `set_metric`, `set_currency`)
-    and what is on screen (`shown_period`, `shown_currencies`).
-    """
-
-    def set_period(self, spec: str) -> None:
-        raise NotImplementedError
-
-    def set_metric(self, metric: str) -> None:
-        raise NotImplementedError
-
-    def set_currency(self, currency: str) -> None:
-        raise NotImplementedError
-
-    def shown_period(self) -> Period | None:
-        """The period whose figures are on screen (None before the first result)."""
-        return None
-
-    def shown_currencies(self) -> tuple[list[str], str | None]:
-        """The billing currencies of the period, and the one in view."""
-        return [], None
-
-    def action_toggle_metric(self) -> None:
-        self.set_metric("billed" if self.finops.view_state.metric == "effective" else "effective")
-
-    def action_choose_period(self) -> None:
-        def chosen(spec: str | None) -> None:
-            if spec == CUSTOM:
-                self.ask_custom_period()
-            elif spec:
-                self.set_period(spec)
-
-        self.app.push_screen(PeriodDialog(self.finops.view_state.period), chosen)
-
-    def ask_custom_period(self) -> None:
-        period = self.shown_period()
-        if period is not None:
-            start, end = period.start, period.end
-        else:
-            end = clock.today()
-            start = end.replace(day=1)
-        self.app.push_screen(CustomPeriodDialog(start, end), lambda spec: self.set_period(spec) if spec else None)
-
-    def action_cycle_currency(self) -> None:
-        codes, current = self.shown_currencies()
-        if len(codes) <= 1:
-            self.notify(f"Only {codes[0] if codes else 'no'} cost in this period.", timeout=3)
-            return
-        following = codes[(codes.index(current) + 1) % len(codes)] if current in codes else codes[0]
-        self.set_currency(following)

@@ -6,7 +6,6 @@ import csv
 import time
 from collections.abc import Callable, Iterable
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,21 +15,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
 from textual.content import Content
-from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Header, Input, Static
 
 from finops_tui import clock
 from finops_tui.basis.money import change_percent, money, percent
-from finops_tui.basis.periods import Period
 from finops_tui.report.overview import BreakdownRow, Overview
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.formatting import (
-    METRIC_LABELS,
     METRIC_SHORT,
     PERIOD_CHOICES,
-    freshness_line,
-    old_data_notice,
     short_path,
     span_text,
 )
@@ -42,7 +36,7 @@ from finops_tui.ui.messages import (
     SliceChosen,
 )
 from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.base import CostScreen
+from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput
 from finops_tui.ui.screens.overview_data import (
     CurrencyView,
     EmptyCache,
@@ -51,7 +45,7 @@ from finops_tui.ui.screens.overview_data import (
     currency_view,
     load_overview,
 )
-from finops_tui.ui.widgets.context_bar import ContextBar, cost_context
+from finops_tui.ui.widgets.context_bar import ContextBar
 from finops_tui.ui.widgets.cost_table import CostTable, TableShape
 from finops_tui.ui.widgets.daily_chart import DailyChart
 from finops_tui.ui.widgets.key_footer import KeyFooter
@@ -60,20 +54,16 @@ from finops_tui.ui.widgets.summary import SummaryCard, SummaryRow
 
 TOP_ROWS = 10
 FILTERED_ROWS = 50
-LOADING_DELAY = 0.1  # seconds before a pending query shows the loading state
 FORECAST_LABEL = "run rate, weekday-aware"  # under the title "Month-end forecast"
 QueryHook = Callable[[duckdb.DuckDBPyConnection, OverviewRequest], None]
 _now = time.perf_counter
 
 
-class FilterInput(Input):
-    """The `/` filter over the tables' names; `esc` clears it."""
-
-
-class OverviewScreen(CostScreen):
+class OverviewScreen(CostViewScreen):
     """Where the money goes, for one period, metric and currency."""
 
     VIEW_TITLE = "Overview"
+    QUERY_GROUP = "overview"
     # Class-level so tests and benchmarks can switch them off before the screen exists.
     result_cache_size: ClassVar[int] = 16
     prefetch_enabled: ClassVar[bool] = True
@@ -81,12 +71,6 @@ class OverviewScreen(CostScreen):
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("p", "choose_period", "Period", id="view.period",
-                tooltip="Month to date, last month, 30/90 days, all, custom (shared by every view)"),
-        Binding("m", "toggle_metric", "Metric", id="view.metric",
-                tooltip="EffectiveCost (amortized) ↔ BilledCost (actual)"),
-        Binding("c", "cycle_currency", "Currency", id="view.currency",
-                tooltip="Next billing currency (never added to another)"),
         Binding("slash", "filter", "Filter", id="view.filter", tooltip="Filter the tables by name"),
         Binding("ctrl+s", "export", "Export", id="view.export",
                 tooltip="Save the visible tables as CSV in the exports folder"),
@@ -104,14 +88,11 @@ class OverviewScreen(CostScreen):
         self.painted_at: float | None = None  # wall-clock time of the last painted result, for benchmarks
         # Test hook: called in the worker with the raw cursor before the read model runs.
         self.before_query: QueryHook | None = None
-        self._gate = QueryGate()
         self._prefetch_gate = QueryGate()
         self._results = ResultCache(self.result_cache_size)
         self._generation = 0  # bumped when the cache file changes (reload)
         self._serial = 0
-        self._pending: OverviewRequest | None = None
         self._requested_at = 0.0
-        self._loading_timer: Timer | None = None
         self._focus_before_loading: Widget | None = None
         self._shape = TableShape()
         self._narrow = False
@@ -154,7 +135,7 @@ class OverviewScreen(CostScreen):
             self._show_tables()
         if narrow != self._narrow and self.view is not None:
             self._show_summary()
-            self._show_status()
+            self.show_status()
 
     def _table_shape(self) -> TableShape:
         """Column budget per table: one table across under 100 columns, two side by side above."""
@@ -178,21 +159,20 @@ class OverviewScreen(CostScreen):
         self._serial += 1
         request = OverviewRequest(self._serial, state.period, state.metric)
         self._requested_at = _now()
-        # The user's request gets the CPU: stop the running query and any background prefetch.
-        self.workers.cancel_group(self, "overview")
-        self.workers.cancel_group(self, "overview-prefetch")
-        self._gate.interrupt_cancelled()
-        self._prefetch_gate.interrupt_cancelled()
         cached = self._results.get(self._result_key(request.period, request.metric))
         if cached is not None:
-            self._pending = None
+            self.answer_from_memory()
             self._show_overview(request, cached)
             return
-        self._pending = request
+        self.begin_query(request)
         self._load(request)
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
+
+    def request_view(self) -> None:
+        self.request_overview()
+
+    def query_groups(self) -> list[tuple[str, QueryGate]]:
+        # The user's request gets the CPU: stop the running query and any background prefetch.
+        return [(self.QUERY_GROUP, self.query_gate), ("overview-prefetch", self._prefetch_gate)]
 
     def reload(self) -> None:
         """The cache changed (an import, a sync): forget cached results and query again."""
@@ -200,19 +180,20 @@ class OverviewScreen(CostScreen):
         self._generation += 1  # results computed before now, still in flight, are dropped
         self.request_overview()
 
-    def _show_loading(self) -> None:
+    def loading_target(self) -> Widget:
+        return self.query_one("#content")
+
+    def show_loading(self) -> None:
         if self._pending is not None:
             # A loading container drops focus; remember it so the user's place survives a reload.
             self._focus_before_loading = self.focused or self._focus_before_loading
-            self.query_one("#content").loading = True
+        super().show_loading()
 
     def _hide_loading(self) -> None:
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        content = self.query_one("#content")
-        if content.loading:
-            # Nothing focused yet (a slow first load): the top list, as on a fast one, not the first child.
-            self.end_loading(content, self._focus_before_loading or self.query_one("#by-service", CostTable))
+        was_loading = self.loading_target().loading
+        # Nothing focused yet (a slow first load): the top list, as on a fast one, not the first child.
+        self.end_query(self._focus_before_loading or self.query_one("#by-service", CostTable))
+        if was_loading:
             self._focus_before_loading = None
 
     @work(thread=True, exclusive=True, group="overview", exit_on_error=False, name="overview query")
@@ -225,7 +206,7 @@ class OverviewScreen(CostScreen):
                 hook(cur, request)
             return load_overview(cur, request.period, request.metric, team_key)
 
-        result = self._gate.run(self.finops.cache, query)
+        result = self.query_gate.run(self.finops.cache, query)
         if result is None:
             return  # superseded by a newer request
         if isinstance(result, EmptyCache):
@@ -238,13 +219,11 @@ class OverviewScreen(CostScreen):
         if message.request.serial != self._serial:
             return  # a newer request is on its way; never show a stale answer
         self._results.put(self._result_key(message.request.period, message.request.metric), message.overview)
-        self._pending = None
         self._hide_loading()
         self._show_overview(message.request, message.overview)
 
     @on(CacheFoundEmpty)
     def _cache_found_empty(self) -> None:
-        self._pending = None
         self._hide_loading()
 
     def _show_overview(self, request: OverviewRequest, result: Overview) -> None:
@@ -299,9 +278,12 @@ class OverviewScreen(CostScreen):
         if self._pending is None:
             self._prefetch_next()
 
-    def on_screen_resume(self) -> None:
+    def suspended(self) -> None:
+        pass  # a query still running when hidden finishes: the overview is the view most often returned to
+
+    def resumed(self) -> None:
         # Another view may have changed the shared period or metric meanwhile.
-        latest = self._pending or self.shown_request
+        latest = self._pending if isinstance(self._pending, OverviewRequest) else self.shown_request
         state = self.finops.view_state
         if latest is not None and (latest.period, latest.metric) != (state.period, state.metric):
             self.request_overview()
@@ -313,12 +295,16 @@ class OverviewScreen(CostScreen):
     # rendering
 
     def _show_all(self) -> None:
-        self._show_context()
-        self._show_notice()
+        overview = self.overview
+        assert overview is not None
+        self.period, self.previous, self.freshness = overview.period, overview.previous, overview.freshness
+        self.known_currencies = [total.currency for total in overview.totals]
+        self.currency = self.view.currency if self.view is not None else None
+        self.show_context()
         self._show_summary()
         self._show_chart()
         self._show_tables()
-        self._show_status()
+        self.show_status()
 
     def _show_currency(self) -> None:
         """Another currency of the same overview: no query, the read model kept them apart."""
@@ -328,29 +314,7 @@ class OverviewScreen(CostScreen):
 
     def _show_context(self) -> None:
         """Period, comparison, metric and currency: always visible above everything else."""
-        state = self.finops.view_state
-        overview = self.overview
-        self.query_one(ContextBar).show(cost_context(
-            overview.period if overview else None, state.period, state.metric,
-            self.view.currency if self.view else None, previous=overview.previous if overview else None))
-
-    def _show_notice(self) -> None:
-        notice = self.query_one("#notice", Static)
-        lines: list[Content] = []
-        if self.overview is not None:
-            old = old_data_notice(self.overview.period, self.overview.freshness)
-            if old:
-                lines.append(Content.styled(f"⚠ {old}", "$text-warning"))
-            if self.view is not None:
-                others = [t.currency for t in self.overview.totals if t.currency != self.view.currency]
-                if others:
-                    shown = f"◆ showing {self.view.currency}; also billed in {', '.join(others)}"
-                    lines.append(Content.assemble(
-                        Content.styled(shown, "$text-accent"),
-                        Content.styled(" (press c to switch; currencies are never added up)", "$text-muted"),
-                    ))
-        notice.update(Content("\n").join(lines) if lines else "")
-        notice.display = bool(lines)
+        self.query_one(ContextBar).show(self.context_forms())
 
     def _show_summary(self) -> None:
         assert self.overview is not None
@@ -414,13 +378,6 @@ class OverviewScreen(CostScreen):
                 ("no increases" if table.kind == "movers" else "no cost in this period"),
             )
 
-    def _show_status(self) -> None:
-        assert self.overview is not None
-        line = freshness_line(self.overview.freshness, self.finops.now())
-        path = self.finops.cache.path
-        # Under 100 columns the file name says enough and leaves room for the freshness line.
-        self.query_one(StatusBar).show(line, path.name if self._narrow and path else short_path(path))
-
     # ----------------------------------------------------------------------------------------------
     # actions
 
@@ -438,14 +395,6 @@ class OverviewScreen(CostScreen):
         self.finops.view_state.currency = currency
         if self.overview is not None:
             self._show_currency()
-
-    def shown_period(self) -> Period | None:
-        return self.overview.period if self.overview is not None else None
-
-    def shown_currencies(self) -> tuple[list[str], str | None]:
-        if self.overview is None:
-            return [], None
-        return [t.currency for t in self.overview.totals], self.view.currency if self.view else None
 
     def action_filter(self) -> None:
         field = self.query_one(FilterInput)
@@ -477,11 +426,8 @@ class OverviewScreen(CostScreen):
     def _filter_submitted(self) -> None:
         self.query_one("#by-service", CostTable).focus()
 
-    def action_export(self) -> None:
-        if self.overview is None or self.view is None:
-            self.notify("Nothing to export yet.", severity="warning")
-            return
-        self.save_export(self.export_csv)
+    def can_export(self) -> bool:
+        return self.overview is not None and self.view is not None
 
     def export_csv(self, folder: Path) -> Path:
         """Write the visible tables (exact figures) to a CSV file in `folder`; returns its path."""
@@ -496,18 +442,7 @@ class OverviewScreen(CostScreen):
         return path
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
-        state = self.finops.view_state
-        for spec, label in PERIOD_CHOICES:
-            yield PaletteCommand(f"Period: {label}", f"Show {label.lower()}", partial(self.set_period, spec))
-        yield PaletteCommand("Period: custom range…", "Pick START and END (END exclusive)", self.ask_custom_period)
-        other = "billed" if state.metric == "effective" else "effective"
-        yield PaletteCommand(f"Metric: {METRIC_LABELS[other]}", "Switch the cost metric",
-                             lambda: self.set_metric(other))
-        if self.overview is not None:
-            for total in self.overview.totals:
-                if self.view is None or total.currency != self.view.currency:
-                    yield PaletteCommand(f"Currency: {total.currency}", f"Show the cost billed in {total.currency}",
-                                         partial(self.set_currency, total.currency))
+        yield from self.view_palette_commands()
         yield PaletteCommand("Filter tables", "Filter the top tables by name", self.action_filter)
         yield PaletteCommand("Export view to CSV", "Save the visible tables in the exports folder (ctrl+s)",
                              self.action_export)

@@ -42,7 +42,6 @@ from finops_tui.recommend import (
     snooze,
 )
 from finops_tui.recommend.generators import KIND_TITLES
-from finops_tui.ui.app import VIEWS_BY_MODE, import_screen
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.dialogs.rec_note import MinImpactDialog, NoteDialog, SnoozeDialog
 from finops_tui.ui.formatting import METRIC_LABELS, METRIC_SHORT, ago, short_path, truncate
@@ -671,38 +670,18 @@ class RecommendationsScreen(FinopsScreen):
             self._open_allocation(jump)
 
     def _open_allocation(self, jump: JumpTarget) -> None:
-        if not self.finops.jump_to_view("allocation"):
-            return  # the app said the view is not there yet
-        open_path = getattr(self.app.screen, "open_path", None)
-        if callable(open_path):
-            hierarchy = tuple(dim for dim, _ in jump.path)
-            self.app.call_later(open_path, hierarchy, tuple(key for _, key in jump.path))
-        elif jump.path:
+        if jump.path:
             # One slice only: the deepest step says the most about where to look (a resource opens its detail).
             self.finops.open_allocation(*jump.path[-1])
+        else:
+            self.finops.jump_to_view("allocation")
 
     def _open_tagging(self, rec: Recommendation, jump: JumpTarget) -> None:
-        """The tagging view's `open_for(key, subscription, resource_group)` when it has one; else its queue for
-        the key and scope pushed over this screen (esc comes back), as the allocation tree opens it."""
-        view = VIEWS_BY_MODE["tagging"]
-        screen_class, problem = import_screen(view.screen)
-        if screen_class is None:
-            self.notify(f"The {view.title} view is {problem}.", timeout=4)
-            return
+        """The queue for the key and scope pushed over this screen (esc comes back), as the allocation tree
+        opens it."""
         key = jump.tag_key or self.finops.config.team_key
-        steps = dict(jump.path)
-        if hasattr(screen_class, "open_for"):
-            if self.finops.jump_to_view(view.mode):
-                self.app.call_later(self.app.screen.open_for,  # type: ignore[attr-defined]
-                                    key, steps.get("subscription"), steps.get("resource-group"))
-            return
         scope = [(dim, step_key, scope_step_label(rec, dim, step_key)) for dim, step_key in jump.path]
-        try:
-            screen = screen_class(key=key, scope=scope)  # type: ignore[call-arg]
-        except TypeError:  # a tagging view without a key and scope: its own queue is the next best place
-            self.finops.jump_to_view(view.mode)
-            return
-        self.app.push_screen(screen)
+        self.finops.open_queue(key, scope)
 
     # ----------------------------------------------------------------------------------------------
     # palette

@@ -21,6 +21,8 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import DataTable, Header, Static
 
+from finops_tui.allocation import assign
+from finops_tui.allocation.effective import load_tag_policy
 from finops_tui.allocation.rules import load_rules
 from finops_tui.basis.metrics import currencies
 from finops_tui.basis.money import change_percent, money
@@ -30,9 +32,8 @@ from finops_tui.report.tags import tag_values
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.formatting import truncate
-from finops_tui.ui.messages import TagsChanged
-from finops_tui.ui.screens.allocation import CostViewScreen, pick_currency
-from finops_tui.ui.screens.tagging import TagsApplied, apply_assignments, describe_applied
+from finops_tui.ui.messages import TagsApplied, TagsChanged
+from finops_tui.ui.screens.cost_view import CostViewScreen, pick_currency
 from finops_tui.ui.widgets.context_bar import ContextBar
 from finops_tui.ui.widgets.daily_chart import DailyChart
 from finops_tui.ui.widgets.key_footer import KeyFooter
@@ -195,11 +196,7 @@ class ResourceDetailScreen(CostViewScreen):
     def _show_all(self) -> None:
         detail = self.detail
         assert detail is not None and self.period is not None
-        self.query_one(ContextBar).show(self.context_forms())
-        notice = self.query_one("#notice", Static)
-        lines = self.notice_lines()
-        notice.update(Content("\n").join(lines) if lines else "")
-        notice.display = bool(lines)
+        self.show_context()
         self._show_breadcrumbs()
         self._show_identity(detail)
         self._show_figures(detail)
@@ -317,20 +314,18 @@ class ResourceDetailScreen(CostViewScreen):
 
     @work(thread=True, group="tag-edit", exit_on_error=False, name="tag edit")
     def _write_tag(self, key: str, value: str) -> None:
-        self.post_message(apply_assignments(self.finops.cache, self.finops.config, {value: [self.resource_id]}, key))
+        policy = load_tag_policy(self.finops.config)
+        self.post_message(TagsApplied(assign.assign_tags(self.finops.cache, policy, {value: [self.resource_id]}, key)))
 
     @on(TagsApplied)
     def _tags_applied(self, message: TagsApplied) -> None:
-        self.notify(describe_applied(message), title="Tagged", timeout=6)
-        if message.batches:
-            self.app.post_message(TagsChanged(message.key, message.resources))
+        self.notify(message.describe(), title="Tagged", timeout=6)
+        if message.edit.batches:
+            self.app.post_message(TagsChanged(message.edit.key, message.edit.resources))
             self.request_view()
 
-    def action_export(self) -> None:
-        if self.detail is None or self.period is None:
-            self.notify("Nothing to export yet.", severity="warning")
-            return
-        self.save_export(self.export_csv)
+    def can_export(self) -> bool:
+        return self.detail is not None and self.period is not None
 
     def export_csv(self, folder: Path) -> Path:
         detail, period = self.detail, self.period
@@ -348,16 +343,6 @@ class ResourceDetailScreen(CostViewScreen):
             for line in detail.by_charge_category:
                 writer.writerow([detail.arm_id, "charge category", line.label, self.currency, format(line.cost, "f")])
         return path
-
-    def open_slice(self, dimension_name: str, key: str | None) -> None:
-        """From another view while this screen sits over the tree: back to the tree, then open the slice."""
-        from finops_tui.ui.screens.allocation import AllocationScreen
-
-        base = self.app.screen_stack[0]
-        if isinstance(base, AllocationScreen):
-            while self.app.screen is not base and len(self.app.screen_stack) > 1:
-                self.app.pop_screen()
-            base.open_slice(dimension_name, key)
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         yield PaletteCommand("Tag this resource…", "Set a tag (a manual edit, t)", self.action_tag)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import csv
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -22,23 +20,22 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Header, Input, Static
 
-from finops_tui.allocation import journal
-from finops_tui.allocation.effective import load_tag_policy, reapply_rules
+from finops_tui.allocation import assign, journal
+from finops_tui.allocation.effective import load_tag_policy
 from finops_tui.allocation.push import PushItem, preview, refusal_line
 from finops_tui.allocation.queue import QueueGroup, QueueItem, QueueSubscription, UnallocatedQueue, unallocated_queue
-from finops_tui.allocation.rules import Rule, RuleAllocation, load_rules, rule_allocations, rules_path, save_rule
+from finops_tui.allocation.rules import Rule, RuleAllocation, load_rules, rule_allocations, rules_path
 from finops_tui.basis.metrics import currencies
 from finops_tui.basis.money import money, percent
 from finops_tui.basis.periods import Period, resolve_period
-from finops_tui.config import Config
 from finops_tui.report.overview import currency_totals
 from finops_tui.report.tags import TagKeyCoverage, tag_keys, tag_values
-from finops_tui.store import Cache
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
-from finops_tui.ui.messages import TagsChanged
+from finops_tui.ui.messages import EditReverted, TagsApplied, TagsChanged
 from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.allocation import CostViewScreen, FilterInput, level_title, pick_currency
+from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput, level_title, pick_currency
+from finops_tui.ui.views import ScopeStep
 from finops_tui.ui.widgets.alloc_queue import ItemFilter, QueueTable
 from finops_tui.ui.widgets.context_bar import ContextBar
 from finops_tui.ui.widgets.key_footer import KeyFooter
@@ -46,72 +43,6 @@ from finops_tui.ui.widgets.status_bar import StatusBar
 
 QUEUE_LIMIT = 5000  # resources listed (costliest first); subtotals and counts still cover every one
 ZERO = Decimal(0)
-ScopeStep = tuple[str, str | None, str]  # (dimension, key, label) from the allocation tree
-
-
-# --------------------------------------------------------------------------------------------------
-# tag edits, shared with the resource screen: journalled writes in a worker, one at a time
-
-
-@dataclass
-class TagsApplied(Message):
-    """Tag edits were journalled and the effective tags of those resources updated (all cached history)."""
-
-    key: str
-    values: list[str]
-    batches: list[int]
-    resources: int
-
-
-@dataclass
-class EditReverted(Message):
-    """`u` or `ctrl+r` finished: the batch undone or redone, None when there was nothing to do."""
-
-    verb: str  # undo | redo
-    batch: journal.TagBatch | None
-
-
-_edit_lock = threading.Lock()  # one journal write at a time: concurrent ones would conflict in DuckDB
-
-
-def apply_assignments(cache: Cache, config: Config, assignments: dict[str, list[str]], key: str) -> TagsApplied:
-    """Apply `value -> resource ids` for `key` in the journal, one batch per value."""
-    batches: list[int] = []
-    changed = 0
-    with _edit_lock:
-        for value, ids in assignments.items():
-            batch = journal.apply_tags(cache, load_tag_policy(config), ids, key, value)
-            if batch is not None:
-                batches.append(batch)
-                # The journal skips resources that already carry the value; the queue only lists
-                # resources without one, so every id here is an edit.
-                changed += len(set(ids))
-    return TagsApplied(journal.normalise_key(key), list(assignments), batches, changed)
-
-
-def revert(cache: Cache, config: Config, verb: str) -> EditReverted:
-    with _edit_lock:
-        action = journal.undo if verb == "undo" else journal.redo
-        return EditReverted(verb, action(cache, load_tag_policy(config)))
-
-
-def describe_applied(message: TagsApplied) -> str:
-    values = ", ".join(message.values)
-    if not message.batches:
-        return f"Nothing to change: those resources already have {message.key}={values}."
-    noun = "resource" if message.resources == 1 else "resources"
-    return (f"{message.key}={values} on {message.resources:,} {noun} (batch {', '.join(map(str, message.batches))}); "
-            "applies to all cached history · u undoes")
-
-
-def describe_reverted(message: EditReverted) -> str:
-    batch = message.batch
-    if batch is None:
-        return f"Nothing to {message.verb}."
-    what = f"{batch.tag_key}={batch.new_value}" if batch.new_value is not None else f"{batch.tag_key} removed"
-    noun = "resource" if batch.resources == 1 else "resources"
-    verb = "Undone" if message.verb == "undo" else "Redone"
-    return f"{verb}: {what} on {batch.resources:,} {noun} (batch {batch.batch_id})"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,9 +186,6 @@ class TaggingScreen(CostViewScreen):
         self._marked_cost = ZERO
         self._keep_marks = False
         self._new_key = False
-        self.edit_ms: list[float] = []  # tag dialog confirmed → edits journalled, for benchmarks
-        self.applied_at = 0.0  # time.monotonic() of the last applied edit, for benchmarks
-        self._edit_started = 0.0
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
@@ -347,11 +275,7 @@ class TaggingScreen(CostViewScreen):
     # bars
 
     def _show_bars(self) -> None:
-        self.query_one(ContextBar).show(self.context_forms())
-        notice = self.query_one("#notice", Static)
-        lines = self.notice_lines()
-        notice.update(Content("\n").join(lines) if lines else "")
-        notice.display = bool(lines)
+        self.show_context()
         self._show_summary()
         self._show_scope()
         self._show_marks()
@@ -510,20 +434,18 @@ class TaggingScreen(CostViewScreen):
         self._apply(assignments, self.key)
 
     def _apply(self, assignments: dict[str, list[str]], key: str) -> None:
-        self._edit_started = time.monotonic()
         self._write_tags(assignments, key)
 
     @work(thread=True, group="tag-edit", exit_on_error=False, name="tag edit")
     def _write_tags(self, assignments: dict[str, list[str]], key: str) -> None:
-        self.post_message(apply_assignments(self.finops.cache, self.finops.config, assignments, key))
+        policy = load_tag_policy(self.finops.config)
+        self.post_message(TagsApplied(assign.assign_tags(self.finops.cache, policy, assignments, key)))
 
     @on(TagsApplied)
     def _tags_applied(self, message: TagsApplied) -> None:
-        self.applied_at = time.monotonic()
-        self.edit_ms.append((self.applied_at - self._edit_started) * 1000)
-        self.notify(describe_applied(message), title="Tagged", timeout=6)
-        if message.batches:
-            self.app.post_message(TagsChanged(message.key, message.resources))
+        self.notify(message.describe(), title="Tagged", timeout=6)
+        if message.edit.batches:
+            self.app.post_message(TagsChanged(message.edit.key, message.edit.resources))
             self.request_view()
 
     def action_undo(self) -> None:
@@ -534,11 +456,12 @@ class TaggingScreen(CostViewScreen):
 
     @work(thread=True, group="tag-edit", exit_on_error=False, name="undo")
     def _revert(self, verb: str) -> None:
-        self.post_message(revert(self.finops.cache, self.finops.config, verb))
+        batch = assign.revert(self.finops.cache, load_tag_policy(self.finops.config), verb)
+        self.post_message(EditReverted(verb, batch))
 
     @on(EditReverted)
     def _reverted(self, message: EditReverted) -> None:
-        self.notify(describe_reverted(message), timeout=5)
+        self.notify(message.describe(), timeout=5)
         if message.batch is not None:
             self.app.post_message(TagsChanged(message.batch.tag_key, message.batch.resources))
             self._keep_marks = True
@@ -566,9 +489,7 @@ class TaggingScreen(CostViewScreen):
 
     @work(thread=True, group="tag-edit", exit_on_error=False, name="save rule")
     def _save_rule(self, rule: Rule) -> None:
-        with _edit_lock:
-            saved = save_rule(rule)
-            reapply_rules(self.finops.cache, load_tag_policy(self.finops.config))
+        saved = assign.add_rule(self.finops.cache, rule, partial(load_tag_policy, self.finops.config))
         allocation = None
         if self.period is not None:
             period, metric, currency = self.period, self.finops.view_state.metric, self.currency
@@ -676,17 +597,12 @@ class TaggingScreen(CostViewScreen):
 
     @on(QueueTable.Opened)
     def _open_resource(self, message: QueueTable.Opened) -> None:
-        from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
-
         item = message.item
         trail = [("tagging", f"{self.key} (unallocated)"), ("resource group", item.resource_group or "(none)")]
-        self.app.push_screen(ResourceDetailScreen(item.resource_id, trail=trail, root="Tagging"))
+        self.finops.open_resource(item.resource_id, trail=trail, root="Tagging")
 
-    def action_export(self) -> None:
-        if self.queue is None or self.period is None:
-            self.notify("Nothing to export yet.", severity="warning")
-            return
-        self.save_export(self.export_csv)
+    def can_export(self) -> bool:
+        return self.queue is not None and self.period is not None
 
     def export_csv(self, folder: Path) -> Path:
         """The listed queue (after filters) with exact figures and the suggestions."""
@@ -703,16 +619,6 @@ class TaggingScreen(CostViewScreen):
                                  item.resource_type or "", self.currency, format(item.cost, "f"),
                                  suggestion.value if suggestion else "", suggestion.reason if suggestion else ""])
         return path
-
-    def open_slice(self, dimension_name: str, key: str | None) -> None:
-        """From another view while this screen sits over the tree: back to the tree, then open the slice."""
-        from finops_tui.ui.screens.allocation import AllocationScreen
-
-        base = self.app.screen_stack[0]
-        if isinstance(base, AllocationScreen) and base is not self:
-            while self.app.screen is not base and len(self.app.screen_stack) > 1:
-                self.app.pop_screen()
-            base.open_slice(dimension_name, key)
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         yield PaletteCommand("Tag the marked resources…", "Set the key's value (t)", self.action_tag)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,10 +19,10 @@ from finops_tui import clock, paths
 from finops_tui.allocation.effective import TagPolicy, load_tag_policy
 from finops_tui.errors import UserError
 from finops_tui.store import Cache
-from finops_tui.ui.app import ReopenCache
 from finops_tui.ui.formatting import short_path
 from finops_tui.ui.messages import DemoBuilt, FileImported
 from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.views import ReopenCache
 from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.path_input import PathInput
 from finops_tui.ui.widgets.status_bar import StatusBar
@@ -31,16 +30,10 @@ from finops_tui.ui.widgets.status_bar import StatusBar
 SYNC_COMMAND = "finops-tui sync --scope /subscriptions/<subscription-id>"
 
 
-class DemoUnavailable(UserError):
-    """This build has no demo generator."""
-
-
 def build_demo_cache(path: Path, end: dt.date, policy: TagPolicy) -> Path:
     """Build (or reuse, when already built with the same parameters) the demo estate at `path`."""
-    try:
-        demo = importlib.import_module("finops_tui.ingest.demo")
-    except ModuleNotFoundError:
-        raise DemoUnavailable("the demo estate is not part of this build; run `finops-tui demo`") from None
+    from finops_tui.ingest import demo  # imported on use: it is not needed to start the app
+
     params = demo.DemoParams(end=end, months=demo.DEFAULT_MONTHS, rows=None, seed=demo.DEFAULT_SEED)
     if demo.existing_summary(path, params) is None:
         demo.build_demo(path, policy, end=end)

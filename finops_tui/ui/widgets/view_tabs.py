@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 from textual.content import Content
 from textual.widgets import Static
+
+from finops_tui.ui.views import VIEWS
 
 # How much of each title the row shows, longest first: the current view's title is always whole.
 FORMS = ("full", "short", "keys")
 
 
-def screen_module_exists(screen_path: str) -> bool:
-    """Whether the view's module is installed (cheap: finds it without importing it)."""
-    module_name = screen_path.partition(":")[0]
-    try:
-        return importlib.util.find_spec(module_name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 class ViewTabs(Static):
-    """Key hints for switching views; views not built yet are dimmed. On narrow terminals the other views
-    get short titles, then only their keys (`set_form`)."""
+    """Key hints for switching views. On narrow terminals the other views get short titles, then only their
+    keys (`set_form`)."""
 
     DEFAULT_CSS = """
     ViewTabs { width: auto; height: 1; }
@@ -39,8 +30,6 @@ class ViewTabs(Static):
         self.update(self._forms[self.form])
 
     def _render_form(self, form: str) -> Content:
-        from finops_tui.ui.app import VIEWS
-
         parts: list[Content] = []
         for view in VIEWS:
             title = view.title if form == "full" or view.mode == self.current else \
@@ -48,10 +37,8 @@ class ViewTabs(Static):
             label = f" {title}" if title else ""
             if view.mode == self.current:
                 parts.append(Content.styled(f" {view.key}{label} ", "bold $text on $primary"))
-            elif screen_module_exists(view.screen):
-                parts.append(Content.assemble(Content.styled(f" {view.key}", "bold $accent"), f"{label} "))
             else:
-                parts.append(Content.styled(f" {view.key}{label} ", "$text-disabled"))
+                parts.append(Content.assemble(Content.styled(f" {view.key}", "bold $accent"), f"{label} "))
         return Content.assemble(*parts)
 
     def width_of(self, form: str) -> int:
