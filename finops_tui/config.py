@@ -65,7 +65,7 @@ def load_config_or_defaults(path: Path | None = None) -> tuple[Config, str | Non
 
 def read_toml(path: Path) -> dict[str, Any] | None:
     """A TOML settings file as a dict; None when it does not exist; ConfigError when it cannot be read."""
-    text = _read_text(path)
+    text = read_text_file(path)
     if text is None:
         return None
     try:
@@ -77,7 +77,7 @@ def read_toml(path: Path) -> dict[str, Any] | None:
 def save_setting(section: str | None, key: str, value: Any, path: Path | None = None) -> None:
     """Set one key in config.toml, keeping every other line, comment and the layout as the user wrote them."""
     path = path or paths.config_path()
-    text = _read_text(path) or ""
+    text = read_text_file(path) or ""
     try:
         document = tomlkit.parse(text)
     except tomlkit.exceptions.ParseError as exc:
@@ -92,10 +92,10 @@ def save_setting(section: str | None, key: str, value: Any, path: Path | None = 
         elif not isinstance(table, dict):
             raise ConfigError(f"{path}: {section}: expected a table, so {key} cannot be saved; fix the file")
         table[key] = value
-    _write_atomically(path, tomlkit.dumps(document))
+    write_atomically(path, tomlkit.dumps(document))
 
 
-def _read_text(path: Path) -> str | None:
+def read_text_file(path: Path) -> str | None:
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, not a TOML file; move it away")
     try:
@@ -108,7 +108,7 @@ def _read_text(path: Path) -> str | None:
         raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from None
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     """Write beside the file, then rename over it: a crash never leaves half a config."""
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = path.stat().st_mode & 0o777 if path.exists() else None

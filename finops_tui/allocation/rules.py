@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -11,13 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import tomlkit
+import tomlkit.items
 
 from finops_tui import paths
 from finops_tui.allocation.tag_limits import tag_problem
 from finops_tui.basis.arm_ids import control_character
 from finops_tui.basis.metrics import metric_column, resolve_currency
 from finops_tui.basis.periods import Period
-from finops_tui.config import read_toml
+from finops_tui.config import read_text_file, read_toml, write_atomically
 from finops_tui.errors import UserError
 
 RULES_FILE = "rules.toml"
@@ -25,7 +25,6 @@ RULES_FILE = "rules.toml"
 # Match fields of a rule (all optional, all case-insensitive globs: `*`, `?`, `[abc]`).
 MATCH_FIELDS = ("subscription", "resource_group", "resource_type", "service", "resource_name", "region")
 _KNOWN_FIELDS = {"name", "set", "tags", *MATCH_FIELDS}
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -121,44 +120,52 @@ def _shown_name(name: str) -> str:
     return repr(name) if control_character(name) is not None or len(name) > 60 else name
 
 
-def _toml_string(value: str) -> str:
-    # A JSON string is a valid TOML basic string (same escapes, \uXXXX included).
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml_string(key)
-
-
-def rule_to_toml(rule: Rule) -> str:
-    lines = ["[[rule]]"]
+def rule_table(rule: Rule) -> tomlkit.items.Table:
+    """A rule as a `[[rule]]` table (tomlkit quotes and escapes keys and values)."""
+    table = tomlkit.table()
     if rule.name:
-        lines.append(f"name = {_toml_string(rule.name)}")
+        table["name"] = rule.name
     for name in MATCH_FIELDS:
         value = getattr(rule, name)
         if value:
-            lines.append(f"{name} = {_toml_string(value)}")
+            table[name] = value
     if rule.tags:
-        lines.append(f"tags = {_inline_table(rule.tags)}")
-    lines.append(f"set = {_inline_table(rule.set_tags)}")
-    return "\n".join(lines) + "\n"
+        table["tags"] = _inline_table(rule.tags)
+    table["set"] = _inline_table(rule.set_tags)
+    return table
 
 
-def _inline_table(pairs: dict[str, str]) -> str:
-    return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_string(v)}" for k, v in pairs.items()) + " }"
+def rule_to_toml(rule: Rule) -> str:
+    document = tomlkit.document()
+    rules = tomlkit.aot()
+    rules.append(rule_table(rule))
+    document["rule"] = rules
+    return tomlkit.dumps(document)
+
+
+def _inline_table(pairs: dict[str, str]) -> tomlkit.items.InlineTable:
+    table = tomlkit.inline_table()
+    table.update(pairs)
+    return table
 
 
 def save_rule(rule: Rule, path: Path | None = None) -> Rule:
-    """Append a rule to rules.toml (keeping the file's text and comments); returns it with its index.
+    """Append a rule to rules.toml, keeping the file's other lines, comments and layout; returns it with its index.
 
     Effective tags change only after `rebuild_resource_tags` (see `allocation.effective.reapply_rules`).
     """
     path = path or rules_path()
-    existing = path.read_text(encoding="utf-8") if path.exists() else ""
-    before = len(load_rules(path)) if existing else 0
-    separator = "" if not existing or existing.endswith("\n\n") else ("\n" if existing.endswith("\n") else "\n\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(existing + separator + rule_to_toml(rule), encoding="utf-8")
+    existing = read_text_file(path) or ""
+    before = len(load_rules(path)) if existing else 0  # a broken file is refused before anything is written
+    document = tomlkit.parse(existing)
+    rules = document.get("rule")
+    if rules is None:
+        rules = tomlkit.aot()
+        rules.append(rule_table(rule))
+        document["rule"] = rules
+    else:
+        rules.append(rule_table(rule))
+    write_atomically(path, tomlkit.dumps(document))
     saved = load_rules(path)
     if len(saved) != before + 1:
         raise UserError(f"{path}: the rule did not read back; check the file")
