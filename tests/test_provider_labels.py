@@ -3,6 +3,7 @@ account's label names its provider ("sandbox-dev (AWS)") in reports, the overvie
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -107,3 +108,13 @@ def test_recommendations_name_the_provider_too(capsys: pytest.CaptureFixture[str
     labels = {r["scope"]["label"] for r in findings}
     assert {"sandbox-dev (AWS)", "sandbox-dev (Google Cloud)"} <= labels
     assert any("sandbox-dev (Microsoft)" in label for label in labels)
+
+
+def test_the_tagging_queue_names_the_provider_too(three_clouds: Path) -> None:
+    from finops_tui.allocation.queue import unallocated_queue
+    from finops_tui.basis.periods import parse_period
+    from finops_tui.store import open_cache
+
+    with open_cache(three_clouds, read_only=True) as cache, cache.cursor() as cur:
+        queue = unallocated_queue(cur, "team", parse_period(PERIOD, today=dt.date(2024, 10, 1)))
+    assert {s.subscription_name for s in queue.subscriptions} == LABELLED

@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from finops_tui.basis.arm_ids import arm_resource_id
+from finops_tui.basis.dimensions import cached_providers, provider_qualified_sql
 from finops_tui.basis.metrics import metric_column, resolve_currency
 from finops_tui.basis.periods import Period
 
@@ -113,11 +114,14 @@ def unallocated_queue(
         {"s": period.start, "e": period.end, "cur": code},
     )
     try:
+        # Same-named accounts of different clouds (sandbox-dev on Azure and AWS) read apart, as in the tree.
+        account_sql = (provider_qualified_sql("r.SubAccountName", "r.ProviderName")
+                       if len(cached_providers(cur)) > 1 else "r.SubAccountName")
         cur.execute(
-            """
+            f"""
             CREATE OR REPLACE TEMP TABLE _queue AS
             SELECT rc.ResourceId, rc.cost, r.ResourceName, r.ResourceType, r.x_ResourceGroupName, r.SubAccountId,
-                   r.SubAccountName
+                   {account_sql} AS SubAccountName
             FROM _rc rc LEFT JOIN resources r ON r.ResourceId = rc.ResourceId
             WHERE rc.ResourceId IS NOT NULL AND rc.cost <> 0
               AND rc.ResourceId NOT IN (SELECT ResourceId FROM resource_tags WHERE tag_key = ?)
