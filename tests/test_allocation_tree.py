@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from finops_tui import clock
 from finops_tui.basis.dimensions import UNALLOCATED
 from finops_tui.basis.money import ROUNDING_LABEL, cents
 from finops_tui.basis.periods import Period, parse_period
@@ -29,7 +27,6 @@ from finops_tui.report.resource import resource_detail
 from finops_tui.report.tags import folded_keys, tag_keys
 from finops_tui.report.tree import TreeNode, allocation_tree, children
 from tests.allocation_data import END, TODAY, Charge, load, rid
-from tests.fake_tags_arm import forbid_non_loopback
 from tests.report_helpers import build_small_cache
 
 HIERARCHY = ["tag:team", "subscription", "resource-group", "resource"]
@@ -37,12 +34,7 @@ ZERO = Decimal(0)
 CENT = Decimal("0.01")
 
 
-@pytest.fixture(autouse=True)
-def _guards(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    forbid_non_loopback(monkeypatch)
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from finops_tui.config import Config
 from finops_tui.store import Cache, open_cache
 from tests import fake_arm
 from tests.allocation_data import END, TODAY, Charge, load, rid
-from tests.fake_tags_arm import FakeCredential, FakeTagsArm, forbid_non_loopback
+from tests.fake_tags_arm import FakeCredential, FakeTagsArm
 from tests.import_helpers import FOCUS_SAMPLE, header_of, read_rows, run_import, write_csv
 
 PACKAGE = Path(__file__).parent.parent / "finops_tui"
@@ -106,12 +106,7 @@ def test_the_commands_and_the_data_layer_never_import_textual() -> None:
 # --- the tag policy as an argument ------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def _guards(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    forbid_non_loopback(monkeypatch)
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 def _tags(cache: Cache) -> set[tuple[str, str]]:
@@ -168,7 +163,6 @@ def test_the_policy_is_read_by_the_caller_not_by_the_rebuild(tmp_path: Path) -> 
 
 
 def test_a_sync_rebuilds_tags_with_the_policy_it_is_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_arm.guard_loopback(monkeypatch)
     clock.pin(fake_arm.TODAY)
     policy = TagPolicy(rules=(Rule({"x_policy": "from-sync"}, index=1),))
     with fake_arm.FakeArm(today=fake_arm.TODAY) as arm, open_cache(tmp_path / "c.duckdb") as cache:

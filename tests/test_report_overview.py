@@ -12,7 +12,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from finops_tui import clock
 from finops_tui.cli import main
 from finops_tui.report.overview import month_end_forecast
 from tests.report_helpers import build_small_cache
@@ -26,11 +25,7 @@ def cache_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_small_cache(tmp_path_factory.mktemp("ov") / "cache.duckdb")
 
 
-@pytest.fixture(autouse=True)
-def _pinned_today() -> object:
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 def _report(capsys: pytest.CaptureFixture[str], cache_path: Path, *args: str) -> str:

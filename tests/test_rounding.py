@@ -7,14 +7,12 @@ import csv
 import datetime as dt
 import io
 import json
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from finops_tui import clock
 from finops_tui.basis.money import ROUNDING_LABEL, cents, rounding_gap
 from finops_tui.cli import main
 from finops_tui.config import Config
@@ -38,11 +36,7 @@ def _charges() -> list[Charge]:
     ]
 
 
-@pytest.fixture(autouse=True)
-def _pinned() -> Iterator[None]:
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 @pytest.fixture
@@ -153,7 +147,6 @@ def _tree_rows(tree: AllocTree) -> list[tuple[str, int, str, Any]]:
 
 @async_test
 async def test_the_tree_shows_each_node_half_even_and_a_rounding_row(tmp_path: Path) -> None:
-    clock.pin(TODAY)
     path = tmp_path / "ui.duckdb"
     load(path, _charges()).close()
     config = Config(hierarchies={"default": ["subscription", "resource"]})
@@ -190,5 +183,4 @@ async def test_the_tree_shows_each_node_half_even_and_a_rounding_row(tmp_path: P
             exported = list(tree.csv_rows(tree.cursor_level()))
             assert [(r[3], r[5]) for r in exported] == [("vm-b", "6.00"), ("vm-a", "4.00"),
                                                         (ROUNDING_LABEL, "0.01")]
-    clock.pin(None)
     assert cents(S1) == Decimal("10.01") and cents(S2) == Decimal("5.01")

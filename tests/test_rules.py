@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from finops_tui import clock, paths
+from finops_tui import paths
 from finops_tui.allocation.effective import TagPolicy, reapply_rules
 from finops_tui.allocation.journal import apply_tags
 from finops_tui.allocation.rules import (
@@ -27,7 +27,6 @@ from finops_tui.report.resource import effective_tags
 from finops_tui.report.tree import children
 from finops_tui.store import Cache
 from tests.allocation_data import END, TODAY, Charge, load, rid
-from tests.fake_tags_arm import forbid_non_loopback
 
 DAY = END - dt.timedelta(days=1)
 PAY_1 = rid("s1", "rg-payments-prod", "api")
@@ -37,12 +36,7 @@ TAGGED = rid("s2", "rg-payments-prod", "db")  # provider says team=data
 SHARED = rid("s2", "rg-shared", "kv")
 
 
-@pytest.fixture(autouse=True)
-def _guards(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    forbid_non_loopback(monkeypatch)
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 def _charges() -> list[Charge]:
@@ -94,6 +88,31 @@ def test_save_and_load_round_trip_keeps_the_file_text() -> None:
     assert loaded[0].label == "payments groups"
     assert loaded[1].describe() == 'service=*search* and tag cost center=cc-"1" → team=search, env=prod'
     assert "[[rule]]" in rule_to_toml(loaded[0])
+
+
+def test_save_keeps_comments_and_layout_of_existing_rules() -> None:
+    text = (
+        "# Platform rules: reviewed by the FinOps guild\n\n"
+        "[[rule]]\n"
+        "name = 'payments'   # the payments groups\n"
+        "resource_group = 'rg-payments-*'\n"
+        "set = { team = 'payments' }\n"
+    )
+    rules_path().parent.mkdir(parents=True, exist_ok=True)
+    rules_path().write_text(text, encoding="utf-8")
+    saved = save_rule(Rule({"team": "search"}, name='odd "name"\tand tab', service="*search*"))
+    written = rules_path().read_text(encoding="utf-8")
+    assert written.startswith(text)  # the user's lines, comments and quoting stay as written
+    assert saved.index == 2 and saved.name == 'odd "name"\tand tab'
+    assert [r.label for r in load_rules()] == ["payments", 'odd "name"\tand tab']
+
+
+def test_save_refuses_a_broken_file_and_leaves_it_alone() -> None:
+    rules_path().parent.mkdir(parents=True, exist_ok=True)
+    rules_path().write_text("[[rule]\nbroken", encoding="utf-8")
+    with pytest.raises(UserError):
+        save_rule(Rule({"team": "search"}, service="*search*"))
+    assert rules_path().read_text(encoding="utf-8") == "[[rule]\nbroken"
 
 
 @pytest.mark.parametrize(("text", "message"), [

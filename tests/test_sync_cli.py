@@ -14,8 +14,7 @@ from finops_tui.store.cache import open_cache
 from tests import fake_arm
 from tests.fake_arm import MONTHS, SUB, FakeArm, install_fake_az, month_total
 
-# Shared fixtures (loopback_only is autouse: no connection beyond 127.0.0.1, today pinned).
-loopback_only = fake_arm.loopback_only
+pytestmark = pytest.mark.today(fake_arm.TODAY)
 arm = fake_arm.arm
 
 

@@ -14,8 +14,7 @@ from finops_tui.errors import AzureError
 from tests import fake_arm
 from tests.fake_arm import MONTHS, SUB, FakeArm, FakeCredential, is_query, month_total, sync
 
-# Shared fixtures (loopback_only is autouse: no connection beyond 127.0.0.1, today pinned).
-loopback_only = fake_arm.loopback_only
+pytestmark = pytest.mark.today(fake_arm.TODAY)
 arm = fake_arm.arm
 cache = fake_arm.cache
 

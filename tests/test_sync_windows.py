@@ -15,8 +15,7 @@ from finops_tui.sync.windows import MonthWindow, WindowState, needs_pull, parse_
 from tests import fake_arm
 from tests.fake_arm import MONTHS, SUB, FakeArm, month_total, query_periods, sync
 
-# Shared fixtures (loopback_only is autouse: no connection beyond 127.0.0.1, today pinned).
-loopback_only = fake_arm.loopback_only
+pytestmark = pytest.mark.today(fake_arm.TODAY)
 arm = fake_arm.arm
 cache = fake_arm.cache
 

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from finops_tui import clock
 from finops_tui.allocation.effective import TagPolicy
 from finops_tui.allocation.journal import apply_tags, list_edits, undo
 from finops_tui.allocation.push import PushItem, preview, push
@@ -23,7 +22,7 @@ from finops_tui.cli import main
 from finops_tui.errors import AzureError, UserError
 from finops_tui.store import Cache, open_cache
 from tests.allocation_data import END, TODAY, Charge, load, rid
-from tests.fake_tags_arm import FakeCredential, FakeTagsArm, forbid_non_loopback
+from tests.fake_tags_arm import FakeCredential, FakeTagsArm
 
 DAY = END - dt.timedelta(days=1)
 # Subscriptions are GUIDs: a push sends only full ARM resource ids.
@@ -36,12 +35,7 @@ LOCKED = rid(S2, "rg-locked", "vault")
 ARM_API = f"/subscriptions/{S1}/resourceGroups/rg-Pay/providers/microsoft.compute/virtualmachines/API"
 
 
-@pytest.fixture(autouse=True)
-def _guards(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    forbid_non_loopback(monkeypatch)
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ from finops_tui.errors import UserError
 from finops_tui.store import Cache, open_cache
 from tests import ui_fixtures
 from tests.allocation_data import END, TODAY, Charge, load
-from tests.fake_tags_arm import FakeCredential, FakeTagsArm, forbid_non_loopback
+from tests.fake_tags_arm import FakeCredential, FakeTagsArm
 from tests.import_helpers import EA_ACTUAL, FOCUS_SAMPLE, checksum, query, run_import
 
 SUB = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
@@ -49,12 +49,7 @@ CRAFTED = vm("vm-innocent") + "/../../../../../.."
 CRAFTED_SUFFIX = "/providers/microsoft.resources/tags/default"
 
 
-@pytest.fixture(autouse=True)
-def _guards(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    forbid_non_loopback(monkeypatch)
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 @pytest.fixture
@@ -234,7 +229,6 @@ def test_import_refuses_a_crafted_id_in_an_azure_export(tmp_path: Path, capsys: 
 def test_sync_refuses_a_window_holding_a_crafted_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tests import fake_arm
 
-    fake_arm.guard_loopback(monkeypatch)
     clock.pin(fake_arm.TODAY)
     with fake_arm.FakeArm(today=fake_arm.TODAY) as arm, open_cache(tmp_path / "c.duckdb") as cache:
         estate = arm.add_scope(fake_arm.SUB, 3, cost_details=None)
@@ -465,7 +459,6 @@ def test_a_resource_from_a_real_sync_is_pushed(tmp_path: Path, monkeypatch: pyte
     """End to end: sync from the fake Cost Management, tag, push to the fake Tags API."""
     from tests import fake_arm
 
-    fake_arm.guard_loopback(monkeypatch)
     clock.pin(fake_arm.TODAY)
     with fake_arm.FakeArm(today=fake_arm.TODAY) as arm, open_cache(tmp_path / "c.duckdb") as cache:
         estate = arm.add_scope(fake_arm.SUB, 2, cost_details=None)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from finops_tui import clock
 from finops_tui.allocation.effective import TagPolicy
 from finops_tui.allocation.journal import apply_tags, list_edits, pending_edits, redo, undo
 from finops_tui.allocation.queue import unallocated_queue
@@ -23,7 +22,6 @@ from finops_tui.errors import UserError
 from finops_tui.report.tree import children
 from finops_tui.store import Cache, open_cache
 from tests.allocation_data import END, TODAY, Charge, days, load, rid
-from tests.fake_tags_arm import forbid_non_loopback
 
 ZERO = Decimal(0)
 API = rid("s1", "rg-payments-prod", "api")
@@ -36,12 +34,7 @@ CC_A = rid("s2", "rg-other", "a")
 CC_B = rid("s2", "rg-other", "b")
 
 
-@pytest.fixture(autouse=True)
-def _guards(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    forbid_non_loopback(monkeypatch)
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 def _charges() -> list[Charge]:

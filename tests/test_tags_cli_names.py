@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from finops_tui import clock
 from finops_tui.allocation.journal import list_edits
 from finops_tui.cli import main
 from finops_tui.store import open_cache
 from tests.allocation_data import END, TODAY, Charge, load
-from tests.fake_tags_arm import forbid_non_loopback
 
 SUB_A = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 SUB_B = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -34,12 +31,7 @@ WEB_D = vm(SUB_B, "rg-web-3", "VM-Web")
 AWS = "i-037929a54982e113l"  # some providers' ids have no slashes
 
 
-@pytest.fixture(autouse=True)
-def _guards(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    forbid_non_loopback(monkeypatch)
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 @pytest.fixture(scope="module")

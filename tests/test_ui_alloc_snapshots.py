@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
-from finops_tui import clock
-from finops_tui.ui.screens.overview import OverviewScreen
-from tests.ui_fixtures import TODAY, make_app, opened, settle, usd_cache_path
+from tests.ui_fixtures import TODAY, make_app, opened, settle, settle_footer, usd_cache_path, without_prefetch
 
 SnapCompare = Callable[..., bool]
 
 
+pytestmark = pytest.mark.today(TODAY)
+
+
 @pytest.fixture(autouse=True)
-def _pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    clock.pin(TODAY)
+def _steady_screens(monkeypatch: pytest.MonkeyPatch) -> None:
     # The status bar shows the cache path relative to home: make it the same on every machine.
     monkeypatch.setenv("HOME", str(usd_cache_path().parent))
-    monkeypatch.setattr(OverviewScreen, "prefetch_enabled", False)
-    yield
-    clock.pin(None)
+    without_prefetch(monkeypatch, "overview")
 
 
 async def _tree_drilled(pilot: Pilot[Any]) -> None:
@@ -47,8 +45,7 @@ async def _tagging(pilot: Pilot[Any]) -> None:
     await pilot.press("4")
     await settle(pilot)
     await pilot.press("a")  # the costliest resource's group, marked
-    await settle(pilot)
-    await pilot.pause(0.2)  # the footer recomposes its keys a frame after the queue repaints
+    await settle_footer(pilot)
 
 
 class TestAllocationSnapshots:

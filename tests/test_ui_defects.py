@@ -6,7 +6,6 @@ import csv
 import io
 import itertools
 import shutil
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from textual.widgets import Button, Input, Label
 from textual.widgets._footer import FooterKey
 from textual.widgets._toast import Toast
 
-from finops_tui import clock, paths
+from finops_tui import paths
 from finops_tui.allocation.push import PushItem
 from finops_tui.basis.periods import parse_period
 from finops_tui.cli import main
@@ -56,20 +55,21 @@ from tests.ui_fixtures import (
     opened,
     screen_text,
     settle,
+    settle_footer,
     usd_cache_path,
+    without_prefetch,
 )
 
 SMALL = (80, 24)
 LARGE = (160, 48)
 
 
+pytestmark = pytest.mark.today(TODAY)
+
+
 @pytest.fixture(autouse=True)
-def _pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    clock.pin(TODAY)
-    monkeypatch.setattr(OverviewScreen, "prefetch_enabled", False)
-    monkeypatch.setattr(AllocationScreen, "prefetch_enabled", False)
-    yield
-    clock.pin(None)
+def _no_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_prefetch(monkeypatch, "overview", "allocation")
 
 
 @pytest.fixture
@@ -93,8 +93,7 @@ async def show(pilot: Pilot[Any], *keys: str) -> None:
     """Press `keys` one at a time, letting every worker finish after each (views load in workers)."""
     for key in keys:
         await pilot.press(key)
-        await settle(pilot)
-    await pilot.pause(0.2)  # the footer recomposes its keys a frame after the screen repaints
+        await settle_footer(pilot)
 
 
 async def open_recommendations(pilot: Pilot[Any]) -> RecommendationsScreen:

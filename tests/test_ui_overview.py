@@ -8,7 +8,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,14 @@ import pytest
 from textual.message import Message
 from textual.worker import WorkerState
 
-from finops_tui import clock
 from finops_tui.basis.money import money, shown_change
 from finops_tui.cli import main
+from finops_tui.report.overview import Overview
+from finops_tui.ui import app as app_module
 from finops_tui.ui.dialogs.period import CustomPeriodDialog, PeriodDialog
 from finops_tui.ui.messages import OverviewLoaded, OverviewRequest
-from finops_tui.ui.screens.overview import TOP_ROWS, OverviewScreen
+from finops_tui.ui.screens.overview import RESULT_CACHE_SIZE, TOP_ROWS, OverviewScreen
+from finops_tui.ui.screens.overview_data import EmptyCache
 from finops_tui.ui.widgets.cost_table import CostTable
 from finops_tui.ui.widgets.daily_chart import DailyChart, layout_bars
 from tests.ui_fixtures import (
@@ -41,11 +43,7 @@ from tests.ui_fixtures import (
 SIZE = (120, 40)
 
 
-@pytest.fixture(autouse=True)
-def _pinned_today() -> Iterator[None]:
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 def report_json(capsys: pytest.CaptureFixture[str], path: Path, period: str, metric: str) -> dict[str, Any]:
@@ -56,10 +54,42 @@ def report_json(capsys: pytest.CaptureFixture[str], path: Path, period: str, met
     return document
 
 
-def without_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+QueryProbe = Callable[[duckdb.DuckDBPyConnection, OverviewRequest], None]
+
+
+class ProbedOverview(OverviewScreen):
+    """The overview as shipped, with a probe a test sets: called in the worker, on its cursor, before each query."""
+
+    def __init__(self, *, prefetch: bool = True, result_cache_size: int = RESULT_CACHE_SIZE) -> None:
+        super().__init__(prefetch=prefetch, result_cache_size=result_cache_size)
+        self.before_query: QueryProbe | None = None
+
+    def read_overview(self, cur: duckdb.DuckDBPyConnection, request: OverviewRequest,
+                      team_key: str) -> Overview | EmptyCache:
+        if self.before_query is not None:
+            self.before_query(cur, request)
+        return super().read_overview(cur, request, team_key)
+
+
+class UncachedOverview(ProbedOverview):
     """Every request runs a query: for tests about the query itself."""
-    monkeypatch.setattr(OverviewScreen, "result_cache_size", 0)
-    monkeypatch.setattr(OverviewScreen, "prefetch_enabled", False)
+
+    def __init__(self) -> None:
+        super().__init__(prefetch=False, result_cache_size=0)
+
+
+def probed(monkeypatch: pytest.MonkeyPatch, screen: type[ProbedOverview] = ProbedOverview) -> None:
+    monkeypatch.setitem(app_module.VIEW_SCREENS, "overview", screen)
+
+
+def without_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    probed(monkeypatch, UncachedOverview)
+
+
+def probed_screen(app: object) -> ProbedOverview:
+    screen = app.screen  # type: ignore[attr-defined]
+    assert isinstance(screen, ProbedOverview)
+    return screen
 
 
 def cents(value: Decimal) -> str:
@@ -197,7 +227,7 @@ async def test_newer_request_cancels_and_interrupts_the_older_one(monkeypatch: p
         app = make_app(cache)
         async with app.run_test(size=SIZE, message_hook=messages.append) as pilot:
             await settle(pilot)
-            screen = overview_screen(app)
+            screen = probed_screen(app)
             screen.before_query = slow_first_query
             started = time.perf_counter()
             screen.set_period("last-month")
@@ -219,20 +249,28 @@ async def test_newer_request_cancels_and_interrupts_the_older_one(monkeypatch: p
 async def test_slow_query_shows_loading_state_then_result(monkeypatch: pytest.MonkeyPatch) -> None:
     without_cache(monkeypatch)
 
+    entered, release = threading.Event(), threading.Event()
+
     def slow(cur: duckdb.DuckDBPyConnection, request: OverviewRequest) -> None:
         if request.period == "90d":
-            time.sleep(0.4)
+            entered.set()
+            release.wait(10)  # held until the test has seen the loading state
 
     with opened(usd_cache_path()) as cache:
         app = make_app(cache)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            screen = overview_screen(app)
+            screen = probed_screen(app)
             screen.before_query = slow
             focused = app.focused
             screen.set_period("90d")
-            await pilot.pause(0.25)
-            assert screen.query_one("#content").loading
+            content = screen.query_one("#content")
+            deadline = time.monotonic() + 5
+            while not (entered.is_set() and content.loading) and time.monotonic() < deadline:
+                await pilot.pause()
+            loading = content.loading
+            release.set()
+            assert loading, "a slow query shows the loading state"
             await settle(pilot)
             assert not screen.query_one("#content").loading
             assert screen.overview is not None and screen.overview.period.spec == "90d"
@@ -250,7 +288,7 @@ async def test_worker_errors_become_one_notification(monkeypatch: pytest.MonkeyP
         app = make_app(cache)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            overview_screen(app).before_query = broken
+            probed_screen(app).before_query = broken
             await pilot.press("m")
             await settle(pilot)
             errors = [n for n in app._notifications if n.severity == "error"]
@@ -405,14 +443,16 @@ async def test_filter_and_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 @async_test
-async def test_prefetched_and_cached_results_repaint_without_a_query(capsys: pytest.CaptureFixture[str]) -> None:
+async def test_prefetched_and_cached_results_repaint_without_a_query(capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    probed(monkeypatch)
     billed = report_json(capsys, usd_cache_path(), "mtd", "billed")
     queried: list[tuple[str, str]] = []
     with opened(usd_cache_path()) as cache:
         app = make_app(cache)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
-            screen = overview_screen(app)
+            screen = probed_screen(app)
             screen.before_query = lambda cur, request: queried.append((request.period, request.metric))
             await pilot.press("m")  # prefetched while the first result was on screen
             await settle(pilot)

@@ -7,7 +7,7 @@ import json
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -31,12 +31,11 @@ from finops_tui.ui import app as app_module
 from finops_tui.ui.app import FinopsApp
 from finops_tui.ui.dialogs.rec_note import MinImpactDialog, NoteDialog, SnoozeDialog
 from finops_tui.ui.screens.base import FinopsScreen
-from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.screens.recommendations import ListFilter, RecommendationsScreen, cycle, matches
 from finops_tui.ui.screens.tagging import TaggingScreen
 from finops_tui.ui.widgets.rec_detail import RecDetail
 from finops_tui.ui.widgets.rec_list import RecList
-from tests.ui_fixtures import async_test, opened, screen_text, settle
+from tests.ui_fixtures import async_test, opened, screen_text, settle, without_prefetch
 
 DATA_END = dt.date(2026, 3, 31)
 TODAY = DATA_END + dt.timedelta(days=1)
@@ -65,13 +64,13 @@ def demo_copy(folder: Path) -> Path:
     return copy
 
 
+pytestmark = pytest.mark.today(TODAY)
+
+
 @pytest.fixture(autouse=True)
-def _pinned_today(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _quiet_overview(monkeypatch: pytest.MonkeyPatch) -> None:
     # The overview is only the way in: its background prefetch would make every test wait for it.
-    monkeypatch.setattr(OverviewScreen, "prefetch_enabled", False)
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+    without_prefetch(monkeypatch, "overview")
 
 
 @pytest.fixture

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from textual.binding import Binding
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 from textual.filter import Monochrome
 from textual.screen import Screen
 from textual.widgets import Label
 
-from finops_tui import clock, paths
+from finops_tui import paths
 from finops_tui.cli import main
 from finops_tui.config import Config, load_config
 from finops_tui.ui import app as app_module
@@ -43,11 +42,7 @@ from tests.ui_fixtures import (
 SIZE = (120, 40)
 
 
-@pytest.fixture(autouse=True)
-def _pinned_today() -> Iterator[None]:
-    clock.pin(TODAY)
-    yield
-    clock.pin(None)
+pytestmark = pytest.mark.today(TODAY)
 
 
 class StubRecommendations(FinopsScreen):
@@ -243,7 +238,8 @@ async def test_command_palette_offers_the_screens_actions() -> None:
             await pilot.pause()
             assert isinstance(app.screen, CommandPalette)
             await pilot.press(*"last month")
-            await pilot.pause(0.5)
+            await settle(pilot)  # the palette searches in a worker
+            assert app.screen.query_one(CommandList).option_count
             await pilot.press("enter")
             await settle(pilot)
             screen = app.screen

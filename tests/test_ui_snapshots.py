@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
-from finops_tui import clock
 from tests.ui_fixtures import TODAY, make_app, opened, settle, usd_cache_path
 
 SnapCompare = Callable[..., bool]
 
 
+pytestmark = pytest.mark.today(TODAY)
+
+
 @pytest.fixture(autouse=True)
-def _pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    clock.pin(TODAY)
+def _home_beside_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     # The status bar shows the cache path relative to home: make it the same on every machine.
     monkeypatch.setenv("HOME", str(usd_cache_path().parent))
-    yield
-    clock.pin(None)
 
 
 async def _loaded(pilot: Pilot[Any]) -> None:

@@ -4,39 +4,44 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 
-from finops_tui import clock
 from finops_tui.allocation.push import PushItem
 from finops_tui.recommend import Context, store_results
 from finops_tui.recommend.engine import generate
 from finops_tui.ui.app import FinopsApp
 from finops_tui.ui.dialogs.push_preview import PushPreviewDialog
-from finops_tui.ui.screens.allocation import AllocationScreen
-from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.screens.recommendations import RecommendationsScreen
-from tests.ui_fixtures import TODAY, empty_cache_path, make_app, opened, settle, usd_cache_path
+from tests.ui_fixtures import (
+    TODAY,
+    empty_cache_path,
+    make_app,
+    opened,
+    settle,
+    settle_footer,
+    usd_cache_path,
+    without_prefetch,
+)
 
 SnapCompare = Callable[..., bool]
 Steps = Callable[[Pilot[Any]], Awaitable[None]]
 SIZE = (80, 24)
 
 
+pytestmark = pytest.mark.today(TODAY)
+
+
 @pytest.fixture(autouse=True)
-def _pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    clock.pin(TODAY)
+def _steady_screens(monkeypatch: pytest.MonkeyPatch) -> None:
     # The status bar shows the cache path relative to home: make it the same on every machine.
     monkeypatch.setenv("HOME", str(usd_cache_path().parent))
-    monkeypatch.setattr(OverviewScreen, "prefetch_enabled", False)
-    monkeypatch.setattr(AllocationScreen, "prefetch_enabled", False)
+    without_prefetch(monkeypatch, "overview", "allocation")
     monkeypatch.setattr(RecommendationsScreen, "refresh_on_open", False)  # the stored run, "3 min ago"
-    yield
-    clock.pin(None)
 
 
 @pytest.fixture
@@ -50,8 +55,7 @@ def cache_path(tmp_path: Path) -> Path:
 async def press(pilot: Pilot[Any], *keys: str) -> None:
     for key in keys:
         await pilot.press(key)
-        await settle(pilot)
-    await pilot.pause(0.2)  # the footer recomposes its keys a frame after the screen repaints
+        await settle_footer(pilot)
 
 
 async def store_a_run(pilot: Pilot[Any]) -> None:
@@ -84,7 +88,7 @@ async def push_preview(pilot: Pilot[Any]) -> None:
                       f"{sub}/providers/Microsoft.Compute/virtualMachines/vm-{n}", f"vm-{n}",
                       {"team": "payments", "env": "prod"}, (n,)) for n in range(12)]
     await app.push_screen(PushPreviewDialog(items, cache=app.cache, endpoint=None, credential_mode="cli"))
-    await pilot.pause(0.2)
+    await settle_footer(pilot)
 
 
 def snap(snap_compare: SnapCompare, path: Path, run_before: Steps) -> bool:

@@ -24,10 +24,17 @@ from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.sync_worker import progress_line
 from tests import fake_arm
 from tests.fake_arm import MONTHS, SUB, TODAY, FakeArm, ScriptedResponse, install_fake_az, month_total
-from tests.ui_fixtures import async_test, build_ui_cache, empty_cache_path, opened, screen_text, settle
+from tests.ui_fixtures import (
+    async_test,
+    build_ui_cache,
+    empty_cache_path,
+    opened,
+    screen_text,
+    settle,
+    without_prefetch,
+)
 
-# Shared fixtures (loopback_only is autouse: no connection beyond 127.0.0.1, today pinned to fake_arm.TODAY).
-loopback_only = fake_arm.loopback_only
+pytestmark = pytest.mark.today(fake_arm.TODAY)
 arm = fake_arm.arm
 
 SIZE = (120, 40)
@@ -37,7 +44,7 @@ THROTTLE_SECONDS = "30"  # long enough that only a cancel ends the wait within t
 
 @pytest.fixture(autouse=True)
 def _quiet_overview(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(OverviewScreen, "prefetch_enabled", False)  # fewer workers to wait for
+    without_prefetch(monkeypatch, "overview")  # fewer workers to wait for
 
 
 def configure(arm: FakeArm, *, months: int = 1, max_age_hours: float | None = None) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from finops_tui import clock
 from finops_tui.allocation.effective import TagPolicy
 from finops_tui.allocation.journal import list_edits, pending_edits
 from finops_tui.allocation.queue import QueueGroup, UnallocatedQueue, unallocated_queue
@@ -26,19 +25,18 @@ from finops_tui.ui.screens.allocation import AllocationScreen
 from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
 from finops_tui.ui.screens.tagging import TaggingScreen, common_pattern
-from tests.fake_tags_arm import FakeCredential, FakeTagsArm, forbid_non_loopback
-from tests.ui_fixtures import TODAY, async_test, make_app, opened, screen_text, settle, usd_cache_path
+from tests.fake_tags_arm import FakeCredential, FakeTagsArm
+from tests.ui_fixtures import TODAY, async_test, make_app, opened, screen_text, settle, usd_cache_path, without_prefetch
 
 SIZE = (120, 40)
 
 
+pytestmark = pytest.mark.today(TODAY)
+
+
 @pytest.fixture(autouse=True)
-def _pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    forbid_non_loopback(monkeypatch)
-    clock.pin(TODAY)
-    monkeypatch.setattr(OverviewScreen, "prefetch_enabled", False)
-    yield
-    clock.pin(None)
+def _no_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
+    without_prefetch(monkeypatch, "overview")
 
 
 @pytest.fixture

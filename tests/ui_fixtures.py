@@ -14,16 +14,22 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ParamSpec
 
+import pytest
 from textual.app import App
 from textual.pilot import Pilot
-from textual.worker import WorkerCancelled
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerCancelled
 
 from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.config import Config
 from finops_tui.store import Cache, open_cache
 from finops_tui.store.sources import Window, begin_window, finish_window
+from finops_tui.ui import app as app_module
 from finops_tui.ui.app import FinopsApp
 from finops_tui.ui.launch import close_when_idle
+from finops_tui.ui.screens.allocation import AllocationScreen
+from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.screens.overview import OverviewScreen
 
 TODAY = dt.date(2026, 11, 26)  # a Thursday; fresh data ends the day before
 DATA_END = dt.date(2026, 11, 25)
@@ -109,6 +115,29 @@ def empty_cache_path(folder: Path) -> Path:
     return path
 
 
+class QuietOverview(OverviewScreen):
+    """The overview without prefetch: fewer workers for a test to wait for."""
+
+    def __init__(self) -> None:
+        super().__init__(prefetch=False)
+
+
+class QuietAllocation(AllocationScreen):
+    """The allocation tree without prefetch: each expansion runs its own query."""
+
+    def __init__(self) -> None:
+        super().__init__(prefetch=False)
+
+
+QUIET_SCREENS: dict[str, type[FinopsScreen]] = {"overview": QuietOverview, "allocation": QuietAllocation}
+
+
+def without_prefetch(monkeypatch: pytest.MonkeyPatch, *modes: str) -> None:
+    """The app makes the views of `modes` without prefetch (their screens registered in `VIEW_SCREENS`)."""
+    for mode in modes:
+        monkeypatch.setitem(app_module.VIEW_SCREENS, mode, QUIET_SCREENS[mode])
+
+
 def make_app(cache_file: Cache, *, config: Config | None = None) -> FinopsApp:
     return FinopsApp(cache_file, config=config or Config(), now=fixed_now, demo_end=DATA_END)
 
@@ -124,18 +153,37 @@ def opened(path: Path) -> Iterator[Cache]:
 
 
 async def settle(pilot: Pilot[Any]) -> None:
-    """Let every worker finish (a cancelled one counts as finished) and the screen repaint."""
+    """Let every worker finish (a cancelled one counts as finished) and the screen repaint, until no worker runs.
+
+    One round is not enough: a worker's answer is handled during the repaint and may start the next worker
+    (the allocation tree loads a slice, then expands it), and `pause` only waits while the process looks busy.
+    """
     await pilot.pause()
-    await wait_for_workers(pilot.app)
+    while _running(pilot.app):
+        await wait_for_workers(pilot.app)
+        await pilot.pause()
+
+
+async def settle_footer(pilot: Pilot[Any]) -> None:
+    """`settle`, then the two refreshes the footer needs to show the screen's keys: the screen republishes its
+    bindings after one refresh, and the footer recomposes after the next."""
+    await settle(pilot)
+    await pilot.app.screen.wait_for_refresh()
+    for footer in pilot.app.screen.query(Footer):
+        await footer.wait_for_refresh()
     await pilot.pause()
 
 
 async def wait_for_workers(app: App[Any]) -> None:
     """Wait for the running workers, including the ones they start (a prefetch chain), not cancelled ones."""
-    while running := [w for w in app.workers if not w.is_finished and not w.is_cancelled]:
+    while running := _running(app):
         with suppress(WorkerCancelled):  # cancelled while we waited: it no longer matters
             await app.workers.wait_for_complete(running)
         await asyncio.sleep(0)
+
+
+def _running(app: App[Any]) -> list[Worker[Any]]:
+    return [w for w in app.workers if not w.is_finished and not w.is_cancelled]
 
 
 def screen_text(app: App[Any]) -> str:

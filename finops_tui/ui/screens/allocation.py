@@ -5,37 +5,45 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import re
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-import duckdb
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.content import Content
-from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Header, Input, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
 from finops_tui import clock
 from finops_tui.basis.dimensions import dimension
-from finops_tui.basis.metrics import currencies
 from finops_tui.basis.money import money
-from finops_tui.basis.periods import Period, resolve_period
+from finops_tui.basis.periods import Period
 from finops_tui.config import DEFAULT_HIERARCHY, save_setting
 from finops_tui.errors import UserError
-from finops_tui.report.tags import TagKeyCoverage, folded_keys, tag_keys
-from finops_tui.report.tree import Node, children, resolve_hierarchy
-from finops_tui.store.sources import Freshness
+from finops_tui.report.tags import TagKeyCoverage, tag_keys
+from finops_tui.report.tree import Node, resolve_hierarchy
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.queries import QueryGate
+from finops_tui.ui.result_cache import ResultCache
+from finops_tui.ui.screens.allocation_data import (
+    CHILDREN_LIMIT,
+    RESULT_CACHE_SIZE,
+    ChildrenLoaded,
+    ExpansionKey,
+    ExpansionRequest,
+    Prefetcher,
+    TagKeysLoaded,
+    TreeLoaded,
+    TreeRequest,
+    expansion_key,
+    expansion_query,
+    load_tree,
+    plan_requests,
+)
 from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput, level_title, pick_currency
 from finops_tui.ui.widgets.alloc_tree import SORT_MODES, SORT_TITLES, AllocTree, Branch, NodePath
 from finops_tui.ui.widgets.context_bar import ContextBar
@@ -44,135 +52,6 @@ from finops_tui.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
     from finops_tui.ui.dialogs.hierarchy import HierarchyChoice
-
-CHILDREN_LIMIT = 200  # children per expansion; the smaller ones fold into one "(N more)" row
-PREFETCH_LIMIT = 40  # expansions computed ahead of the user per plan
-RESULT_CACHE_SIZE = 512  # expansions kept (a few kB each)
-
-ExpansionKey = tuple[tuple[str, ...], NodePath, Period, str, str]
-_now = time.monotonic
-
-
-# --------------------------------------------------------------------------------------------------
-# requests and results
-
-
-@dataclass(frozen=True)
-class TreeRequest:
-    """One query of the tree's top level for a hierarchy and the shared period, metric and currency."""
-
-    generation: int
-    data_version: int
-    hierarchy: tuple[str, ...]
-    period: str
-    metric: str
-    currency: str | None
-    keep_state: bool  # a reload of the same tree: expanded nodes come back
-
-
-@dataclass
-class TreeLoaded(Message):
-    """A worker resolved the period and currency and loaded the top level."""
-
-    request: TreeRequest
-    period: Period
-    freshness: Freshness
-    currencies: list[str]
-    currency: str
-    nodes: list[Node]
-    folded: dict[str, list[str]]  # tag key -> the provider spellings folded into it
-
-
-@dataclass(frozen=True)
-class ExpansionRequest:
-    """The children of one node (`path`) for one hierarchy, period, metric and currency."""
-
-    key: ExpansionKey
-    data_version: int
-    hierarchy: tuple[str, ...]
-    path: NodePath
-    period: Period
-    metric: str
-    currency: str
-
-
-@dataclass
-class ChildrenLoaded(Message):
-    """A worker loaded one node's children (asked for by the user, or computed ahead of them)."""
-
-    request: ExpansionRequest
-    nodes: list[Node]
-    prefetched: bool
-
-
-@dataclass
-class TagKeysLoaded(Message):
-    """Tag keys present in the cache, with coverage, for the hierarchy dialog."""
-
-    keys: list[TagKeyCoverage]
-
-
-def expansion_query(request: ExpansionRequest, cur: duckdb.DuckDBPyConnection) -> list[Node]:
-    return children(cur, request.hierarchy, list(request.path), request.period, request.metric, request.currency,
-                    limit=CHILDREN_LIMIT)
-
-
-class ResultCache:
-    """The last few hundred expansions, so going back, re-expanding or switching back is instant."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[ExpansionKey, list[Node]] = OrderedDict()
-
-    def get(self, key: ExpansionKey) -> list[Node] | None:
-        found = self._items.get(key)
-        if found is not None:
-            self._items.move_to_end(key)
-        return found
-
-    def put(self, key: ExpansionKey, nodes: list[Node]) -> None:
-        self._items[key] = nodes
-        self._items.move_to_end(key)
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._items
-
-    def clear(self) -> None:
-        self._items.clear()
-
-
-class PrefetchPlan:
-    """Expansions to compute in the background, the node under the cursor first. Shared with the worker thread."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: list[ExpansionRequest] = []
-        self._running: ExpansionKey | None = None
-
-    def replace(self, requests: Iterable[ExpansionRequest]) -> None:
-        with self._lock:
-            self._queue = list(requests)
-
-    def take(self) -> ExpansionRequest | None:
-        with self._lock:
-            request = self._queue.pop(0) if self._queue else None
-            self._running = request.key if request else None
-            return request
-
-    def running(self) -> ExpansionKey | None:
-        with self._lock:
-            return self._running
-
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._queue)
-
-    def finish(self) -> None:
-        with self._lock:
-            self._running = None
-
 
 def slice_hierarchy(name: str, default: Sequence[str]) -> list[str]:
     """The hierarchy that opens one slice: from that level down in the default one, else slice › RG › resource."""
@@ -195,9 +74,6 @@ class AllocationScreen(CostViewScreen):
 
     VIEW_TITLE = "Allocation"
     QUERY_GROUP = "alloc-root"
-    # Class-level so tests and benchmarks can switch them off before the screen exists.
-    prefetch_enabled: ClassVar[bool] = True
-    result_cache_size: ClassVar[int] = RESULT_CACHE_SIZE
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("H", "choose_hierarchy", "Hierarchy", id="allocation.hierarchy",
@@ -225,8 +101,11 @@ class AllocationScreen(CostViewScreen):
     """
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
 
-    def __init__(self) -> None:
+    def __init__(self, *, prefetch: bool = True) -> None:
+        """`prefetch`: compute the expansions the user is likely to open next while they read (off: fewer
+        queries on a slow machine; every expansion then runs its own)."""
         super().__init__()
+        self.prefetch = prefetch
         # Screens are created inside the running app (the mode registry, push_screen): its config is readable.
         default = self.finops.config.hierarchies.get("default") or DEFAULT_HIERARCHY
         self.hierarchy: list[str] = [dimension(level).name for level in default]
@@ -234,20 +113,14 @@ class AllocationScreen(CostViewScreen):
         self.shown_hierarchy: tuple[str, ...] = ()
         self.folded: dict[str, list[str]] = {}
         self.tag_key_coverage: list[TagKeyCoverage] | None = None
-        self.root_ms: list[float] = []  # request → painted top level, for benchmarks
-        self.expand_ms: list[float] = []  # expansion (key press) → painted children, for benchmarks
-        self.root_painted_at = 0.0  # time.monotonic() of the last painted top level, for benchmarks
-        self._results = ResultCache(self.result_cache_size)
+        self._results: ResultCache[ExpansionKey, list[Node]] = ResultCache(RESULT_CACHE_SIZE)
         self._currency_lists: dict[tuple[Period, str], list[str]] = {}
         self._expand_gate = QueryGate()
-        self._prefetch_gate = QueryGate()
-        self._plan = PrefetchPlan()
-        self._prefetch_worker: Worker[None] | None = None
+        self._prefetcher = Prefetcher()
         self._expansions: dict[Worker[None], NodePath] = {}
         self._generation = 0
         self._data_version = 0
         self._period_day: dt.date | None = None
-        self._requested_at = 0.0
         self._pending_slice: NodePath | None = None
         self._filter_level: NodePath = ()
         self._open_dialog_when_keys_load = False
@@ -297,9 +170,8 @@ class AllocationScreen(CostViewScreen):
         self._generation += 1
         request = TreeRequest(self._generation, self._data_version, tuple(self.hierarchy), state.period,
                               state.metric, state.currency, keep_state)
-        self._requested_at = _now()
         self._expansions.clear()
-        self._plan.replace([])
+        self._prefetcher.plan.replace([])
         cached = self._cached_tree(request)
         if cached is not None:
             self.answer_from_memory()
@@ -311,7 +183,7 @@ class AllocationScreen(CostViewScreen):
     def query_groups(self) -> list[tuple[str, QueryGate]]:
         # A new tree makes every expansion and guess in flight useless.
         return [(self.QUERY_GROUP, self.query_gate), ("alloc-expand", self._expand_gate),
-                ("alloc-prefetch", self._prefetch_gate)]
+                ("alloc-prefetch", self._prefetcher.gate)]
 
     def _cached_tree(self, request: TreeRequest) -> TreeLoaded | None:
         """The top level from memory when the period was resolved today and the level was loaded before."""
@@ -323,7 +195,7 @@ class AllocationScreen(CostViewScreen):
         if codes is None:
             return None
         currency = pick_currency(request.currency, codes)
-        nodes = self._results.get(self._key(request.hierarchy, (), period, request.metric, currency))
+        nodes = self._results.get(expansion_key(request.hierarchy, (), period, request.metric, currency))
         if nodes is None or any(d.tag_key not in self.folded for d in resolve_hierarchy(request.hierarchy)
                                 if d.tag_key is not None):
             return None
@@ -331,18 +203,7 @@ class AllocationScreen(CostViewScreen):
 
     @work(thread=True, exclusive=True, group="alloc-root", exit_on_error=False, name="allocation query")
     def _load_tree(self, request: TreeRequest, known_folded: dict[str, list[str]]) -> None:
-        def query(cur: duckdb.DuckDBPyConnection) -> TreeLoaded:
-            period, fresh = resolve_period(cur, request.period)
-            codes = currencies(cur, period, request.metric)
-            currency = pick_currency(request.currency, codes)
-            nodes = children(cur, request.hierarchy, [], period, request.metric, currency, limit=CHILDREN_LIMIT)
-            folded = {
-                d.tag_key: folded_keys(cur, d.tag_key) for d in resolve_hierarchy(request.hierarchy)
-                if d.tag_key is not None and d.tag_key not in known_folded
-            }
-            return TreeLoaded(request, period, fresh, codes, currency, nodes, folded)
-
-        result = self.query_gate.run(self.finops.cache, query)
+        result = self.query_gate.run(self.finops.cache, lambda cur: load_tree(cur, request, known_folded))
         if result is not None:
             self.post_message(result)
 
@@ -355,8 +216,8 @@ class AllocationScreen(CostViewScreen):
         self._currency_lists[(message.period, request.metric)] = message.currencies
         self.folded.update(message.folded)
         if request.data_version == self._data_version:
-            self._results.put(self._key(request.hierarchy, (), message.period, request.metric, message.currency),
-                              message.nodes)
+            self._results.put(expansion_key(request.hierarchy, (), message.period, request.metric,
+                                            message.currency), message.nodes)
         self._show_tree(message)
 
     def _show_tree(self, loaded: TreeLoaded) -> None:
@@ -376,12 +237,7 @@ class AllocationScreen(CostViewScreen):
                 self.notify(f"No {level_title(dim)} {key or '(none)'} with cost in this period.", timeout=4)
         self._show_bars()
         self.show_status()
-        self.app.call_after_refresh(partial(self._root_painted, self._requested_at))
         self._plan_prefetch()
-
-    def _root_painted(self, started: float) -> None:
-        self.root_painted_at = _now()
-        self.root_ms.append((self.root_painted_at - started) * 1000)
 
     def cancel_pending(self) -> bool:
         self._stop_prefetch()
@@ -389,7 +245,7 @@ class AllocationScreen(CostViewScreen):
 
     def _stop_prefetch(self) -> None:
         self.workers.cancel_group(self, "alloc-prefetch")
-        self._prefetch_gate.interrupt_cancelled()
+        self._prefetcher.gate.interrupt_cancelled()
 
     def loading_target(self) -> Widget:
         return self.tree_view
@@ -397,16 +253,12 @@ class AllocationScreen(CostViewScreen):
     # ----------------------------------------------------------------------------------------------
     # expansions: from memory, from a computation the prefetch already started, or from a new worker
 
-    def _key(self, hierarchy: Sequence[str], path: NodePath, period: Period, metric: str, currency: str) \
-            -> ExpansionKey:
-        return (tuple(hierarchy[: len(path) + 1]), path, period, metric, currency)
-
     def _expansion(self, path: NodePath, hierarchy: Sequence[str] | None = None) -> ExpansionRequest | None:
         if self.period is None or self.currency is None or self.shown_state is None:
             return None
         levels = tuple(hierarchy if hierarchy is not None else self.shown_hierarchy)
         metric = self.shown_state[1]
-        return ExpansionRequest(self._key(levels, path, self.period, metric, self.currency), self._data_version,
+        return ExpansionRequest(expansion_key(levels, path, self.period, metric, self.currency), self._data_version,
                                 levels, path, self.period, metric, self.currency)
 
     @on(AllocTree.ChildrenWanted)
@@ -420,8 +272,7 @@ class AllocationScreen(CostViewScreen):
         if cached is not None:
             self._apply_children(branch, cached)
             return
-        prefetch = self._prefetch_worker
-        if self._plan.running() == request.key and prefetch is not None and not prefetch.is_finished:
+        if self._prefetcher.computing(request.key):
             return  # the prefetch is computing exactly this: its answer fills the node
         # The user's request gets the CPU: stop the background work, start it again afterwards.
         self._stop_prefetch()
@@ -450,10 +301,7 @@ class AllocationScreen(CostViewScreen):
             self._plan_prefetch()
 
     def _apply_children(self, branch: Branch, nodes: list[Node]) -> None:
-        started = branch.loading_since
         self.tree_view.set_children(branch.path, nodes)
-        if started is not None:
-            self.app.call_after_refresh(lambda: self.expand_ms.append((_now() - started) * 1000))
         self._show_breadcrumbs()
         self._plan_prefetch()
 
@@ -465,10 +313,10 @@ class AllocationScreen(CostViewScreen):
                 self.tree_view.children_failed(path)
         elif event.state == WorkerState.SUCCESS:
             self._expansions.pop(event.worker, None)
-        if event.worker is not self._prefetch_worker or not event.worker.is_finished:
+        if event.worker is not self._prefetcher.worker or not event.worker.is_finished:
             return
         self._load_waiting()
-        if event.state == WorkerState.SUCCESS and self._plan.pending():
+        if event.state == WorkerState.SUCCESS and self._prefetcher.plan.pending():
             # The plan grew after the worker saw it empty and left: start another one.
             self._plan_prefetch()
 
@@ -495,54 +343,25 @@ class AllocationScreen(CostViewScreen):
 
     def _plan_prefetch(self) -> None:
         """Queue the unloaded expandable nodes on screen (the cursor's first), then other saved hierarchies."""
-        if not self.prefetch_enabled or self._pending is not None:
+        if not self.prefetch or self._pending is not None:
             return
         tree = self.tree_view
         candidates: list[Branch] = []
         if tree.cursor_branch is not None:
             candidates.append(tree.cursor_branch)
         candidates += [row.branch for row in tree.rows if row.kind == "node" and row.branch is not None]
-        requests: list[ExpansionRequest] = []
-        seen: set[ExpansionKey] = set()
-        for branch in candidates:
-            if not branch.expandable or branch.children is not None or branch.loading_since is not None:
-                continue
-            request = self._expansion(branch.path)
-            if request is None or request.key in seen or request.key in self._results:
-                continue
-            seen.add(request.key)
-            requests.append(request)
-            if len(requests) >= PREFETCH_LIMIT:
-                break
-        for levels in self.finops.config.hierarchies.values():
-            request = self._expansion((), [dimension(level).name for level in levels])
-            if request is not None and request.key not in self._results and request.key not in seen:
-                seen.add(request.key)
-                requests.append(request)
-        self._plan.replace(requests)
-        running = self._prefetch_worker is not None and not self._prefetch_worker.is_finished \
-            and not self._prefetch_worker.is_cancelled
-        if requests and not running:
-            self._prefetch_worker = self._prefetch()
+        nodes = (self._expansion(branch.path) for branch in candidates
+                 if branch.expandable and branch.children is None and branch.loading_since is None)
+        roots = (self._expansion((), [dimension(level).name for level in levels])
+                 for levels in self.finops.config.hierarchies.values())
+        requests = plan_requests(nodes, roots, self._results)
+        self._prefetcher.plan.replace(requests)
+        if requests and not self._prefetcher.running():
+            self._prefetcher.worker = self._prefetch()
 
     @work(thread=True, exclusive=True, group="alloc-prefetch", exit_on_error=False, name="allocation prefetch")
     def _prefetch(self) -> None:
-        worker = get_current_worker()
-        try:
-            while not worker.is_cancelled:
-                request = self._plan.take()
-                if request is None:
-                    return
-                try:
-                    nodes = self._prefetch_gate.run(self.finops.cache, partial(expansion_query, request))
-                except Exception:  # a failed guess costs nothing: the real request will report the problem
-                    self._plan.replace([])
-                    return
-                if nodes is None:
-                    return
-                self.post_message(ChildrenLoaded(request, nodes, prefetched=True))
-        finally:
-            self._plan.finish()
+        self._prefetcher.run(self.finops.cache, self.post_message)
 
     # ----------------------------------------------------------------------------------------------
     # bars: hierarchy, folded tag keys, breadcrumbs

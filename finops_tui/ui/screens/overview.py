@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import csv
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 from typing import ClassVar
@@ -36,11 +35,11 @@ from finops_tui.ui.messages import (
     SliceChosen,
 )
 from finops_tui.ui.queries import QueryGate
+from finops_tui.ui.result_cache import ResultCache
 from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput
 from finops_tui.ui.screens.overview_data import (
     CurrencyView,
     EmptyCache,
-    ResultCache,
     ResultKey,
     currency_view,
     load_overview,
@@ -55,8 +54,7 @@ from finops_tui.ui.widgets.summary import SummaryCard, SummaryRow
 TOP_ROWS = 10
 FILTERED_ROWS = 50
 FORECAST_LABEL = "run rate, weekday-aware"  # under the title "Month-end forecast"
-QueryHook = Callable[[duckdb.DuckDBPyConnection, OverviewRequest], None]
-_now = time.perf_counter
+RESULT_CACHE_SIZE = 16  # overviews kept: every usual period in both metrics
 
 
 class OverviewScreen(CostViewScreen):
@@ -64,9 +62,6 @@ class OverviewScreen(CostViewScreen):
 
     VIEW_TITLE = "Overview"
     QUERY_GROUP = "overview"
-    # Class-level so tests and benchmarks can switch them off before the screen exists.
-    result_cache_size: ClassVar[int] = 16
-    prefetch_enabled: ClassVar[bool] = True
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
 
@@ -78,21 +73,19 @@ class OverviewScreen(CostViewScreen):
                 tooltip="Clear the table filter, else back to the view you came from"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, *, prefetch: bool = True, result_cache_size: int = RESULT_CACHE_SIZE) -> None:
+        """`prefetch`: compute the likely next periods and metric while the user reads (off: fewer queries on a
+        slow machine). `result_cache_size`: answers kept in memory (0: every request runs its query)."""
         super().__init__()
+        self.prefetch = prefetch
         self.overview: Overview | None = None  # every currency, as the read model returned it
         self.view: CurrencyView | None = None  # the currency on screen
         self.shown_request: OverviewRequest | None = None
         self.filter_text = ""
-        self.repaint_ms: list[float] = []  # request → painted, for benchmarks
-        self.painted_at: float | None = None  # wall-clock time of the last painted result, for benchmarks
-        # Test hook: called in the worker with the raw cursor before the read model runs.
-        self.before_query: QueryHook | None = None
         self._prefetch_gate = QueryGate()
-        self._results = ResultCache(self.result_cache_size)
+        self._results: ResultCache[ResultKey, Overview] = ResultCache(result_cache_size)
         self._generation = 0  # bumped when the cache file changes (reload)
         self._serial = 0
-        self._requested_at = 0.0
         self._focus_before_loading: Widget | None = None
         self._shape = TableShape()
         self._narrow = False
@@ -158,7 +151,6 @@ class OverviewScreen(CostViewScreen):
         state = self.finops.view_state
         self._serial += 1
         request = OverviewRequest(self._serial, state.period, state.metric)
-        self._requested_at = _now()
         cached = self._results.get(self._result_key(request.period, request.metric))
         if cached is not None:
             self.answer_from_memory()
@@ -199,20 +191,18 @@ class OverviewScreen(CostViewScreen):
     @work(thread=True, exclusive=True, group="overview", exit_on_error=False, name="overview query")
     def _load(self, request: OverviewRequest) -> None:
         team_key = self.finops.config.team_key
-        hook = self.before_query
-
-        def query(cur: duckdb.DuckDBPyConnection) -> Overview | EmptyCache:
-            if hook is not None:
-                hook(cur, request)
-            return load_overview(cur, request.period, request.metric, team_key)
-
-        result = self.query_gate.run(self.finops.cache, query)
+        result = self.query_gate.run(self.finops.cache, lambda cur: self.read_overview(cur, request, team_key))
         if result is None:
             return  # superseded by a newer request
         if isinstance(result, EmptyCache):
             self.post_message(CacheFoundEmpty())
         else:
             self.post_message(OverviewLoaded(request, result))
+
+    def read_overview(self, cur: duckdb.DuckDBPyConnection, request: OverviewRequest,
+                      team_key: str) -> Overview | EmptyCache:
+        """The read model for `request` (runs in the query worker, on the worker's cursor)."""
+        return load_overview(cur, request.period, request.metric, team_key)
 
     @on(OverviewLoaded)
     def _overview_loaded(self, message: OverviewLoaded) -> None:
@@ -231,12 +221,7 @@ class OverviewScreen(CostViewScreen):
         self.shown_request = request
         self.view = currency_view(result, self.finops.view_state.currency)
         self._show_all()
-        self.app.call_after_refresh(self._painted, self._requested_at)
         self._prefetch_next()
-
-    def _painted(self, requested_at: float) -> None:
-        self.repaint_ms.append((_now() - requested_at) * 1000)
-        self.painted_at = time.time()
 
     # prefetch: while the user reads, compute what they are likely to ask for next --------------
 
@@ -251,7 +236,7 @@ class OverviewScreen(CostViewScreen):
         return [(state.period, other), *((spec, metric) for metric in (state.metric, other) for spec in periods)]
 
     def _prefetch_next(self) -> None:
-        if not self.prefetch_enabled or self.result_cache_size <= 0:
+        if not self.prefetch or self._results.size <= 0:
             return
         for period, metric in self._likely_next():
             if self._result_key(period, metric) not in self._results:

@@ -1,10 +1,9 @@
-"""Overview screen data: the read-model call, one currency's view of it, and a small result cache."""
+"""Overview screen data: the read-model call, one currency's view of it, and the key its answers are kept by."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 
 import duckdb
@@ -78,32 +77,3 @@ def currency_view(ov: Overview, currency: str | None) -> CurrencyView | None:
 
 
 ResultKey = tuple[str, str, dt.date]  # period spec, metric, the day "mtd" was resolved on
-
-
-@dataclass
-class ResultCache:
-    """Recent overviews by (period, metric, today): the cache file does not change under a running app,
-    so a metric toggled back, or a period visited again, repaints without a query."""
-
-    size: int = 16
-    _entries: OrderedDict[ResultKey, Overview] = field(default_factory=OrderedDict)
-
-    def get(self, key: ResultKey) -> Overview | None:
-        found = self._entries.get(key)
-        if found is not None:
-            self._entries.move_to_end(key)
-        return found
-
-    def put(self, key: ResultKey, value: Overview) -> None:
-        if self.size <= 0:
-            return
-        self._entries[key] = value
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.size:
-            self._entries.popitem(last=False)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._entries
-
-    def clear(self) -> None:
-        self._entries.clear()

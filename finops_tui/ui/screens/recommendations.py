@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -61,7 +60,6 @@ STATUS_TICK = 30.0  # seconds between repaints of "last run N min ago"
 EVERYTHING = RecFilter(include_dismissed=True, include_snoozed=True)
 HIDING_STATES = ("dismissed", "snoozed")
 StateChange = Literal["dismiss", "snooze", "note", "restore"]
-_now = time.perf_counter
 
 
 @dataclass
@@ -214,14 +212,10 @@ class RecommendationsScreen(FinopsScreen):
         self.running = False
         self.showing_fresh = False  # a run finished while this screen was open
         self.failure: str | None = None
-        # For benchmarks, per kind of load ("stored", "fresh"), the latest: request → painted, and when painted.
-        self.timings_ms: dict[str, float] = {}
-        self.painted_at: dict[str, float] = {}  # time.perf_counter()
         self._stored_gate = QueryGate()
         self._refresh_gate = QueryGate()
         self._edits: dict[str, StateEdit] = {}
         self._serial = 0
-        self._requested_at: dict[str, float] = {}
         self._loading_timer: Timer | None = None
         self._stored_worker: Worker[None] | None = None
 
@@ -264,7 +258,6 @@ class RecommendationsScreen(FinopsScreen):
     # workers: the stored last run at once, a fresh run in the background
 
     def _load_stored(self) -> None:
-        self._requested_at["stored"] = _now()
         self._stored_worker = self._worker_load_stored()
 
     @work(thread=True, exclusive=True, group="rec-stored", exit_on_error=False, name="stored recommendations")
@@ -280,7 +273,6 @@ class RecommendationsScreen(FinopsScreen):
         self._refresh_gate.interrupt_cancelled()
         self.running = True
         self.failure = None
-        self._requested_at["fresh"] = _now()
         self._worker_refresh(self._serial, self.finops.view_state.metric)
         self._show_status()
 
@@ -329,14 +321,6 @@ class RecommendationsScreen(FinopsScreen):
         self._show_status()
         if not message.fresh and self.refresh_on_open and self._serial == 0:
             self.call_after_refresh(self.rerun)
-        kind = "fresh" if message.fresh else "stored"
-        started = self._requested_at.get(kind)
-        if started is not None:
-            self.app.call_after_refresh(self._record_paint, kind, started)
-
-    def _record_paint(self, kind: str, started: float) -> None:
-        self.painted_at[kind] = _now()
-        self.timings_ms[kind] = (self.painted_at[kind] - started) * 1000
 
     @on(CacheFoundEmpty)
     def _cache_found_empty(self) -> None:
