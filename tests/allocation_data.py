@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -91,3 +92,10 @@ def _sub(charge: Charge) -> str:
 
 def days(start: dt.date, count: int) -> list[dt.date]:
     return [start + dt.timedelta(days=i) for i in range(count)]
+
+
+def fresh_copy(template: Path, folder: Path) -> Path:
+    """A copy of a module's template cache for one test to write to (building it once is the slow part)."""
+    path = folder / "cache.duckdb"
+    shutil.copyfile(template, path)
+    return path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import shutil
 import subprocess
 import sys
 import threading
@@ -21,7 +20,7 @@ from finops_tui.allocation.push import PushItem, preview, push
 from finops_tui.cli import main
 from finops_tui.errors import AzureError, UserError
 from finops_tui.store import Cache, open_cache
-from tests.allocation_data import END, TODAY, Charge, load, rid
+from tests.allocation_data import END, TODAY, Charge, fresh_copy, load, rid
 from tests.fake_tags_arm import FakeCredential, FakeTagsArm
 
 DAY = END - dt.timedelta(days=1)
@@ -60,9 +59,7 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cache_path(_template: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "cache.duckdb"
-    shutil.copyfile(_template, path)
-    return path
+    return fresh_copy(_template, tmp_path)
 
 
 @pytest.fixture

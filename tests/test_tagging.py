@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import shutil
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +20,7 @@ from finops_tui.cli import main
 from finops_tui.errors import UserError
 from finops_tui.report.tree import children
 from finops_tui.store import Cache, open_cache
-from tests.allocation_data import END, TODAY, Charge, days, load, rid
+from tests.allocation_data import END, TODAY, Charge, days, fresh_copy, load, rid
 
 ZERO = Decimal(0)
 API = rid("s1", "rg-payments-prod", "api")
@@ -64,9 +63,7 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def cache_path(_template: Path, tmp_path: Path) -> Path:
     """A fresh copy of the module's cache: tests write to it."""
-    path = tmp_path / "cache.duckdb"
-    shutil.copyfile(_template, path)
-    return path
+    return fresh_copy(_template, tmp_path)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 from finops_tui.allocation.journal import list_edits
 from finops_tui.cli import main
 from finops_tui.store import open_cache
-from tests.allocation_data import END, TODAY, Charge, load
+from tests.allocation_data import END, TODAY, Charge, fresh_copy, load
 
 SUB_A = "6f1c2a3b-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 SUB_B = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -50,9 +49,7 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cache_path(_template: Path, tmp_path: Path) -> Path:
-    path = tmp_path / "cache.duckdb"
-    shutil.copyfile(_template, path)
-    return path
+    return fresh_copy(_template, tmp_path)
 
 
 def _tags(capsys: pytest.CaptureFixture[str], cache_path: Path, *args: str) -> tuple[int, str, str]:
