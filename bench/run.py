@@ -19,6 +19,10 @@ from finops_tui.allocation.effective import TagPolicy
 from finops_tui.ingest.demo import DemoParams, build_demo, existing_summary
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR))  # run as a script: the scenario modules sit beside it
+
+from compare import compare, load_baseline, render, save_baseline  # noqa: E402
+
 DEFAULT_OUT = BENCH_DIR / "out"
 DEFAULT_SIZES = (1_000_000, 10_000_000)
 # A fixed end date: the same cache (and figures) every day, so runs compare.
@@ -41,6 +45,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
                              "recommend, ui_recommend, sync")
     parser.add_argument("--force", action="store_true", help="rebuild the demo caches even if they match")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where caches live (default {DEFAULT_OUT})")
+    parser.add_argument("--compare", type=Path, metavar="BASELINE",
+                        help="print each scenario's change against a stored baseline; >20%% worse is flagged")
+    parser.add_argument("--save-baseline", type=Path, metavar="PATH", help="store this run as a baseline")
     return parser.parse_args(argv)
 
 
@@ -173,6 +180,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             say(f"note: {note}")
     else:
         print_table(results, notes)
+    if args.save_baseline:
+        save_baseline(args.save_baseline, results)
+        say(f"baseline saved to {args.save_baseline}")
+    if args.compare:
+        print(render(compare(load_baseline(args.compare), results)), end="")
     return 1 if failed else 0
 
 
