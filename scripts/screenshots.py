@@ -88,8 +88,15 @@ async def recommendations(pilot: Pilot[object]) -> None:
     status line does not depend on when the script runs)."""
     from finops_tui.recommend import Context, store_results
     from finops_tui.recommend.engine import generate
+    from finops_tui.ui import app as app_module
     from finops_tui.ui.app import FinopsApp
     from finops_tui.ui.screens.recommendations import RecommendationsScreen
+
+    class StoredRecommendations(RecommendationsScreen):
+        """The stored run, "3 min ago": no new run on open."""
+
+        def __init__(self) -> None:
+            super().__init__(refresh_on_open=False)
 
     app = pilot.app
     assert isinstance(app, FinopsApp)
@@ -98,12 +105,12 @@ async def recommendations(pilot: Pilot[object]) -> None:
         assert ctx is not None
         found, _timings = generate(cur, ctx)
     store_results(app.cache, found, ctx, run_at=app.now() - dt.timedelta(minutes=3))
-    RecommendationsScreen.refresh_on_open = False
+    app_module.VIEW_SCREENS["recommendations"] = StoredRecommendations
     try:
         await pilot.press("3")
         await settle(pilot)
     finally:
-        RecommendationsScreen.refresh_on_open = True
+        app_module.VIEW_SCREENS["recommendations"] = RecommendationsScreen
 
 
 async def recommendations_spikes(pilot: Pilot[object]) -> None:

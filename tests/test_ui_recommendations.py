@@ -76,7 +76,7 @@ def _quiet_overview(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def stored_run_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """The screen shows the stored run and does not run the generators again (for tests about acting on it)."""
-    monkeypatch.setattr(RecommendationsScreen, "refresh_on_open", False)
+    without_prefetch(monkeypatch, "recommendations")
 
 
 def make_app(cache_file: Cache) -> FinopsApp:

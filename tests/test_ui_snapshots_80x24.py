@@ -16,7 +16,6 @@ from finops_tui.recommend import Context, store_results
 from finops_tui.recommend.engine import generate
 from finops_tui.ui.app import FinopsApp
 from finops_tui.ui.dialogs.push_preview import PushPreviewDialog
-from finops_tui.ui.screens.recommendations import RecommendationsScreen
 from tests.ui_fixtures import (
     TODAY,
     empty_cache_path,
@@ -40,8 +39,7 @@ pytestmark = pytest.mark.today(TODAY)
 def _steady_screens(monkeypatch: pytest.MonkeyPatch) -> None:
     # The status bar shows the cache path relative to home: make it the same on every machine.
     monkeypatch.setenv("HOME", str(usd_cache_path().parent))
-    without_prefetch(monkeypatch, "overview", "allocation")
-    monkeypatch.setattr(RecommendationsScreen, "refresh_on_open", False)  # the stored run, "3 min ago"
+    without_prefetch(monkeypatch, "overview", "allocation", "recommendations")  # the stored run, "3 min ago"
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from finops_tui.ui.launch import close_when_idle
 from finops_tui.ui.screens.allocation import AllocationScreen
 from finops_tui.ui.screens.base import FinopsScreen
 from finops_tui.ui.screens.overview import OverviewScreen
+from finops_tui.ui.screens.recommendations import RecommendationsScreen
 
 TODAY = dt.date(2026, 11, 26)  # a Thursday; fresh data ends the day before
 DATA_END = dt.date(2026, 11, 25)
@@ -129,11 +130,21 @@ class QuietAllocation(AllocationScreen):
         super().__init__(prefetch=False)
 
 
-QUIET_SCREENS: dict[str, type[FinopsScreen]] = {"overview": QuietOverview, "allocation": QuietAllocation}
+class StoredRecommendations(RecommendationsScreen):
+    """The recommendations showing the stored run, without running the generators again on open."""
+
+    def __init__(self) -> None:
+        super().__init__(refresh_on_open=False)
+
+
+QUIET_SCREENS: dict[str, type[FinopsScreen]] = {
+    "overview": QuietOverview, "allocation": QuietAllocation, "recommendations": StoredRecommendations,
+}
 
 
 def without_prefetch(monkeypatch: pytest.MonkeyPatch, *modes: str) -> None:
-    """The app makes the views of `modes` without prefetch (their screens registered in `VIEW_SCREENS`)."""
+    """The app makes the views of `modes` without background work (their screens registered in `VIEW_SCREENS`):
+    the overview and the allocation tree without prefetch, the recommendations without a run on open."""
     for mode in modes:
         monkeypatch.setitem(app_module.VIEW_SCREENS, mode, QUIET_SCREENS[mode])
 

@@ -17,7 +17,7 @@ from textual.widgets.option_list import Option
 
 from finops_tui.basis.dimensions import PLAIN_DIMENSIONS, dimension
 from finops_tui.report.tags import TagKeyCoverage
-from finops_tui.ui.dialogs.dialog_box import DialogBox
+from finops_tui.ui.dialogs.dialog_box import DialogBox, dialog_css
 from finops_tui.ui.dialogs.period import VimOptionList
 
 # The dimensions people group cost by, in the order the list offers them (the rest follow).
@@ -48,25 +48,12 @@ class HierarchyDialog(ModalScreen[HierarchyChoice | None]):
         Binding("ctrl+s", "apply", "Apply", id="hierarchy.apply", tooltip="Show the tree with these levels"),
     ]
 
-    DEFAULT_CSS = """
-    HierarchyDialog { align: center middle; }
-    HierarchyDialog > DialogBox {
-        width: 72;
-        max-width: 95%;
-        height: auto;
-        max-height: 95%;
-        border: round $primary;
-        border-title-color: $text;
-        background: $surface;
-        padding: 0 1;
-    }
+    DEFAULT_CSS = dialog_css("HierarchyDialog", 72) + """
     HierarchyDialog #levels { height: auto; margin-bottom: 1; }
     HierarchyDialog VimOptionList { height: auto; max-height: 10; }
     HierarchyDialog Label.field { margin-top: 1; color: $text-muted; }
     HierarchyDialog #error { color: $text-error; height: auto; }
     HierarchyDialog .hint { color: $text-muted; height: auto; width: 100%; }
-    HierarchyDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }
-    HierarchyDialog Button { margin-left: 1; }
     """
 
     def __init__(self, levels: Sequence[str], tag_keys: Sequence[TagKeyCoverage], *, saved: Sequence[str] = ()) -> None:

@@ -16,7 +16,7 @@ from textual.widgets.option_list import Option
 from finops_tui import clock
 from finops_tui.basis.periods import parse_period
 from finops_tui.errors import UserError
-from finops_tui.ui.dialogs.dialog_box import DialogBox
+from finops_tui.ui.dialogs.dialog_box import DialogBox, dialog_css
 from finops_tui.ui.formatting import PERIOD_CHOICES
 
 CUSTOM = "custom"
@@ -79,21 +79,9 @@ class CustomPeriodDialog(ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Keep the current period"),
     ]
 
-    DEFAULT_CSS = """
-    CustomPeriodDialog { align: center middle; }
-    CustomPeriodDialog > DialogBox {
-        width: 56;
-        max-width: 95%;
-        height: auto;
-        max-height: 95%;
-        border: round $primary;
-        background: $surface;
-        padding: 0 1;
-    }
+    DEFAULT_CSS = dialog_css("CustomPeriodDialog", 56, title=None) + """
     CustomPeriodDialog Label.field { margin-top: 1; }
     CustomPeriodDialog #error { color: $text-error; height: auto; width: 100%; }
-    CustomPeriodDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }
-    CustomPeriodDialog Button { margin-left: 1; }
     """
 
     def __init__(self, start: dt.date, end: dt.date) -> None:

@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from finops_tui.allocation.push import PushItem, PushReport, PushResult, push
 from finops_tui.store import Cache
-from finops_tui.ui.dialogs.dialog_box import DialogBox
+from finops_tui.ui.dialogs.dialog_box import DialogBox, dialog_css
 from finops_tui.ui.formatting import failure_line
 
 if TYPE_CHECKING:
@@ -69,26 +69,13 @@ class PushPreviewDialog(ModalScreen[PushOutcome | None]):
         Binding("ctrl+enter", "send", "Send", id="push.send", tooltip="Send the tag merges to Azure"),
     ]
 
-    DEFAULT_CSS = """
-    PushPreviewDialog { align: center middle; }
-    PushPreviewDialog > DialogBox {
-        width: 120;
-        max-width: 95%;
-        height: auto;
-        max-height: 95%;
-        border: round $warning;
-        border-title-color: $text;
-        background: $surface;
-        padding: 0 1;
-    }
+    DEFAULT_CSS = dialog_css("PushPreviewDialog", 120, border="$warning") + """
     PushPreviewDialog #summary { height: auto; width: 100%; margin-bottom: 1; }
     PushPreviewDialog DataTable { height: auto; max-height: 20; }
     PushPreviewDialog ProgressBar { display: none; margin-top: 1; }
     PushPreviewDialog ProgressBar.-sending { display: block; }
     PushPreviewDialog #result { height: auto; width: 100%; margin-top: 1; }
     PushPreviewDialog #result.-failed { color: $text-error; }
-    PushPreviewDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }
-    PushPreviewDialog Button { margin-left: 1; }
     """
 
     def __init__(self, items: Sequence[PushItem], *, cache: Cache, endpoint: str | None, credential_mode: str) -> None:

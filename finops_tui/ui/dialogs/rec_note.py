@@ -12,7 +12,7 @@ from textual.containers import Horizontal
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
-from finops_tui.ui.dialogs.dialog_box import DialogBox
+from finops_tui.ui.dialogs.dialog_box import DialogBox, dialog_css
 
 T = TypeVar("T")
 
@@ -27,23 +27,10 @@ class RecFieldDialog(ModalScreen[T | None], Generic[T]):
         Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Close without changing anything"),
     ]
 
-    DEFAULT_CSS = """
-    RecFieldDialog { align: center middle; }
-    RecFieldDialog > DialogBox {
-        width: 64;
-        max-width: 95%;
-        height: auto;
-        max-height: 95%;
-        border: round $primary;
-        border-title-color: $text;
-        background: $surface;
-        padding: 0 1;
-    }
+    DEFAULT_CSS = dialog_css("RecFieldDialog", 64) + """
     RecFieldDialog .subject { color: $text-muted; margin-top: 1; width: 100%; }
     RecFieldDialog Label.field { margin-top: 1; }
     RecFieldDialog #error { color: $text-error; height: auto; width: 100%; }
-    RecFieldDialog Horizontal { height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }
-    RecFieldDialog Button { margin-left: 1; }
     """
 
     TITLE_TEXT: ClassVar[str] = ""

@@ -21,26 +21,16 @@ from finops_tui.allocation.rules import Rule, RuleAllocation
 from finops_tui.allocation.tag_limits import key_problem, value_problem
 from finops_tui.basis.money import money
 from finops_tui.report.tags import TagKeyCoverage
-from finops_tui.ui.dialogs.dialog_box import DialogBox
+from finops_tui.ui.dialogs.dialog_box import DialogBox, dialog_css
 from finops_tui.ui.dialogs.period import VimOptionList
 
-DIALOG_CSS = """
-    {name} {{ align: center middle; }}
-    {name} > DialogBox {{
-        width: 72;
-        max-width: 95%;
-        height: auto;
-        max-height: 95%;
-        border: round $primary;
-        border-title-color: $text;
-        background: $surface;
-        padding: 0 1;
-    }}
+
+def tag_dialog_css(name: str) -> str:
+    """The CSS of the tagging dialogs: a field dialog 72 cells wide, with hints and an error line."""
+    return dialog_css(name, 72) + f"""
     {name} Label.field {{ margin-top: 1; color: $text-muted; }}
     {name} .hint {{ color: $text-muted; height: auto; width: 100%; }}
     {name} #error {{ color: $text-error; height: auto; }}
-    {name} Horizontal {{ height: auto; align-horizontal: right; margin-top: 1; dock: bottom; }}
-    {name} Button {{ margin-left: 1; }}
 """
 
 
@@ -65,7 +55,7 @@ class TagDialog(ModalScreen[TagChoice | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Tag nothing"),
     ]
-    DEFAULT_CSS = DIALOG_CSS.format(name="TagDialog")
+    DEFAULT_CSS = tag_dialog_css("TagDialog")
 
     def __init__(self, *, key: str, resources: int, cost: str, values: Sequence[str], value: str = "") -> None:
         super().__init__()
@@ -133,7 +123,7 @@ class RuleDialog(ModalScreen[Rule | None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="dialog.cancel", tooltip="Make no rule"),
     ]
-    DEFAULT_CSS = DIALOG_CSS.format(name="RuleDialog")
+    DEFAULT_CSS = tag_dialog_css("RuleDialog")
 
     def __init__(self, *, pattern: str, key: str, value: str, values: Sequence[str], examples: Sequence[str],
                  examples_from: str = "the marked rows") -> None:
@@ -208,7 +198,7 @@ class RulesDialog(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "close", "Close", id="dialog.close", tooltip="Close the rules"),
     ]
-    DEFAULT_CSS = DIALOG_CSS.format(name="RulesDialog") + """
+    DEFAULT_CSS = tag_dialog_css("RulesDialog") + """
     RulesDialog > DialogBox { width: 110; }
     RulesDialog DataTable { height: auto; max-height: 24; }
     """

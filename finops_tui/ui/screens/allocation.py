@@ -24,7 +24,7 @@ from finops_tui.basis.money import money
 from finops_tui.basis.periods import Period
 from finops_tui.config import DEFAULT_HIERARCHY, save_setting
 from finops_tui.errors import UserError
-from finops_tui.report.tags import TagKeyCoverage, tag_keys
+from finops_tui.report.tags import TagKeyCoverage
 from finops_tui.report.tree import Node, resolve_hierarchy
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.queries import QueryGate
@@ -36,7 +36,6 @@ from finops_tui.ui.screens.allocation_data import (
     ExpansionKey,
     ExpansionRequest,
     Prefetcher,
-    TagKeysLoaded,
     TreeLoaded,
     TreeRequest,
     expansion_key,
@@ -44,7 +43,7 @@ from finops_tui.ui.screens.allocation_data import (
     load_tree,
     plan_requests,
 )
-from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput, level_title, pick_currency
+from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput, TagKeysLoaded, level_title, pick_currency
 from finops_tui.ui.widgets.alloc_tree import SORT_MODES, SORT_TITLES, AllocTree, Branch, NodePath
 from finops_tui.ui.widgets.context_bar import ContextBar
 from finops_tui.ui.widgets.key_footer import KeyFooter
@@ -203,9 +202,7 @@ class AllocationScreen(CostViewScreen):
 
     @work(thread=True, exclusive=True, group="alloc-root", exit_on_error=False, name="allocation query")
     def _load_tree(self, request: TreeRequest, known_folded: dict[str, list[str]]) -> None:
-        result = self.query_gate.run(self.finops.cache, lambda cur: load_tree(cur, request, known_folded))
-        if result is not None:
-            self.post_message(result)
+        self.run_query(lambda cur: load_tree(cur, request, known_folded))
 
     @on(TreeLoaded)
     def _tree_loaded(self, message: TreeLoaded) -> None:
@@ -223,9 +220,7 @@ class AllocationScreen(CostViewScreen):
     def _show_tree(self, loaded: TreeLoaded) -> None:
         request = loaded.request
         self.end_query()
-        self.period, self.freshness = loaded.period, loaded.freshness
-        self.known_currencies, self.currency = loaded.currencies, loaded.currency
-        self.shown_state = (request.period, request.metric, request.currency)
+        self.take_answer(loaded)
         self.shown_hierarchy = request.hierarchy
         tree = self.tree_view
         tree.show_root(loaded.nodes, levels=len(request.hierarchy), currency=loaded.currency,
@@ -484,16 +479,9 @@ class AllocationScreen(CostViewScreen):
     def action_choose_hierarchy(self) -> None:
         if self.tag_key_coverage is None:
             self._open_dialog_when_keys_load = True
-            self._load_tag_keys()
+            self.load_tag_keys()
             return
         self._open_hierarchy_dialog()
-
-    @work(thread=True, exclusive=True, group="alloc-tag-keys", exit_on_error=False, name="tag keys")
-    def _load_tag_keys(self) -> None:
-        period, metric, currency = self.period, self.finops.view_state.metric, self.currency
-        keys = QueryGate().run(self.finops.cache, lambda cur: tag_keys(cur, period, metric, currency))
-        if keys is not None:
-            self.post_message(TagKeysLoaded(keys))
 
     @on(TagKeysLoaded)
     def _tag_keys_loaded(self, message: TagKeysLoaded) -> None:
@@ -535,10 +523,7 @@ class AllocationScreen(CostViewScreen):
     def action_filter(self) -> None:
         tree = self.tree_view
         self._filter_level = tree.cursor_level()
-        field = self.query_one(FilterInput)
-        field.value = tree.filters.get(self._filter_level, "")
-        field.display = True
-        field.focus()
+        self.open_filter(tree.filters.get(self._filter_level, ""))
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -554,11 +539,9 @@ class AllocationScreen(CostViewScreen):
         """`esc`: first clear the filter of this level, then go up one level, then back to the view the user
         came from (the overview or the recommendations that opened this slice)."""
         tree = self.tree_view
-        field = self.query_one(FilterInput)
-        level = self._filter_level if field.display else tree.cursor_level()
-        if field.display or tree.filters.get(level):
-            field.value = ""
-            field.display = False
+        level = self._filter_level if self.filter_open else tree.cursor_level()
+        if self.filter_open or tree.filters.get(level):
+            self.close_filter()
             tree.set_filter(level, "")
             tree.focus()
             self._show_breadcrumbs()

@@ -11,14 +11,13 @@ import duckdb
 from textual.message import Message
 from textual.worker import Worker, get_current_worker
 
-from finops_tui.basis.metrics import currencies
-from finops_tui.basis.periods import Period, resolve_period
-from finops_tui.report.tags import TagKeyCoverage, folded_keys
+from finops_tui.basis.periods import Period
+from finops_tui.report.tags import folded_keys
 from finops_tui.report.tree import Node, children, resolve_hierarchy
 from finops_tui.store import Cache
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.cost_view import pick_currency
+from finops_tui.ui.screens.cost_view import resolve_view
 from finops_tui.ui.widgets.alloc_tree import NodePath
 
 CHILDREN_LIMIT = 200  # children per expansion; the smaller ones fold into one "(N more)" row
@@ -76,13 +75,6 @@ class ChildrenLoaded(Message):
     prefetched: bool
 
 
-@dataclass
-class TagKeysLoaded(Message):
-    """Tag keys present in the cache, with coverage, for the hierarchy dialog."""
-
-    keys: list[TagKeyCoverage]
-
-
 def expansion_key(hierarchy: Iterable[str], path: NodePath, period: Period, metric: str,
                   currency: str) -> ExpansionKey:
     """What an expansion's answer is kept by: the levels down to the children's, the node, period, metric, currency."""
@@ -91,9 +83,7 @@ def expansion_key(hierarchy: Iterable[str], path: NodePath, period: Period, metr
 
 def load_tree(cur: duckdb.DuckDBPyConnection, request: TreeRequest, known_folded: Container[str]) -> TreeLoaded:
     """The top level for `request`, with the period and currency resolved and the tag keys not yet folded."""
-    period, fresh = resolve_period(cur, request.period)
-    codes = currencies(cur, period, request.metric)
-    currency = pick_currency(request.currency, codes)
+    period, fresh, codes, currency = resolve_view(cur, request.period, request.metric, request.currency)
     nodes = children(cur, request.hierarchy, [], period, request.metric, currency, limit=CHILDREN_LIMIT)
     folded = {
         d.tag_key: folded_keys(cur, d.tag_key) for d in resolve_hierarchy(request.hierarchy)

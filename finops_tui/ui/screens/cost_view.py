@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import partial
-from typing import ClassVar
+from typing import ClassVar, NamedTuple, Protocol
 
+import duckdb
+from textual import work
 from textual.binding import Binding, BindingType
 from textual.content import Content
+from textual.message import Message
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from finops_tui import clock
-from finops_tui.basis.periods import Period
+from finops_tui.basis.metrics import currencies
+from finops_tui.basis.periods import Period, resolve_period
+from finops_tui.report.tags import TagKeyCoverage, tag_keys
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.dialogs.period import CUSTOM, CustomPeriodDialog, PeriodDialog
@@ -36,6 +42,56 @@ def pick_currency(asked: str | None, found: Sequence[str]) -> str:
     return found[0] if found else (asked or "USD")
 
 
+class ViewBasis(NamedTuple):
+    """What a view's query resolves before it reads figures: the period, the data's freshness, the currencies
+    with cost in the period (largest first) and the one shown."""
+
+    period: Period
+    freshness: Freshness
+    currencies: list[str]
+    currency: str
+
+
+def resolve_view(cur: duckdb.DuckDBPyConnection, period_spec: str, metric: str, asked: str | None) -> ViewBasis:
+    """The period of `period_spec` on this cache, and the currency shown in it (`asked` when it has cost)."""
+    period, fresh = resolve_period(cur, period_spec)
+    codes = currencies(cur, period, metric)
+    return ViewBasis(period, fresh, codes, pick_currency(asked, codes))
+
+
+@dataclass
+class TagKeysLoaded(Message):
+    """The tag keys with cost in the view's period, with their coverage (for the hierarchy and key dialogs)."""
+
+    keys: list[TagKeyCoverage]
+
+
+class ViewRequest(Protocol):
+    """What a view's main query was asked for."""
+
+    @property
+    def period(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def currency(self) -> str | None: ...
+
+
+class ViewAnswer(Protocol):
+    """A view's main query's answer: its request and the basis it resolved."""
+
+    @property
+    def request(self) -> ViewRequest: ...
+    @property
+    def period(self) -> Period: ...
+    @property
+    def freshness(self) -> Freshness: ...
+    @property
+    def currencies(self) -> list[str]: ...
+    @property
+    def currency(self) -> str: ...
+
+
 def level_title(name: str) -> str:
     """`tag:team` → `team`, `resource-group` → `resource group`: how a level reads in bars and crumbs."""
     return name[4:] if name.startswith("tag:") else name.replace("-", " ")
@@ -45,7 +101,57 @@ class FilterInput(Input):
     """The `/` filter of a view (id `filter`, hidden until `/`); `esc` clears it."""
 
 
-class CostViewScreen(FinopsScreen):
+class CostScreen(FinopsScreen):
+    """What every screen of cost shares: the `/` filter (a FilterInput with id `filter`), a loading state shown
+    only when an answer is slow, and the status line. Views of the shared period build on CostViewScreen;
+    the recommendations, which have no period and may show every currency, build on this directly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loading_timer: Timer | None = None
+
+    @property
+    def narrow(self) -> bool:
+        return self.size.width < NARROW
+
+    def arm_loading(self, show: Callable[[], None]) -> None:
+        """Call `show` after LOADING_DELAY unless `disarm_loading()` comes first."""
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+        self._loading_timer = self.set_timer(LOADING_DELAY, show)
+
+    def disarm_loading(self) -> None:
+        if self._loading_timer is not None:
+            self._loading_timer.stop()
+
+    def action_filter(self) -> None:
+        self.open_filter()
+
+    def open_filter(self, value: str | None = None) -> None:
+        """Show the `/` filter (with `value` when given) and type into it."""
+        field = self.query_one(FilterInput)
+        if value is not None:
+            field.value = value
+        field.display = True
+        field.focus()
+
+    def close_filter(self) -> None:
+        """Empty and hide the `/` filter (its Input.Changed handler sees the empty text)."""
+        field = self.query_one(FilterInput)
+        field.value = ""
+        field.display = False
+
+    @property
+    def filter_open(self) -> bool:
+        return bool(self.query_one(FilterInput).display)
+
+    def show_status_line(self, line: str) -> None:
+        """`line` on the status bar, beside the cache's path (its name alone on narrow screens)."""
+        path = self.finops.cache.path
+        self.query_one(StatusBar).show(line, path.name if self.narrow and path else short_path(path))
+
+
+class CostViewScreen(CostScreen):
     """A view of cost for the shared period, metric and currency (`p`, `m`, `c`), reloaded when they change.
 
     Subclasses implement `request_view()` (which calls `begin_query` and starts the worker of group
@@ -77,11 +183,6 @@ class CostViewScreen(FinopsScreen):
         self._stopped_while_hidden = False
         self.query_gate = QueryGate()  # runs the screen's main query (worker group QUERY_GROUP)
         self._pending: object | None = None  # the main query's request while it runs
-        self._loading_timer: Timer | None = None
-
-    @property
-    def narrow(self) -> bool:
-        return self.size.width < NARROW
 
     def state_key(self) -> ViewKey:
         state = self.finops.view_state
@@ -120,9 +221,28 @@ class CostViewScreen(FinopsScreen):
         self.requested_state = self.state_key()
         self.stop_queries()
         self._pending = request
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
-        self._loading_timer = self.set_timer(LOADING_DELAY, self.show_loading)
+        self.arm_loading(self.show_loading)
+
+    def run_query(self, query: Callable[[duckdb.DuckDBPyConnection], Message | None]) -> None:
+        """In the main query's worker: run `query` through `query_gate`, post its answer (none once stopped)."""
+        result = self.query_gate.run(self.finops.cache, query)
+        if result is not None:
+            self.post_message(result)
+
+    @work(thread=True, exclusive=True, group="tag-keys", exit_on_error=False, name="tag keys")
+    def load_tag_keys(self) -> None:
+        """Post TagKeysLoaded with the tag keys of the period, metric and currency on screen."""
+        period, metric, currency = self.period, self.finops.view_state.metric, self.currency
+        keys = QueryGate().run(self.finops.cache, lambda cur: tag_keys(cur, period, metric, currency))
+        if keys is not None:
+            self.post_message(TagKeysLoaded(keys))
+
+    def take_answer(self, answer: ViewAnswer) -> None:
+        """The main query's answer is on screen: its period, freshness and currencies are the view's now."""
+        request = answer.request
+        self.period, self.freshness = answer.period, answer.freshness
+        self.known_currencies, self.currency = answer.currencies, answer.currency
+        self.shown_state = (request.period, request.metric, request.currency)
 
     def answer_from_memory(self) -> None:
         """The request was answered without a query: the queries stopped, nothing is pending."""
@@ -133,8 +253,7 @@ class CostViewScreen(FinopsScreen):
     def end_query(self, focus: Widget | None = None) -> None:
         """The main query's answer arrived: leave the loading state, focus back on `focus`."""
         self._pending = None
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
+        self.disarm_loading()
         self.end_loading(self.loading_target(), focus)
 
     def show_loading(self) -> None:
@@ -259,9 +378,7 @@ class CostViewScreen(FinopsScreen):
         notice.display = bool(lines)
 
     def show_status(self) -> None:
-        path = self.finops.cache.path
-        line = freshness_line(self.freshness, self.finops.now()) if self.freshness else "loading…"
-        self.query_one(StatusBar).show(line, path.name if self.narrow and path else short_path(path))
+        self.show_status_line(freshness_line(self.freshness, self.finops.now()) if self.freshness else "loading…")
 
     # opening a slice from another view while this screen sits over the tree ------------------------
 

@@ -381,19 +381,12 @@ class OverviewScreen(CostViewScreen):
         if self.overview is not None:
             self._show_currency()
 
-    def action_filter(self) -> None:
-        field = self.query_one(FilterInput)
-        field.display = True
-        field.focus()
-
     def action_clear_filter(self) -> None:
         """`esc`: clear the filter, else back to the view the user came from."""
-        field = self.query_one(FilterInput)
-        if not field.display and not self.filter_text:
+        if not self.filter_open and not self.filter_text:
             self.finops.go_back()
             return
-        field.value = ""
-        field.display = False
+        self.close_filter()
         self.filter_text = ""
         self._show_tables()
         self.query_one("#by-service", CostTable).focus()

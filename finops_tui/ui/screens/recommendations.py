@@ -18,7 +18,6 @@ from textual.binding import Binding, BindingType
 from textual.containers import Container
 from textual.content import Content
 from textual.message import Message
-from textual.timer import Timer
 from textual.widgets import Header, Input, Static
 from textual.worker import Worker, get_current_worker
 
@@ -43,17 +42,16 @@ from finops_tui.recommend import (
 from finops_tui.recommend.generators import KIND_TITLES
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.dialogs.rec_note import MinImpactDialog, NoteDialog, SnoozeDialog
-from finops_tui.ui.formatting import METRIC_LABELS, METRIC_SHORT, ago, short_path, truncate
+from finops_tui.ui.formatting import METRIC_LABELS, METRIC_SHORT, ago, truncate
 from finops_tui.ui.messages import CacheFoundEmpty
 from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.screens.cost_view import CostScreen, FilterInput
 from finops_tui.ui.widgets.context_bar import ContextBar
 from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.rec_detail import RecDetail
 from finops_tui.ui.widgets.rec_list import RecList
 from finops_tui.ui.widgets.status_bar import StatusBar
 
-LOADING_DELAY = 0.1  # seconds before a pending load shows the loading state
 STATUS_TICK = 30.0  # seconds between repaints of "last run N min ago"
 # The workers fetch every finding with its state; the screen filters in memory (a few hundred at most),
 # so changing a filter, dismissing or restoring never waits for a query.
@@ -134,16 +132,10 @@ def cycle(options: Sequence[str], current: str | None) -> str | None:
     return options[index] if index < len(options) else None
 
 
-class FilterInput(Input):
-    """The `/` text filter over titles, scopes, kinds and teams; `esc` clears it."""
-
-
-class RecommendationsScreen(FinopsScreen):
+class RecommendationsScreen(CostScreen):
     """Every finding on the cache's latest data, most money first, with its evidence and a way to act on it."""
 
     VIEW_TITLE = "Recommendations"
-    # Class-level so tests and benchmarks can switch it off before the screen exists.
-    refresh_on_open: ClassVar[bool] = True
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -203,8 +195,11 @@ class RecommendationsScreen(FinopsScreen):
     RecommendationsScreen.-narrow RecDetail { height: 1fr; }
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, refresh_on_open: bool = True) -> None:
+        """`refresh_on_open`: run the generators again once the stored run is on screen (off: the stored run
+        stays, as tests about acting on it want)."""
         super().__init__()
+        self.refresh_on_open = refresh_on_open
         self.run: RunResult | None = None  # the run on screen: every finding, with state
         self.recommendations: list[Recommendation] = []  # the run's findings with this screen's edits
         self.shown: list[Recommendation] = []  # what the list shows
@@ -216,7 +211,6 @@ class RecommendationsScreen(FinopsScreen):
         self._refresh_gate = QueryGate()
         self._edits: dict[str, StateEdit] = {}
         self._serial = 0
-        self._loading_timer: Timer | None = None
         self._stored_worker: Worker[None] | None = None
 
     # ----------------------------------------------------------------------------------------------
@@ -243,7 +237,7 @@ class RecommendationsScreen(FinopsScreen):
         self._show_status()
         self.query_one(RecDetail).show(None, "")
         self._load_stored()
-        self._loading_timer = self.set_timer(LOADING_DELAY, self._show_loading)
+        self.arm_loading(self._show_loading)
         self.set_interval(STATUS_TICK, self._show_status)
         if self.refresh_on_open:
             # Shown as running at once; the run itself starts when the stored one is on screen, because
@@ -347,8 +341,7 @@ class RecommendationsScreen(FinopsScreen):
             self.query_one(RecList).loading = True
 
     def _hide_loading(self) -> None:
-        if self._loading_timer is not None:
-            self._loading_timer.stop()
+        self.disarm_loading()
         rec_list = self.query_one(RecList)
         self.end_loading(rec_list)
 
@@ -456,9 +449,7 @@ class RecommendationsScreen(FinopsScreen):
         return line
 
     def _show_status(self) -> None:
-        path = self.finops.cache.path
-        self.query_one(StatusBar).show(self.status_text(),
-                                       path.name if self.size.width < 100 and path else short_path(path))
+        self.show_status_line(self.status_text())
 
     # ----------------------------------------------------------------------------------------------
     # filters
@@ -486,17 +477,10 @@ class RecommendationsScreen(FinopsScreen):
 
         self.app.push_screen(MinImpactDialog(self.list_filter.min_impact), chosen)
 
-    def action_filter(self) -> None:
-        field = self.query_one(FilterInput)
-        field.display = True
-        field.focus()
-
     def action_clear_filter(self) -> None:
         """`esc`: clear the text filter, then the other filters, then back to the view the user came from."""
-        field = self.query_one(FilterInput)
-        if field.display or self.list_filter.text:
-            field.value = ""
-            field.display = False
+        if self.filter_open or self.list_filter.text:
+            self.close_filter()
             self.set_filter(text="")
         elif self.list_filter.narrowed:
             self.set_filter(kind=None, team=None, min_impact=None)
@@ -536,11 +520,8 @@ class RecommendationsScreen(FinopsScreen):
     def action_rerun(self) -> None:
         self.rerun()
 
-    def action_export(self) -> None:
-        if self.run is None:
-            self.notify("Nothing to export yet.", severity="warning")
-            return
-        self.save_export(self.export_csv)
+    def can_export(self) -> bool:
+        return self.run is not None
 
     def export_csv(self, folder: Path) -> Path:
         """The listed findings (after the filters), in rank order, with exact monthly figures."""

@@ -24,16 +24,15 @@ from textual.widgets import DataTable, Header, Static
 from finops_tui.allocation import assign
 from finops_tui.allocation.effective import load_tag_policy
 from finops_tui.allocation.rules import load_rules
-from finops_tui.basis.metrics import currencies
 from finops_tui.basis.money import change_percent, money
-from finops_tui.basis.periods import Period, resolve_period
+from finops_tui.basis.periods import Period
 from finops_tui.report.resource import ResourceDetail, resource_detail
 from finops_tui.report.tags import tag_values
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.formatting import truncate
 from finops_tui.ui.messages import TagsApplied, TagsChanged
-from finops_tui.ui.screens.cost_view import CostViewScreen, pick_currency
+from finops_tui.ui.screens.cost_view import CostViewScreen, resolve_view
 from finops_tui.ui.widgets.context_bar import ContextBar
 from finops_tui.ui.widgets.daily_chart import DailyChart
 from finops_tui.ui.widgets.key_footer import KeyFooter
@@ -165,15 +164,11 @@ class ResourceDetailScreen(CostViewScreen):
     @work(thread=True, exclusive=True, group="resource-detail", exit_on_error=False, name="resource query")
     def _load(self, request: DetailRequest) -> None:
         def query(cur: duckdb.DuckDBPyConnection) -> DetailLoaded:
-            period, fresh = resolve_period(cur, request.period)
-            codes = currencies(cur, period, request.metric)
-            currency = pick_currency(request.currency, codes)
+            period, fresh, codes, currency = resolve_view(cur, request.period, request.metric, request.currency)
             detail = resource_detail(cur, request.resource_id, period, request.metric, currency, rules=load_rules())
             return DetailLoaded(request, period, fresh, codes, currency, detail, tag_values(cur, request.team_key))
 
-        result = self.query_gate.run(self.finops.cache, query)
-        if result is not None:
-            self.post_message(result)
+        self.run_query(query)
 
     def loading_target(self) -> Widget:
         return self.query_one("#content")
@@ -183,10 +178,7 @@ class ResourceDetailScreen(CostViewScreen):
         if message.request.serial != self._serial:
             return
         self.end_query(self.query_one(DailyChart))
-        request = message.request
-        self.period, self.freshness = message.period, message.freshness
-        self.known_currencies, self.currency = message.currencies, message.currency
-        self.shown_state = (request.period, request.metric, request.currency)
+        self.take_answer(message)
         self.detail, self.values = message.detail, message.values
         self._show_all()
 

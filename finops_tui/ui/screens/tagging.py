@@ -25,16 +25,15 @@ from finops_tui.allocation.effective import load_tag_policy
 from finops_tui.allocation.push import PushItem, preview, refusal_line
 from finops_tui.allocation.queue import QueueGroup, QueueItem, QueueSubscription, UnallocatedQueue, unallocated_queue
 from finops_tui.allocation.rules import Rule, RuleAllocation, load_rules, rule_allocations, rules_path
-from finops_tui.basis.metrics import currencies
 from finops_tui.basis.money import money, percent
-from finops_tui.basis.periods import Period, resolve_period
+from finops_tui.basis.periods import Period
 from finops_tui.report.overview import currency_totals
-from finops_tui.report.tags import TagKeyCoverage, tag_keys, tag_values
+from finops_tui.report.tags import TagKeyCoverage, tag_values
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.messages import EditReverted, TagsApplied, TagsChanged
 from finops_tui.ui.queries import QueryGate
-from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput, level_title, pick_currency
+from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput, TagKeysLoaded, level_title, resolve_view
 from finops_tui.ui.views import ScopeStep
 from finops_tui.ui.widgets.alloc_queue import ItemFilter, QueueTable
 from finops_tui.ui.widgets.context_bar import ContextBar
@@ -85,11 +84,6 @@ class RuleSaved(Message):
 @dataclass
 class PushPreviewed(Message):
     items: list[PushItem]
-
-
-@dataclass
-class TagKeysListed(Message):
-    keys: list[TagKeyCoverage]
 
 
 def scope_filter(scope: Sequence[ScopeStep]) -> tuple[ItemFilter | None, list[str]]:
@@ -237,9 +231,7 @@ class TaggingScreen(CostViewScreen):
     @work(thread=True, exclusive=True, group="tagging-queue", exit_on_error=False, name="unallocated queue")
     def _load(self, request: QueueRequest) -> None:
         def query(cur: duckdb.DuckDBPyConnection) -> QueueLoaded:
-            period, fresh = resolve_period(cur, request.period)
-            codes = currencies(cur, period, request.metric)
-            currency = pick_currency(request.currency, codes)
+            period, fresh, codes, currency = resolve_view(cur, request.period, request.metric, request.currency)
             queue = unallocated_queue(cur, request.key, period, request.metric, currency, limit=QUEUE_LIMIT)
             values = tag_values(cur, request.key)
             total = next((t.cost for t in currency_totals(cur, period, request.metric) if t.currency == currency),
@@ -247,9 +239,7 @@ class TaggingScreen(CostViewScreen):
             pending = len(journal.pending_edits(cur))
             return QueueLoaded(request, period, fresh, codes, currency, queue, values, total, pending)
 
-        result = self.query_gate.run(self.finops.cache, query)
-        if result is not None:
-            self.post_message(result)
+        self.run_query(query)
 
     @on(QueueLoaded)
     def _queue_loaded(self, message: QueueLoaded) -> None:
@@ -257,10 +247,7 @@ class TaggingScreen(CostViewScreen):
             return
         self.end_query()
         table = self.table
-        request = message.request
-        self.period, self.freshness = message.period, message.freshness
-        self.known_currencies, self.currency = message.currencies, message.currency
-        self.shown_state = (request.period, request.metric, request.currency)
+        self.take_answer(message)
         self.queue, self.values, self.total = message.queue, message.values, message.total
         self.pending_pushes = message.pending_pushes
         table.show_queue(message.queue, keep_marks=self._keep_marks, from_top=self._new_key)
@@ -360,10 +347,7 @@ class TaggingScreen(CostViewScreen):
         self.table.set_filter(keep, empty)
 
     def action_filter(self) -> None:
-        field = self.query_one(FilterInput)
-        field.value = self.filter_text
-        field.display = True
-        field.focus()
+        self.open_filter(self.filter_text)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -378,10 +362,8 @@ class TaggingScreen(CostViewScreen):
 
     def action_back(self) -> None:
         """`esc`: clear the filter, then the marks, then go back to the tree (when opened from it)."""
-        field = self.query_one(FilterInput)
-        if field.display or self.filter_text:
-            field.value = ""
-            field.display = False
+        if self.filter_open or self.filter_text:
+            self.close_filter()
             self.filter_text = ""
             self._apply_filters()
             self._show_scope()
@@ -571,17 +553,10 @@ class TaggingScreen(CostViewScreen):
     # another key ----------------------------------------------------------------------------------
 
     def action_choose_key(self) -> None:
-        self._list_tag_keys()
+        self.load_tag_keys()
 
-    @work(thread=True, exclusive=True, group="tagging-keys", exit_on_error=False, name="tag keys")
-    def _list_tag_keys(self) -> None:
-        period, metric, currency = self.period, self.finops.view_state.metric, self.currency
-        keys = QueryGate().run(self.finops.cache, lambda cur: tag_keys(cur, period, metric, currency))
-        if keys is not None:
-            self.post_message(TagKeysListed(keys))
-
-    @on(TagKeysListed)
-    def _tag_keys_listed(self, message: TagKeysListed) -> None:
+    @on(TagKeysLoaded)
+    def _tag_keys_listed(self, message: TagKeysLoaded) -> None:
         from finops_tui.ui.dialogs.tag_dialog import TagKeyDialog
 
         self.tag_key_coverage = message.keys

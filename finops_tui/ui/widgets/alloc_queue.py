@@ -9,7 +9,6 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -18,7 +17,7 @@ from textual.strip import Strip
 from finops_tui.allocation.queue import QueueGroup, QueueItem, QueueSubscription, UnallocatedQueue
 from finops_tui.basis.money import money
 from finops_tui.ui.formatting import truncate
-from finops_tui.ui.widgets.cursor_list import CursorList
+from finops_tui.ui.widgets.cursor_list import DrawnRows, cursor_bindings
 
 ZERO = Decimal(0)
 ItemFilter = Callable[[QueueSubscription, QueueGroup, QueueItem], bool]
@@ -56,11 +55,13 @@ def short_type(resource_type: str | None) -> str:
     return (resource_type or "").rsplit("/", 1)[-1]
 
 
-class QueueTable(CursorList):
+class QueueTable(DrawnRows[QueueRow]):
     """`space` marks, shift+↑/↓ marks a range, `a` marks the resource group; `enter` opens the resource."""
 
     HELP_GROUP = "Queue"
 
+    SCROLL_IMMEDIATELY = True
+    CURSOR_NEEDS_FOCUS = True
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "toggle_mark", "Mark ↓", id="tagging.mark",
                 tooltip="Mark or unmark the resource and move down to the next one, so space marks a run of rows "
@@ -73,12 +74,7 @@ class QueueTable(CursorList):
                 tooltip="Mark every listed resource of the resource group under the cursor (again: unmark)"),
         Binding("enter", "open_row", "Open", id="list.open", show=False,
                 tooltip="Open the resource's cost detail and tags"),
-        Binding("down,j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next row"),
-        Binding("up,k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous row"),
-        Binding("home,g", "first_row", "Top", id="list.top", show=False, tooltip="First row"),
-        Binding("end,G", "last_row", "Bottom", id="list.bottom", show=False, tooltip="Last row"),
-        Binding("pagedown", "page_down", "Page down", id="list.page_down", show=False, tooltip="One page down"),
-        Binding("pageup", "page_up", "Page up", id="list.page_up", show=False, tooltip="One page up"),
+        *cursor_bindings(),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -256,10 +252,6 @@ class QueueTable(CursorList):
         self.refresh()
         self._marks_changed()
 
-    @property
-    def row_count(self) -> int:
-        return len(self.rows)
-
     def action_toggle_mark(self) -> None:
         row = self.cursor
         if row is not None:
@@ -293,11 +285,6 @@ class QueueTable(CursorList):
 
     # ----------------------------------------------------------------------------------------------
     # drawing
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._strips.clear()
-        self._styles.clear()
 
     def _style(self, name: str) -> Style:
         style = self._styles.get(name)
@@ -333,25 +320,6 @@ class QueueTable(CursorList):
         columns = QueueColumns(name, kind, group, cost, value, reason)
         self._columns = (width, columns)
         return columns
-
-    def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        if y == 0:
-            return self._header(width)
-        index = y - 1 + self.scroll_offset.y
-        base = self._style("base")
-        if not self.rows:
-            if index == 0:
-                return Strip([Segment(f" {self._empty_text}", self._style("muted"))]).crop_extend(0, width, base)
-            return Strip.blank(width, base)
-        if index >= len(self.rows):
-            return Strip.blank(width, base)
-        cursor = index == self.cursor_row and self.has_focus
-        key = (index, width, cursor)
-        strip = self._strips.get(key)
-        if strip is None:
-            strip = self._strips[key] = self._line(self.rows[index], width, cursor)
-        return strip
 
     def _header(self, width: int) -> Strip:
         cols = self.columns(width)
@@ -409,24 +377,6 @@ class QueueTable(CursorList):
     # ----------------------------------------------------------------------------------------------
     # cursor
 
-    def watch_cursor_row(self, old: int, new: int) -> None:
-        self.refresh_line(old + 1 - self.scroll_offset.y)
-        self.refresh_line(new + 1 - self.scroll_offset.y)
-        self._keep_cursor_visible()
-
-    def _keep_cursor_visible(self) -> None:
-        visible = max(1, self.scrollable_content_region.height - 1)
-        top = self.scroll_offset.y
-        if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
-        elif self.cursor_row >= top + visible:
-            self.scroll_to(y=self.cursor_row - visible + 1, animate=False, immediate=True)
-
-    def on_resize(self) -> None:
-        self._columns = None
-        self._strips.clear()
-        self.virtual_size = Size(self.size.width, 1 + max(1, len(self.rows)))
-
     def on_focus(self) -> None:
         self._strips.clear()
         self.refresh()
@@ -440,9 +390,5 @@ class QueueTable(CursorList):
         if item is not None:
             self.post_message(self.Opened(item))
 
-    def on_click(self, event: events.Click) -> None:
-        index = event.y - 1 + self.scroll_offset.y
-        if event.y >= 1 and 0 <= index < len(self.rows):
-            if index == self.cursor_row and event.chain >= 2:
-                self.action_open_row()
-            self.cursor_row = index
+    def open_row(self) -> None:
+        self.action_open_row()

@@ -16,7 +16,6 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -26,7 +25,7 @@ from finops_tui.basis.money import ROUNDING_LABEL, RoundingLine, cents, change_p
 from finops_tui.report.tree import Node
 from finops_tui.ui.formatting import change_styles, truncate
 from finops_tui.ui.widgets.alloc_sparkline import sparkline
-from finops_tui.ui.widgets.cursor_list import CursorList
+from finops_tui.ui.widgets.cursor_list import DrawnRows, cursor_bindings
 
 Step = tuple[str, str | None]
 NodePath = tuple[Step, ...]
@@ -133,10 +132,11 @@ class _Restore:
     cursor: NodePath | None = None
 
 
-class AllocTree(CursorList):
+class AllocTree(DrawnRows[Row]):
     """The allocation tree: `enter` drills in, `l`/`h` expand and collapse, `j`/`k`/`g`/`G` move."""
 
     HELP_GROUP = "Tree"
+    SCROLL_IMMEDIATELY = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "drill", "Drill in", id="list.open",
@@ -145,13 +145,7 @@ class AllocTree(CursorList):
                 tooltip="Expand the node (again: move to its first child)"),
         Binding("h,left", "collapse", "Collapse", id="allocation.collapse", show=False,
                 tooltip="Collapse the node (again: move to its parent)"),
-        Binding("down,j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next row"),
-        Binding("up,k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous row"),
-        Binding("home,g", "first_row", "Top", id="list.top", show=False, tooltip="First row"),
-        Binding("end,G", "last_row", "Bottom", id="list.bottom", show=False, tooltip="Last row"),
-        Binding("pagedown", "page_down", "Page down", id="list.page_down", show=False,
-                tooltip="One page down"),
-        Binding("pageup", "page_up", "Page up", id="list.page_up", show=False, tooltip="One page up"),
+        *cursor_bindings(),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -460,11 +454,6 @@ class AllocTree(CursorList):
     # ----------------------------------------------------------------------------------------------
     # drawing
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._strips.clear()  # theme changed: colours are baked into the drawn lines
-        self._styles.clear()
-
     def _style(self, name: str) -> Style:
         style = self._styles.get(name)
         if style is None:
@@ -503,25 +492,6 @@ class AllocTree(CursorList):
         result = Columns(max(8, name), cost, share, change, percent, trend, previous)
         self._columns = (width, result)
         return result
-
-    def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        if y == 0:
-            return self._header(width)
-        index = y - 1 + self.scroll_offset.y
-        base = self._style("base")
-        if not self.rows:
-            if index == 0:
-                return Strip([Segment(f" {self._empty_text}", self._style("muted"))]).crop_extend(0, width, base)
-            return Strip.blank(width, base)
-        if index >= len(self.rows):
-            return Strip.blank(width, base)
-        cursor = index == self.cursor_row
-        key = (index, width, cursor)
-        strip = self._strips.get(key)
-        if strip is None:
-            strip = self._strips[key] = self._line(self.rows[index], width, cursor)
-        return strip
 
     def _header(self, width: int) -> Strip:
         cols = self.columns(width)
@@ -596,33 +566,14 @@ class AllocTree(CursorList):
     # cursor and scrolling
 
     def watch_cursor_row(self, old: int, new: int) -> None:
-        self.refresh_line(old + 1 - self.scroll_offset.y)
-        self.refresh_line(new + 1 - self.scroll_offset.y)
-        self._keep_cursor_visible()
+        super().watch_cursor_row(old, new)
         self.post_message(self.CursorMoved(self.cursor_branch))
-
-    def _keep_cursor_visible(self) -> None:
-        visible = max(1, self.scrollable_content_region.height - 1)  # line 0 is the header
-        top = self.scroll_offset.y
-        if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
-        elif self.cursor_row >= top + visible:
-            self.scroll_to(y=self.cursor_row - visible + 1, animate=False, immediate=True)
-
-    def on_resize(self) -> None:
-        self._columns = None
-        self._strips.clear()
-        self.virtual_size = Size(self.size.width, 1 + max(1, len(self.rows)))
 
     # ----------------------------------------------------------------------------------------------
     # keys and mouse
 
     def _user_moved(self) -> None:
         self._restore.cursor = None  # the user took over: a reload no longer moves the cursor
-
-    @property
-    def row_count(self) -> int:
-        return len(self.rows)
 
     def move_cursor_to(self, row: int) -> None:
         self._user_moved()
@@ -661,13 +612,14 @@ class AllocTree(CursorList):
         else:
             self.post_message(self.Opened(branch))
 
-    def on_click(self, event: events.Click) -> None:
-        index = event.y - 1 + self.scroll_offset.y
-        if event.y >= 1 and 0 <= index < len(self.rows) and self.rows[index].kind != "rounding":
-            self._user_moved()
-            if index == self.cursor_row and event.chain >= 2:
-                self.action_drill()
-            self.cursor_row = index
+    def row_clicked(self, index: int) -> bool:
+        if self.rows[index].kind == "rounding":
+            return False
+        self._user_moved()
+        return True
+
+    def open_row(self) -> None:
+        self.action_drill()
 
     # ----------------------------------------------------------------------------------------------
     # export

@@ -10,7 +10,6 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual import events
 from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.geometry import Region, Size
@@ -21,7 +20,7 @@ from finops_tui.basis.money import money
 from finops_tui.report.overview import BreakdownRow
 from finops_tui.ui.formatting import change_cells, change_styles, money_cell, truncate
 from finops_tui.ui.messages import SliceChosen
-from finops_tui.ui.widgets.cursor_list import CursorList
+from finops_tui.ui.widgets.cursor_list import CursorList, cursor_bindings
 
 
 @dataclass(frozen=True)
@@ -43,12 +42,7 @@ class CostTable(CursorList):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "open_row", "Open slice", id="list.open", tooltip="Open this row in the allocation view"),
-        Binding("down,j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next row"),
-        Binding("up,k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous row"),
-        Binding("home,g", "first_row", "Top", id="list.top", show=False, tooltip="First row"),
-        Binding("end,G", "last_row", "Bottom", id="list.bottom", show=False, tooltip="Last row"),
-        Binding("pagedown", "page_down", "Page down", id="list.page_down", show=False, tooltip="One page down"),
-        Binding("pageup", "page_up", "Page up", id="list.page_up", show=False, tooltip="One page up"),
+        *cursor_bindings(),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"cost-table--header", "cost-table--cursor", "cost-table--empty"}
@@ -164,19 +158,9 @@ class CostTable(CursorList):
             segments.append(Segment(f" {padded} ", style if cursor or own is None else style + own))
         return Strip(segments).crop_extend(0, width, style)
 
-    def watch_cursor_row(self, old: int, new: int) -> None:
-        self.refresh_line(old + 1 - self.scroll_offset.y)
-        self.refresh_line(new + 1 - self.scroll_offset.y)
-        self._keep_cursor_visible()
-
     def _keep_cursor_visible(self) -> None:
-        # Row 0 of the viewport is the header, so the rows occupy lines 1..height-1.
-        visible = max(1, self.scrollable_content_region.height - 1)
         top = self.scroll_offset.y
-        if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False)
-        elif self.cursor_row >= top + visible:
-            self.scroll_to(y=self.cursor_row - visible + 1, animate=False)
+        super()._keep_cursor_visible()
         container = self.parent
         if self.has_focus and isinstance(container, Widget) and container.allow_vertical_scroll:
             # In the narrow layout the tables scroll as one column: bring the cursor's line into view.
@@ -200,12 +184,8 @@ class CostTable(CursorList):
             row = self.rows_shown[self.cursor_row]
             self.post_message(SliceChosen(self.dimension, row.key, row.name))
 
-    def on_click(self, event: events.Click) -> None:
-        index = event.y - 1 + self.scroll_offset.y
-        if event.y >= 1 and 0 <= index < len(self._body):
-            if index == self.cursor_row and event.chain >= 2:
-                self.action_open_row()
-            self.cursor_row = index
+    def open_row(self) -> None:
+        self.action_open_row()
 
     # export ---------------------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
-from textual.widget import Widget
 
 from finops_tui.basis.money import money
+from finops_tui.ui.widgets.drawn_lines import DrawnLines
 
 EIGHTHS = " ▁▂▃▄▅▆▇█"
 WEEKEND = (5, 6)
@@ -81,7 +81,7 @@ def axis_ticks(peak: Decimal, plot_height: int) -> dict[int, str]:
     return ticks
 
 
-class DailyChart(Widget, can_focus=True):
+class DailyChart(DrawnLines, can_focus=True):
     """Cost per day as vertical bars scaled to the widget's height; weekends drawn dimmer."""
 
     HELP_GROUP = "Daily chart"
@@ -176,19 +176,8 @@ class DailyChart(Widget, can_focus=True):
     def action_jump(self, index: int) -> None:
         self.cursor = index if index >= 0 else len(self._series) - 1
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._lines_key = None  # theme or focus changed the colours
-
-    def render_line(self, y: int) -> Strip:
-        width, height = self.content_size.width, self.content_size.height
-        key = (width, height, self.cursor, id(self._series), self.has_focus)
-        if key != self._lines_key:
-            self._lines = self._draw(width, height)
-            self._lines_key = key
-        if y < len(self._lines):
-            return self._lines[y]
-        return Strip.blank(width, self.rich_style)
+    def lines_key(self) -> tuple[object, ...]:
+        return (self.cursor, id(self._series), self.has_focus)
 
     def _draw(self, width: int, height: int) -> list[Strip]:
         """Every line of the chart as strips: built once per data, size or cursor change."""

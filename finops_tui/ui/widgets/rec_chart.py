@@ -13,10 +13,10 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
 
 from finops_tui.recommend import DailyPoint
 from finops_tui.ui.widgets.daily_chart import EIGHTHS, axis_ticks, layout_bars
+from finops_tui.ui.widgets.drawn_lines import DrawnLines
 
 BASELINE_MARK = "╌"
 
@@ -28,7 +28,7 @@ def eighths_of(value: Decimal, peak: Decimal, plot_height: int) -> int:
     return math.ceil(float(value / peak) * plot_height * 8)
 
 
-class RecChart(Widget):
+class RecChart(DrawnLines):
     """Bars of `DailyPoint`s; not focusable: it illustrates the finding the list's cursor is on."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -66,19 +66,8 @@ class RecChart(Widget):
     def has_baseline(self) -> bool:
         return any(p.baseline is not None for p in self.points)
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._lines_key = None
-
-    def render_line(self, y: int) -> Strip:
-        width, height = self.content_size.width, self.content_size.height
-        key = (width, height, id(self.points))
-        if key != self._lines_key:
-            self._lines = self._draw(width, height)
-            self._lines_key = key
-        if y < len(self._lines):
-            return self._lines[y]
-        return Strip.blank(width, self.rich_style)
+    def lines_key(self) -> tuple[object, ...]:
+        return (id(self.points),)
 
     def _style(self, name: str) -> Style:
         return self.rich_style + self.get_component_rich_style(f"rec-chart--{name}")

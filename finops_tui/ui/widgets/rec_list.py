@@ -12,7 +12,6 @@ from typing import ClassVar
 
 from rich.segment import Segment
 from rich.style import Style
-from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Size
 from textual.message import Message
@@ -22,7 +21,7 @@ from finops_tui.basis.money import money
 from finops_tui.recommend import Recommendation
 from finops_tui.recommend.generators import KIND_TITLES
 from finops_tui.ui.formatting import truncate
-from finops_tui.ui.widgets.cursor_list import CursorList
+from finops_tui.ui.widgets.cursor_list import CursorList, cursor_bindings
 
 MIN_TITLE_WIDTH = 72  # below this the kind column is dropped: titles say what the finding is
 STATE_WORDS = {"dismissed": "dismissed", "snoozed": "snoozed", "noted": "note"}
@@ -48,12 +47,7 @@ class RecList(CursorList):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "choose", "Open target", id="list.open",
                 tooltip="Open the finding's target (allocation tree or tagging queue)"),
-        Binding("down,j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next finding"),
-        Binding("up,k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous finding"),
-        Binding("home,g", "first_row", "Top", id="list.top", show=False, tooltip="First finding"),
-        Binding("end,G", "last_row", "Bottom", id="list.bottom", show=False, tooltip="Last finding"),
-        Binding("pagedown", "page_down", "Page down", id="list.page_down", show=False, tooltip="One page down"),
-        Binding("pageup", "page_up", "Page up", id="list.page_up", show=False, tooltip="One page up"),
+        *cursor_bindings("finding"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
@@ -165,13 +159,10 @@ class RecList(CursorList):
             header = [c.title if c.title != "#" else "" for c in columns]
             return self._strip(header, columns, base + self.get_component_rich_style("rec-list--header"), width)
         index = y - 1 + self.scroll_offset.y
-        if not self.recommendations:
-            if index == 0:
-                style = base + self.get_component_rich_style("rec-list--empty")
-                return Strip([Segment(f" {self._empty_text}", style)]).crop_extend(0, width, base)
-            return Strip.blank(width, base)
-        if index >= len(self.recommendations):
-            return Strip.blank(width, base)
+        missing = self.line_without_row(index, width, base, self._empty_text,
+                                        lambda: base + self.get_component_rich_style("rec-list--empty"))
+        if missing is not None:
+            return missing
         cursor = index == self.cursor_row
         key = (index, width, cursor)
         strip = self._strips.get(key)
@@ -201,19 +192,8 @@ class RecList(CursorList):
 
     def watch_cursor_row(self, old: int, new: int) -> None:
         self._strips = {key: strip for key, strip in self._strips.items() if key[0] not in (old, new)}
-        self.refresh_line(old + 1 - self.scroll_offset.y)
-        self.refresh_line(new + 1 - self.scroll_offset.y)
-        self._keep_cursor_visible()
+        super().watch_cursor_row(old, new)
         self.post_message(self.Highlighted(self, self.current))
-
-    def _keep_cursor_visible(self) -> None:
-        # Line 0 of the viewport is the header, so rows occupy lines 1..height-1.
-        visible = max(1, self.scrollable_content_region.height - 1)
-        top = self.scroll_offset.y
-        if self.cursor_row < top:
-            self.scroll_to(y=self.cursor_row, animate=False)
-        elif self.cursor_row >= top + visible:
-            self.scroll_to(y=self.cursor_row - visible + 1, animate=False)
 
     # keys and mouse -------------------------------------------------------------------------------
 
@@ -226,9 +206,5 @@ class RecList(CursorList):
         if rec is not None:
             self.post_message(self.Chosen(self, rec))
 
-    def on_click(self, event: events.Click) -> None:
-        index = event.y - 1 + self.scroll_offset.y
-        if event.y >= 1 and 0 <= index < len(self.recommendations):
-            if index == self.cursor_row and event.chain >= 2:
-                self.action_choose()
-            self.cursor_row = index
+    def open_row(self) -> None:
+        self.action_choose()
