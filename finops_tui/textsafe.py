@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 
-# C0 controls, DEL, C1 controls (8-bit CSI/OSC), the Arabic letter mark, LRM/RLM, line/paragraph
-# separators, and the bidi embeddings, overrides and isolates ("Trojan Source").
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0 controls, DEL, C1 controls (8-bit CSI/OSC) and the line/paragraph separators; then the Arabic letter
+# mark, LRM/RLM and the bidi embeddings, overrides and isolates ("Trojan Source").
+_CONTROLS = "\x00-\x1f\x7f-\x9f\u2028\u2029"
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_CONTROL = re.compile(f"[{_CONTROLS}]")
+_UNSAFE = re.compile(f"[{_CONTROLS}{_BIDI}]")
 _LEFT_RAW_BY_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -24,6 +27,12 @@ def _escape(match: re.Match[str]) -> str:
         return _NAMED[char]
     code = ord(char)
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def control_character(text: str, *, bidi: bool = False) -> str | None:
+    """The first control character in `text` (with `bidi`, bidirectional marks and overrides count too)."""
+    found = (_UNSAFE if bidi else _CONTROL).search(text)
+    return found.group() if found else None
 
 
 def printable(text: str) -> str:

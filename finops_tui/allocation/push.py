@@ -24,6 +24,7 @@ from finops_tui.basis.arm_ids import (
 )
 from finops_tui.errors import AzureError, UserError
 from finops_tui.store import Cache
+from finops_tui.store.sources import DEMO_KIND, SYNCED_KIND_PREFIX
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -36,10 +37,6 @@ TAGS_API_VERSION = "2021-04-01"
 MAX_ATTEMPTS = 5  # per resource, throttling and transient server errors included
 MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After leaves the edit pending rather than hang the push
 _TRANSIENT = {500, 502, 503, 504}
-# sources.kind of windows a sync wrote (sync-query, sync-cost-details) and of the demo estate; the
-# explorer's sync applies the same rule before it syncs into a cache (ui/sync_worker.plan_sync).
-SYNCED_KIND_PREFIX = "sync"
-DEMO_KIND = "demo"
 DEMO_REFUSAL = ("this is the demo estate: its resources are made up, so tag edits stay local "
                 "(`finops-tui tags export` writes them out)")
 IMPORTED_REFUSAL = ("it came from imported files, not from a sync of Azure: only resources that `finops-tui sync` "

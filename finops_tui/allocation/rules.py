@@ -14,11 +14,11 @@ import tomlkit.items
 
 from finops_tui import paths
 from finops_tui.allocation.tag_limits import tag_problem
-from finops_tui.basis.arm_ids import control_character
 from finops_tui.basis.metrics import metric_column, resolve_currency
 from finops_tui.basis.periods import Period
 from finops_tui.config import read_text_file, read_toml, write_atomically
 from finops_tui.errors import UserError
+from finops_tui.textsafe import control_character
 
 RULES_FILE = "rules.toml"
 

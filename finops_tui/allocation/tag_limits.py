@@ -9,8 +9,8 @@ which would also block that resource's valid tags, so nothing that breaks one is
 
 from __future__ import annotations
 
-from finops_tui.basis.arm_ids import control_character
 from finops_tui.errors import UserError
+from finops_tui.textsafe import control_character
 
 MAX_KEY_LENGTH = 512
 MAX_VALUE_LENGTH = 256

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
+
+from finops_tui.textsafe import control_character
 
 # Fixed path segments of an ARM id, in the casing the portal and the REST API print.
 _FIXED_SEGMENTS = {"subscriptions": "subscriptions", "resourcegroups": "resourceGroups", "providers": "providers"}
@@ -58,18 +59,6 @@ class ResourceId:
 
 
 # Marks and overrides that reorder how text is shown ("Trojan Source"): no resource id holds one.
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def control_character(text: str, *, bidi: bool = False) -> str | None:
-    """The first control character (C0, C1, line or paragraph separator; with `bidi`, also a
-    bidirectional mark or override) in `text`, or None."""
-    for char in text:
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp") or (bidi and char in _BIDI_CONTROLS):
-            return char
-    return None
-
-
 def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

@@ -25,7 +25,7 @@ from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.errors import UserError
 from finops_tui.store.cache import open_cache
 from finops_tui.store.schema import MONEY_TYPE
-from finops_tui.store.sources import Window, begin_window, finish_window
+from finops_tui.store.sources import DEMO_KIND, Window, begin_window, finish_window
 
 # Bump whenever the generated figures change, so an old demo cache is rebuilt instead of reused.
 GENERATOR_VERSION = 1
@@ -1194,12 +1194,12 @@ def existing_summary(path: Path, params: DemoParams) -> DemoSummary | None:
             kinds = dict(cur.execute(
                 "SELECT kind, arg_max(file_hash, source_id) FROM sources GROUP BY kind"
             ).fetchall())
-            if set(kinds) - {"demo"}:
+            if set(kinds) - {DEMO_KIND}:
                 raise UserError(
                     f"{path}: holds imported or synced cost data, not a demo estate; "
                     "build the demo into another file with --cache PATH"
                 )
-            if kinds.get("demo") != params.fingerprint():
+            if kinds.get(DEMO_KIND) != params.fingerprint():
                 return None
             return summarize(cur, path, 0.0, reused=True)
     finally:
@@ -1235,7 +1235,7 @@ def build_demo(
         try:
             with cache.write() as cur:
                 source_id = begin_window(cur, Window(
-                    kind="demo", scope=DEMO_SCOPE, metric="focus", start=start, end=end + dt.timedelta(days=1),
+                    kind=DEMO_KIND, scope=DEMO_SCOPE, metric="focus", start=start, end=end + dt.timedelta(days=1),
                     path=params.to_json(), file_hash=params.fingerprint(), provider="Microsoft",
                     focus_version="1.2",
                 ))

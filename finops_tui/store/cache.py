@@ -51,7 +51,6 @@ class Cache:
             cur = self._con.cursor()
             self._open_cursors[cur] = threading.get_ident()
         try:
-            _use_utc(cur)
             yield cur
         finally:
             cur.close()
@@ -156,9 +155,9 @@ class Cache:
 def _use_utc(con: duckdb.DuckDBPyConnection) -> None:
     """Stored timestamps are naive UTC: aware values and TIMESTAMPTZ casts must not shift to local time.
 
-    TimeZone is per cursor (cursors do not inherit SET), so every cursor sets it.
+    Set GLOBAL once per connection: its cursors inherit it (a plain SET would hold for one cursor only).
     """
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
 
 
 def _current_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -197,7 +196,7 @@ def _connect(path: Path | None, *, read_only: bool, wait: float = 0.0) -> duckdb
     deadline = time.monotonic() + wait
     while True:
         try:
-            return duckdb.connect(str(path) if path else ":memory:", read_only=read_only)
+            con = duckdb.connect(str(path) if path else ":memory:", read_only=read_only)
         except duckdb.IOException as exc:
             match = _LOCK_HOLDER.search(str(exc))
             if match:
@@ -215,6 +214,12 @@ def _connect(path: Path | None, *, read_only: bool, wait: float = 0.0) -> duckdb
             raise UserError(
                 f"{path}: not a finops-tui cache ({str(exc).splitlines()[0]}); pass another file with --cache PATH"
             ) from None
+        try:
+            _use_utc(con)
+        except BaseException:
+            con.close()
+            raise
+        return con
 
 
 def open_cache(
@@ -227,28 +232,31 @@ def open_cache(
     short write ends by then); a file still held raises CacheLockedError naming that process.
     """
     resolved = Path(path).expanduser() if path is not None else None
-    creating = resolved is not None and not read_only and not resolved.exists()
-    if resolved is not None and not read_only:
+    creating = resolved is not None and not resolved.exists()
+    # A shared cache that exists opens read-only straight away: the explorer's start takes no write lock.
+    read_only_now = read_only or (shared and resolved is not None and not creating)
+    if resolved is not None and not read_only_now:
         paths.ensure_private_parent(resolved)
-    con = _connect(resolved, read_only=read_only, wait=wait)
-    if creating and resolved is not None:
+    con = _connect(resolved, read_only=read_only_now, wait=wait)
+    if creating and resolved is not None and not read_only_now:
         paths.make_private(resolved)  # cost data: not readable by other local users, whatever the umask
     try:
-        _use_utc(con)
-        if not read_only:
+        if not read_only_now:
             _migrate(con, resolved)
-        elif _current_version(con) != SCHEMA_VERSION:
-            if _current_version(con) > SCHEMA_VERSION:
+        else:
+            version = _current_version(con)
+            if version > SCHEMA_VERSION:
                 _migrate(con, resolved)  # raises CacheTooNewError
-            # An older cache: migrate it once through a short read-write open, then read it as asked.
-            con.close()
-            with open_cache(resolved, wait=wait):
-                pass
-            con = _connect(resolved, read_only=True, wait=wait)
+            elif version < SCHEMA_VERSION:
+                # An older cache: migrate it once through a short read-write open, then read it as asked.
+                con.close()
+                with open_cache(resolved, wait=wait):
+                    pass
+                con = _connect(resolved, read_only=True, wait=wait)
     except BaseException:
         con.close()
         raise
-    if shared and resolved is not None and not read_only:
+    if shared and resolved is not None and not read_only_now:  # just created: read-only from now on
         con.close()
         con = _connect(resolved, read_only=True, wait=wait)
     return Cache(con, resolved, shared=shared)

@@ -47,6 +47,10 @@ class Window:
 
 # The billing day of a charge row: its BillingPeriodStart, or its charge day when it has none (sync rows
 # of older caches, files without billing period columns).
+# sources.kind of windows a sync wrote (sync-query, sync-cost-details) and of the demo estate: the push and
+# the explorer's sync both refuse caches whose cost did not come from a sync.
+SYNCED_KIND_PREFIX = "sync"
+DEMO_KIND = "demo"
 BILLING_DAY_SQL = "coalesce(CAST(c.BillingPeriodStart AS DATE), c.x_ChargeDate)"
 
 

@@ -15,14 +15,13 @@ from finops_tui import paths
 from finops_tui.allocation.effective import load_tag_policy
 from finops_tui.config import Config, load_config
 from finops_tui.store import Cache
+from finops_tui.store.sources import DEMO_KIND, SYNCED_KIND_PREFIX
 from finops_tui.sync import SyncOptions, SyncProgress, SyncResult, options_from_config, run_sync, sync_due
 from finops_tui.ui.formatting import short_path
 from finops_tui.ui.messages import SyncDeclined, SyncFinished, SyncProgressed
 
 SYNC_GROUP = "sync"
 WORKER_NAME = "Azure sync"
-SYNCED_KIND_PREFIX = "sync"  # sources.kind of synced windows: sync-query, sync-cost-details
-DEMO_KIND = "demo"
 # Engine states that carry a row count worth showing rather than a sentence of their own.
 COUNTING_STATES = {"starting": "", "downloading": "", "writing": " · writing", "written": " written"}
 _GUID = re.compile(r"([0-9a-fA-F]{8})-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
