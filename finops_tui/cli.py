@@ -13,6 +13,7 @@ from finops_tui.errors import UserError
 from finops_tui.textsafe import printable
 
 REPORT_FORMATS = ["table", "csv", "json", "md"]
+REPORT_VIEWS = ("overview", "allocation", "recommendations", "chargeback", "explain", "commitments")
 
 
 def _add_cache_arg(parser: argparse.ArgumentParser, default_help: str = "the default cache") -> None:
@@ -52,9 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--skip-bad-rows", action="store_true", help="import the good rows and list the bad ones")
     imp.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
-    rep = sub.add_parser("report", help="print a view headless (overview, allocation, recommendations)")
+    rep = sub.add_parser(
+        "report", help="print a view headless (overview, allocation, recommendations, chargeback, explain, commitments)"
+    )
     _add_cache_arg(rep)
-    rep.add_argument("view", choices=["overview", "allocation", "recommendations"])
+    rep.add_argument("view", choices=list(REPORT_VIEWS))
     rep.add_argument("--period", default="mtd", help="START..END (END exclusive), mtd, last-month, 30d, 90d, all")
     rep.add_argument("--metric", choices=["effective", "billed"], default="effective")
     rep.add_argument("--format", choices=REPORT_FORMATS, default="table")
@@ -62,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--depth", type=int, default=None, help="allocation: levels to print")
     rep.add_argument("--currency", default=None, help="only this billing currency")
     rep.add_argument("--top", type=int, default=None, help="rows per breakdown (default: all)")
+    rep.add_argument("--shared", action="store_true", help="overview, allocation: split shared cost pools to teams")
+    rep.add_argument("--month", default=None, metavar="YYYY-MM", help="chargeback: the month to charge back")
+    rep.add_argument("--scope", default=None, metavar="DIM:VALUE[,DIM:VALUE...]",
+                     help="explain: the node to explain, e.g. tag:team:payments,subscription:prod-data")
+    rep.add_argument("--vs", default=None, metavar="START..END", help="explain: the earlier period (default: previous)")
 
     sync = sub.add_parser("sync", help="pull cost from Azure Cost Management into the cache")
     _add_cache_arg(sync)
@@ -72,7 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--device-code", action="store_true", help="sign in with a device code (SSH sessions)")
     sync.add_argument("--arm-endpoint", default=None, metavar="URL", help="ARM endpoint (sovereign clouds)")
     sync.add_argument("--path", choices=["auto", "query", "cost-details"], default="auto", dest="api_path")
+    sync.add_argument("--export", action="append", default=None, metavar="URL", dest="exports",
+                      help="a Cost Management export in Azure Storage (blob or abfss URL; repeatable)")
+    sync.add_argument("--hub", default=None, metavar="URL", help="a FinOps hub's Data Explorer cluster[/database]")
+    sync.add_argument("--hub-filter", action="append", default=None, metavar="FILTER", dest="hub_filters",
+                      help="pull only a slice from the hub: subscription=ID, tag:KEY=VALUE, management-group=NAME")
+    sync.add_argument("--list-sources", action="store_true", help="list the configured sources and their last run")
+    sync.add_argument("--dry-run", action="store_true", help="exports: list what would be fetched, fetch nothing")
     sync.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    exp = sub.add_parser("export", help="write the cache's cost out (FOCUS Parquet or CSV)")
+    _add_cache_arg(exp)
+    exp_sub = exp.add_subparsers(dest="export_command", metavar="FORMAT", required=True)
+    efocus = exp_sub.add_parser("focus", help="every charge of the period as a FOCUS file, with effective tags")
+    _add_cache_arg(efocus)
+    efocus.add_argument("out", type=Path, metavar="OUT", help="file to write (.parquet or .csv)")
+    efocus.add_argument("--period", default="all", help="START..END (END exclusive), mtd, last-month, 30d, 90d, all")
+    efocus.add_argument("--format", choices=["parquet", "csv"], default=None, help="default: from OUT's suffix")
+    efocus.add_argument("--version", choices=["1.2", "1.3"], default="1.2", dest="focus_version")
+    efocus.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+
+    mcp = sub.add_parser("mcp", help="serve the cache to MCP clients (AI assistants) over stdio, read-only")
+    _add_cache_arg(mcp)
+    mcp.add_argument("--allow-tagging", action="store_true", help="add the set_tags tool (journaled, never pushed)")
 
     tags = sub.add_parser("tags", help="tag edits: set, list, push to Azure, export")
     _add_cache_arg(tags)
@@ -145,6 +175,14 @@ def run(args: argparse.Namespace) -> int:
         from finops_tui.commands.tags import run_tags
 
         return run_tags(args, cache_path, config)
+    if args.command == "export":
+        from finops_tui.commands.export import run_export
+
+        return run_export(args, cache_path, config)
+    if args.command == "mcp":
+        from finops_tui.commands.mcp_server import run_mcp
+
+        return run_mcp(args, cache_path, config)
     raise AssertionError(args.command)
 
 

@@ -56,6 +56,18 @@ def run_report(args: argparse.Namespace, cache_path: Path, config: Config) -> in
             text = overview_report(cache, args, config)
         elif args.view == "allocation":
             text = allocation_report(cache, args, config)
+        elif args.view == "chargeback":
+            from finops_tui.commands.chargeback import chargeback_report
+
+            text = chargeback_report(cache, args, config)
+        elif args.view == "explain":
+            from finops_tui.commands.explain import explain_report
+
+            text = explain_report(cache, args, config)
+        elif args.view == "commitments":
+            from finops_tui.commands.commitments import commitments_report
+
+            text = commitments_report(cache, args, config)
         else:
             text = recommendations_report(cache, args, config)
     # Cells are escaped where they are rendered; this also covers headers and notes. CSV keeps the data.
