@@ -45,7 +45,27 @@ def test_reopening_keeps_data_and_version(tmp_path: Path) -> None:
         finish_window(cur, sid)
     with open_cache(path) as cache, cache.cursor() as cur:
         assert cur.execute("SELECT sum(EffectiveCost) FROM charges").fetchone() == (Decimal("1.25"),)
-        assert cur.execute("SELECT count(*) FROM schema_version").fetchone() == (1,)
+        # one row per migration step a fresh cache went through
+        assert cur.execute("SELECT count(*) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def test_a_version_1_cache_gains_the_focus_1_3_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    from finops_tui.store.schema import ALLOCATION_COLUMNS, MIGRATIONS
+
+    path = tmp_path / "v1.duckdb"
+    con = duckdb.connect(str(path))
+    MIGRATIONS[0](con)  # a cache as finops-tui 0.1 left it
+    con.execute("INSERT INTO schema_version VALUES (1, now())")
+    con.execute("INSERT INTO charges (x_ChargeDate, EffectiveCost, BillingCurrency) VALUES ('2026-01-01', 2.5, 'USD')")
+    con.close()
+    with open_cache(path) as cache, cache.cursor() as cur:
+        assert cache.schema_version() == SCHEMA_VERSION
+        names = [r[0] for r in cur.execute("SELECT column_name FROM information_schema.columns "
+                                           "WHERE table_name = 'charges'").fetchall()]
+        assert names[-len(ALLOCATION_COLUMNS):] == [name for name, _ in ALLOCATION_COLUMNS]
+        assert cur.execute("SELECT EffectiveCost, AllocatedResourceId FROM charges").fetchall() == [
+            (Decimal("2.5"), None)
+        ]
 
 
 def test_newer_cache_is_refused_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from finops_tui.store.schema import CHARGE_COLUMNS, MONEY_TYPE
+from finops_tui.store.schema import ALLOCATION_COLUMNS, CHARGE_COLUMNS, MONEY_TYPE
 
 # Every spelling of the literal NULL that some exporters write instead of an empty field.
 NULL_SPELLINGS: tuple[str, ...] = tuple(
@@ -22,8 +22,10 @@ DATE_RANGE_TEXT = "in the years 2000 to 2100"
 
 # Columns filled by the loader itself rather than by a mapping; finish_window stamps x_ResourceKey.
 LOADER_COLUMNS = ("x_ChargeDate", "source_id")
+# The FOCUS 1.3 allocation columns are not read from files yet: they stay NULL.
 MAPPED_COLUMNS: tuple[str, ...] = tuple(
-    name for name, _ in CHARGE_COLUMNS if name not in (*LOADER_COLUMNS, "x_ResourceKey")
+    name for name, _ in CHARGE_COLUMNS
+    if name not in (*LOADER_COLUMNS, "x_ResourceKey", *(column for column, _ in ALLOCATION_COLUMNS))
 )
 
 

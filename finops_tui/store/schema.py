@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import duckdb
 
-SCHEMA_VERSION = 1
 
 # 26 integer digits hold a KRW reservation purchase; 12 decimals keep sub-cent unit charges exact.
 MONEY_TYPE = "DECIMAL(38,12)"
@@ -65,6 +64,21 @@ CHARGE_COLUMNS: list[tuple[str, str]] = [
     ("x_ResourceKey", "INTEGER"),
 ]
 
+# FOCUS 1.3 columns added by migration 1 -> 2 (ALTER TABLE appends them, so they stay at the end here).
+# A provider or an upstream tool (e.g. a Kubernetes cost tool) split the row: `ResourceId` keeps the shared
+# host, `AllocatedResourceId` names the consumer the row's cost belongs to.
+ALLOCATION_COLUMNS: list[tuple[str, str]] = [
+    ("AllocatedMethodId", "VARCHAR"),
+    ("AllocatedMethodDetails", "VARCHAR"),  # JSON, as the file gave it
+    ("AllocatedResourceId", "VARCHAR"),  # lower-cased like ResourceId
+    ("AllocatedResourceName", "VARCHAR"),
+    ("AllocatedTags", "MAP(VARCHAR, VARCHAR)"),
+    ("ServiceProviderName", "VARCHAR"),
+    ("HostProviderName", "VARCHAR"),
+]
+V1_CHARGE_COLUMNS = list(CHARGE_COLUMNS)
+CHARGE_COLUMNS += ALLOCATION_COLUMNS
+
 _V1 = f"""
 CREATE TABLE schema_version (version INTEGER NOT NULL, migrated_at TIMESTAMP NOT NULL);
 
@@ -85,7 +99,7 @@ CREATE TABLE sources (
     imported_at TIMESTAMP NOT NULL
 );
 
-CREATE TABLE charges ({", ".join(f'"{name}" {kind}' for name, kind in CHARGE_COLUMNS)});
+CREATE TABLE charges ({", ".join(f'"{name}" {kind}' for name, kind in V1_CHARGE_COLUMNS)});
 
 CREATE TABLE resource_keys (
     ResourceId VARCHAR PRIMARY KEY,
@@ -213,5 +227,30 @@ def _create_v1(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V1)
 
 
+def _v2_allocation_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """FOCUS 1.3 allocation and provider columns on `charges`; rows already cached have none (NULL)."""
+    for name, kind in ALLOCATION_COLUMNS:
+        con.execute(f'ALTER TABLE charges ADD COLUMN "{name}" {kind}')
+
+
+def _v3_contract_commitments(con: duckdb.DuckDBPyConnection) -> None:
+    """(Commitments issue) the FOCUS 1.3 Contract Commitment dataset."""
+
+
+def _v4_shared_costs(con: duckdb.DuckDBPyConnection) -> None:
+    """(Shared costs issue) tables derived from the shared cost pools."""
+
+
+def _v5_storage_sources(con: duckdb.DuckDBPyConnection) -> None:
+    """(Large estates issue) what each export run or hub window synced."""
+
+
 # MIGRATIONS[n] upgrades a cache at version n to n + 1; version 0 is an empty file.
-MIGRATIONS: dict[int, Migration] = {0: _create_v1}
+MIGRATIONS: dict[int, Migration] = {
+    0: _create_v1,
+    1: _v2_allocation_columns,
+    2: _v3_contract_commitments,
+    3: _v4_shared_costs,
+    4: _v5_storage_sources,
+}
+SCHEMA_VERSION = len(MIGRATIONS)
