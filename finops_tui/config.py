@@ -41,6 +41,9 @@ class Config:
     sync_max_age_hours: float = 12.0
     credential: str = "auto"  # one of CREDENTIAL_MODES
     query_max_groupings: int | None = None
+    exports: list[str] = field(default_factory=list)  # Cost Management exports in Azure Storage (blob/abfss URLs)
+    hub: str | None = None  # a FinOps hub's Data Explorer cluster[/database]
+    hub_filters: list[str] = field(default_factory=list)  # subscription=ID, tag:KEY=VALUE, management-group=NAME
     path: Path | None = field(default=None, compare=False)
 
 
@@ -149,6 +152,11 @@ def _apply(config: Config, top: _Table) -> None:
                                  config.credential)
     config.query_max_groupings = sync.get("query_max_groupings", _positive_int, "a positive integer",
                                           config.query_max_groupings)
+    # Their URLs are checked in full where a sync starts (finops_tui.sync.exports / hub), naming this key.
+    config.exports = sync.strings("exports", config.exports)
+    hub = sync.string("hub", "")
+    config.hub = hub or None
+    config.hub_filters = sync.strings("hub_filters", config.hub_filters)
 
 
 class _Invalid(Exception):

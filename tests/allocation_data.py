@@ -54,15 +54,17 @@ def load(path: Path | None, charges: Iterable[Charge], *, aliases: Mapping[str, 
     cache = open_cache(path)
     start = min((c.day for c in rows), default=END)
     end = max((c.day for c in rows), default=END) + dt.timedelta(days=1)
+    # Columns set through `Charge.extra` (ConsumedQuantity, PricingCategory, ...): NULL where a charge has none.
+    extra = sorted({name for c in rows for name in c.extra})
     with cache.write() as cur:
         sid = begin_window(cur, Window("focus-file", "test", "focus", start, end))
         cur.executemany(
-            """
+            f"""
             INSERT INTO charges (ChargePeriodStart, ChargePeriodEnd, x_ChargeDate, ResourceId, ResourceName,
                 ResourceType, ServiceName, SubAccountId, SubAccountName, x_ResourceGroupName, RegionId,
                 BillingCurrency, EffectiveCost, BilledCost, ChargeCategory, x_SkuMeterCategory, x_SkuMeterName,
-                Tags, source_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'eastus', ?, ?, ?, ?, 'Compute', ?, ?, ?)
+                Tags, source_id{"".join(f", {name}" for name in extra)})
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'eastus', ?, ?, ?, ?, 'Compute', ?, ?, ?{", ?" * len(extra)})
             """,
             [
                 [
@@ -71,7 +73,7 @@ def load(path: Path | None, charges: Iterable[Charge], *, aliases: Mapping[str, 
                     c.resource_type if c.resource else None, c.service, _sub(c), f"Subscription {_sub(c).upper()}",
                     c.rg or _segment(c.resource, "resourcegroups"), c.currency, c.cost,
                     c.billed if c.billed is not None else c.cost, c.category, c.meter,
-                    dict(c.tags) if c.tags is not None else None, sid,
+                    dict(c.tags) if c.tags is not None else None, sid, *(c.extra.get(name) for name in extra),
                 ]
                 for c in rows
             ],

@@ -485,7 +485,7 @@ def test_per_field_bad_row_counts_count_rows_once(tmp_path, capsys):
     assert "4 bad rows in all (BilledCost 4)" in err
 
 
-def test_a_focus_contract_commitment_file_is_named_and_refused(tmp_path, capsys):
+def test_a_focus_contract_commitment_file_is_named_and_imported(tmp_path, capsys):
     header = [
         "BillingCurrency", "ContractCommitmentCategory", "ContractCommitmentCost", "ContractCommitmentDescription",
         "ContractCommitmentId", "ContractCommitmentPeriodEnd", "ContractCommitmentPeriodStart",
@@ -496,9 +496,10 @@ def test_a_focus_contract_commitment_file_is_named_and_refused(tmp_path, capsys)
                             "2025-01-01T00:00:00Z", "", "Spend commitment", "", "contract-1",
                             "2026-01-01T00:00:00Z", "2025-01-01T00:00:00Z"], strict=True))
     cache = _seeded(tmp_path, capsys)
-    err = _refused(capsys, cache, write_csv(tmp_path / "commitments.csv", header, [row]))
-    assert "commitments.csv: a FOCUS 1.3 Contract Commitment file" in err
-    assert "commitments view" in err and "neither FOCUS columns" not in err
+    code, out, err = run_import(capsys, cache, write_csv(tmp_path / "commitments.csv", header, [row]))
+    # Imported beside the cost since the commitments view (tests/test_contract_commitments.py has the rest).
+    assert code == 0, err
+    assert "commitments.csv: 1 contract commitments (FOCUS 1.3 Contract Commitment)" in out
 
 
 def test_the_skipped_rows_listing_keeps_its_lines(tmp_path, capsys):

@@ -33,7 +33,7 @@ from finops_tui.ui.dialogs.rec_note import MinImpactDialog, NoteDialog, SnoozeDi
 from finops_tui.ui.screens.base import FinopsScreen
 from finops_tui.ui.screens.recommendations import ListFilter, RecommendationsScreen, cycle, matches
 from finops_tui.ui.screens.tagging import TaggingScreen
-from finops_tui.ui.widgets.rec_detail import RecDetail
+from finops_tui.ui.widgets.rec_detail import COMMITMENT_KINDS, RecDetail
 from finops_tui.ui.widgets.rec_list import RecList
 from tests.ui_fixtures import async_test, opened, screen_text, settle, without_prefetch
 
@@ -384,7 +384,9 @@ async def _move_to(pilot: Pilot[Any], screen: RecommendationsScreen, rec: Recomm
 
 def _targets(screen: RecommendationsScreen) -> tuple[Recommendation, Recommendation]:
     """A finding that opens a tree path of several levels, and one that opens the tagging queue of a group."""
-    to_tree = next(r for r in screen.shown if r.jump and r.jump.screen == "allocation" and len(r.jump.path) > 1)
+    # Commitment findings open the Commitments view instead (tests/test_ui_commitments.py).
+    to_tree = next(r for r in screen.shown if r.jump and r.jump.screen == "allocation" and len(r.jump.path) > 1
+                   and r.kind not in COMMITMENT_KINDS)
     to_tagging = next(r for r in screen.shown if r.jump and r.jump.screen == "tagging" and len(r.jump.path) == 2)
     return to_tree, to_tagging
 

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 import duckdb
 
 from finops_tui.allocation.rules import Rule, apply_rules, load_rules
+from finops_tui.allocation.shared import Pool, load_pools, refresh_shared
 from finops_tui.config import Config
 from finops_tui.store import Cache
-from finops_tui.store.sources import assign_resource_keys
+from finops_tui.store.sources import OWNING_RESOURCE_SQL, PROVIDER_SPLIT_SQL, assign_resource_keys
 
 
 @dataclass(frozen=True)
@@ -24,23 +25,49 @@ class TagPolicy:
     fold_case: bool = True  # Team, TEAM and team are one key
     aliases: Mapping[str, str] = field(default_factory=dict)  # provider key -> canonical key
     rules: tuple[Rule, ...] = ()  # in rules.toml's order; earlier rules win
+    # shared.toml's cost pools, refreshed with the effective tags they read; None: no shared.toml (the demo
+    # estate then uses its demo pools, see allocation.shared)
+    pools: tuple[Pool, ...] | None = None
 
     @classmethod
-    def from_config(cls, config: Config, rules: Collection[Rule] = ()) -> TagPolicy:
-        return cls(fold_case=config.fold_key_case, aliases=dict(config.tag_aliases), rules=tuple(rules))
+    def from_config(
+        cls, config: Config, rules: Collection[Rule] = (), pools: Collection[Pool] | None = None
+    ) -> TagPolicy:
+        return cls(fold_case=config.fold_key_case, aliases=dict(config.tag_aliases), rules=tuple(rules),
+                   pools=tuple(pools) if pools is not None else None)
 
 
 def load_tag_policy(config: Config) -> TagPolicy:
-    """The user's tag policy: `config`'s [tags] and rules.toml read now. For the command line and the app."""
-    return TagPolicy.from_config(config, load_rules())
+    """The user's tag policy: `config`'s [tags], rules.toml and shared.toml read now. For the command line and
+    the app."""
+    return TagPolicy.from_config(config, load_rules(), load_pools(team_key=config.team_key))
 
 
 def refresh_resources(cur: duckdb.DuckDBPyConnection) -> None:
-    """Rebuild `resources` from `charges`: each resource's latest name, type, group, subscription and tags."""
+    """Rebuild `resources` from `charges`: each resource's latest name, type, group, subscription and tags.
+
+    A provider-split row describes two resources: its consumer (AllocatedResourceId), which owns the row's
+    cost and takes its name and provider tags from AllocatedResourceName / AllocatedTags, never the host's;
+    and its host (ResourceId), listed with its own name and tags though the split cost is not its own.
+    A consumer has no resource type of its own (the host's would make rules on the host's type match it).
+    """
     cur.execute("DELETE FROM resources")
     cur.execute(
-        """
+        f"""
         INSERT INTO resources
+        WITH described AS (
+            SELECT {OWNING_RESOURCE_SQL} AS ResourceId,
+                   CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.AllocatedResourceName ELSE c.ResourceName END AS ResourceName,
+                   CASE WHEN {PROVIDER_SPLIT_SQL} THEN NULL ELSE c.ResourceType END AS ResourceType,
+                   CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.AllocatedTags ELSE c.Tags END AS Tags,
+                   c.x_ResourceGroupName, c.SubAccountId, c.SubAccountName, c.RegionId, c.ServiceName, c.ProviderName,
+                   c.ChargePeriodStart, c.x_ChargeDate
+            FROM charges c WHERE {OWNING_RESOURCE_SQL} IS NOT NULL
+            UNION ALL
+            SELECT c.ResourceId, c.ResourceName, c.ResourceType, c.Tags, c.x_ResourceGroupName, c.SubAccountId,
+                   c.SubAccountName, c.RegionId, c.ServiceName, c.ProviderName, c.ChargePeriodStart, c.x_ChargeDate
+            FROM charges c WHERE {PROVIDER_SPLIT_SQL} AND c.ResourceId IS NOT NULL
+        )
         SELECT ResourceId,
                arg_max(ResourceName, ChargePeriodStart) FILTER (WHERE ResourceName IS NOT NULL),
                arg_max(ResourceType, ChargePeriodStart) FILTER (WHERE ResourceType IS NOT NULL),
@@ -52,7 +79,7 @@ def refresh_resources(cur: duckdb.DuckDBPyConnection) -> None:
                arg_max(ProviderName, ChargePeriodStart) FILTER (WHERE ProviderName IS NOT NULL),
                arg_max(Tags, ChargePeriodStart) FILTER (WHERE Tags IS NOT NULL),
                min(x_ChargeDate), max(x_ChargeDate)
-        FROM charges WHERE ResourceId IS NOT NULL
+        FROM described
         GROUP BY ResourceId
         """
     )
@@ -116,6 +143,8 @@ def rebuild_resource_tags(
     )
     if scoped:
         cur.execute("DROP TABLE _tag_scope")
+    # Shared cost pools read effective tags (recipients, `unallocated`): refreshed in the same transaction.
+    refresh_shared(cur, policy.pools, resource_ids=resource_ids)
 
 
 def _apply_manual_edits(cur: duckdb.DuckDBPyConnection, scoped: bool = False) -> None:

@@ -39,6 +39,8 @@ MAX_RETRY_AFTER = 60.0  # seconds; a longer Retry-After leaves the edit pending 
 _TRANSIENT = {500, 502, 503, 504}
 DEMO_REFUSAL = ("this is the demo estate: its resources are made up, so tag edits stay local "
                 "(`finops-tui tags export` writes them out)")
+ALLOCATED_REFUSAL = ("an allocated resource (cost a provider split from a shared resource, e.g. a Kubernetes "
+                     "workload), not an Azure resource: its tags are local and never pushed")
 IMPORTED_REFUSAL = ("it came from imported files, not from a sync of Azure: only resources that `finops-tui sync` "
                     "brought in are pushed (`finops-tui tags export` writes the edits for your own pipeline)")
 
@@ -145,12 +147,20 @@ def check_items(cur: duckdb.DuckDBPyConnection, items: Sequence[PushItem]) -> li
     Invalid: the id is no provider's resource id, or a tag breaks Azure's limits (length, characters,
     reserved prefixes, 50 tags per resource counting those it has). Not pushable: the resource did not
     come from a sync of Azure (the demo estate, imported files: their ids prove nothing about your
-    tenant), or its id is not a full ARM resource id. These are the rules the sync applies too.
+    tenant), or its id is not a full ARM resource id, or it is an allocated resource (a provider split's
+    consumer, such as a Kubernetes workload: its tags are local). These are the rules the sync applies too.
     """
     if not items:
         return []
     ids = [item.resource_id for item in items]
     demo = cur.execute("SELECT count(*) FROM sources WHERE kind = ?", [DEMO_KIND]).fetchone()
+    allocated = {
+        rid for (rid,) in cur.execute(
+            "SELECT DISTINCT AllocatedResourceId FROM charges "
+            "WHERE AllocatedResourceId IN (SELECT unnest(?::VARCHAR[]))",
+            [ids],
+        ).fetchall()
+    }
     synced = {
         rid for (rid,) in cur.execute(
             "SELECT DISTINCT c.ResourceId FROM charges c JOIN sources s ON s.source_id = c.source_id "
@@ -167,8 +177,10 @@ def check_items(cur: duckdb.DuckDBPyConnection, items: Sequence[PushItem]) -> li
     checked = []
     for item in items:
         invalid = _invalid(item, own_keys.get(item.resource_id, set()))
-        if demo and demo[0]:
-            not_pushable: str | None = DEMO_REFUSAL
+        if item.resource_id in allocated:
+            not_pushable: str | None = ALLOCATED_REFUSAL
+        elif demo and demo[0]:
+            not_pushable = DEMO_REFUSAL
         elif item.resource_id not in synced:
             not_pushable = IMPORTED_REFUSAL
         else:

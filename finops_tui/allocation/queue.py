@@ -13,6 +13,7 @@ from finops_tui.basis.arm_ids import arm_resource_id
 from finops_tui.basis.dimensions import cached_providers, provider_qualified_sql
 from finops_tui.basis.metrics import metric_column, resolve_currency
 from finops_tui.basis.periods import Period
+from finops_tui.store.sources import OWNING_RESOURCE_SQL, PROVIDER_SPLIT_SQL
 
 ZERO = Decimal(0)
 _TOKEN = re.compile(r"[a-z0-9]+")
@@ -37,6 +38,13 @@ class QueueItem:
     subscription_name: str | None
     cost: Decimal
     suggestions: tuple[Suggestion, ...] = ()
+    # For an allocated resource (a provider split's consumer, e.g. a Kubernetes workload): the shared resource
+    # most of its cost was split from. Its tags are local: they are not an Azure resource's, push never sends them.
+    host_id: str | None = None
+
+    @property
+    def is_allocated(self) -> bool:
+        return self.host_id is not None
 
     @property
     def arm_id(self) -> str:
@@ -104,12 +112,19 @@ def unallocated_queue(
     key = key.strip().lower()
     code = resolve_currency(cur, period, metric, currency)
     col = metric_column(metric)
+    # Cost per owning resource: a provider-split row counts for its consumer, which remembers its main host.
     cur.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _rc AS
-        SELECT ResourceId, sum({col}) AS cost FROM charges
-        WHERE x_ChargeDate >= $s AND x_ChargeDate < $e AND BillingCurrency = $cur
-        GROUP BY 1
+        WITH by_host AS (
+            SELECT {OWNING_RESOURCE_SQL} AS ResourceId, CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.ResourceId END AS host,
+                   sum(c.{col}) AS cost
+            FROM charges c
+            WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e AND c.BillingCurrency = $cur
+            GROUP BY 1, 2
+        )
+        SELECT ResourceId, sum(cost) AS cost, arg_max(host, (cost, host)) FILTER (WHERE host IS NOT NULL) AS host_id
+        FROM by_host GROUP BY 1
         """,
         {"s": period.start, "e": period.end, "cur": code},
     )
@@ -121,7 +136,7 @@ def unallocated_queue(
             f"""
             CREATE OR REPLACE TEMP TABLE _queue AS
             SELECT rc.ResourceId, rc.cost, r.ResourceName, r.ResourceType, r.x_ResourceGroupName, r.SubAccountId,
-                   {account_sql} AS SubAccountName
+                   {account_sql} AS SubAccountName, rc.host_id
             FROM _rc rc LEFT JOIN resources r ON r.ResourceId = rc.ResourceId
             WHERE rc.ResourceId IS NOT NULL AND rc.cost <> 0
               AND rc.ResourceId NOT IN (SELECT ResourceId FROM resource_tags WHERE tag_key = ?)
@@ -136,8 +151,8 @@ def unallocated_queue(
             f"ORDER BY cost DESC, ResourceId{limit_sql}"
         )
         rows = cur.execute(
-            "SELECT ResourceId, cost, ResourceName, ResourceType, x_ResourceGroupName, SubAccountId, SubAccountName "
-            "FROM _shown ORDER BY cost DESC, ResourceId"
+            "SELECT ResourceId, cost, ResourceName, ResourceType, x_ResourceGroupName, SubAccountId, SubAccountName, "
+            "host_id FROM _shown ORDER BY cost DESC, ResourceId"
         ).fetchall()
         group_rows = cur.execute(
             """
@@ -153,9 +168,9 @@ def unallocated_queue(
     items = [
         QueueItem(
             resource_id=rid, name=name, resource_type=rtype, resource_group=rg, subscription_id=sub,
-            subscription_name=sub_name, cost=cost, suggestions=tuple(suggestions.get(rid, ())),
+            subscription_name=sub_name, cost=cost, suggestions=tuple(suggestions.get(rid, ())), host_id=host_id,
         )
-        for rid, cost, name, rtype, rg, sub, sub_name in rows
+        for rid, cost, name, rtype, rg, sub, sub_name, host_id in rows
     ]
     subscriptions = _group(items, group_rows)
     return UnallocatedQueue(

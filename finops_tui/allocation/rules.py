@@ -18,13 +18,18 @@ from finops_tui.basis.metrics import metric_column, resolve_currency
 from finops_tui.basis.periods import Period
 from finops_tui.config import read_text_file, read_toml, write_atomically
 from finops_tui.errors import UserError
+from finops_tui.store.sources import owning_resource_sql
 from finops_tui.textsafe import control_character
 
 RULES_FILE = "rules.toml"
 
 # Match fields of a rule (all optional, all case-insensitive globs: `*`, `?`, `[abc]`).
 MATCH_FIELDS = ("subscription", "resource_group", "resource_type", "service", "resource_name", "region")
-_KNOWN_FIELDS = {"name", "set", "tags", *MATCH_FIELDS}
+# Fields of allocation rules only (not of shared cost pools, which match charge rows): `host` globs the name or
+# id of the shared resource a provider split an allocated resource's cost from; `allocated` (true / false)
+# keeps only the resources a provider split cost to (Kubernetes workloads, say), or only the others.
+SPLIT_FIELDS = ("host", "allocated")
+_KNOWN_FIELDS = {"name", "set", "tags", *MATCH_FIELDS, *SPLIT_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,8 @@ class Rule:
     """Resources matching every given field get `set` (key -> value) where they have no other value.
 
     `subscription` matches the id or the name; `resource_type` the FOCUS type or the ARM type
-    (`microsoft.compute/virtualmachines`); `tags` matches other effective tags (key -> value glob).
+    (`microsoft.compute/virtualmachines`); `tags` matches other effective tags (key -> value glob), which
+    for an allocated resource (a provider split's consumer, e.g. a Kubernetes workload) are its AllocatedTags.
     """
 
     set_tags: dict[str, str]
@@ -43,6 +49,8 @@ class Rule:
     service: str | None = None
     resource_name: str | None = None
     region: str | None = None
+    host: str | None = None
+    allocated: bool | None = None  # true: only resources a provider split cost to; false: only the others
     tags: dict[str, str] = field(default_factory=dict)
     index: int = 0  # 1-based position in rules.toml; earlier rules win
 
@@ -54,6 +62,10 @@ class Rule:
     def describe(self) -> str:
         """e.g. `resource_group=rg-payments-* → team=payments`."""
         conditions = [f"{f}={getattr(self, f)}" for f in MATCH_FIELDS if getattr(self, f)]
+        if self.host:
+            conditions.append(f"host={self.host}")
+        if self.allocated is not None:
+            conditions.append(f"allocated={str(self.allocated).lower()}")
         conditions += [f"tag {k}={v}" for k, v in self.tags.items()]
         sets = ", ".join(f"{k}={v}" for k, v in self.set_tags.items())
         return f"{' and '.join(conditions) or 'every resource'} → {sets}"
@@ -92,8 +104,11 @@ def _parse_rule(path: Path, index: int, table: Any) -> Rule:
     tags = table.get("tags", {})
     if not isinstance(tags, dict):
         raise UserError(f'{where}: tags is a table of key = "value glob"')
+    allocated = table.get("allocated")
+    if allocated is not None and not isinstance(allocated, bool):
+        raise UserError(f"{where}: allocated must be true or false, without quotes")
     fields: dict[str, str | None] = {}
-    for name in (*MATCH_FIELDS, "name"):
+    for name in (*MATCH_FIELDS, "name", "host"):
         value = table.get(name)
         if value is not None and not isinstance(value, str):
             raise UserError(f"{where}: {name} must be a string")
@@ -111,7 +126,7 @@ def _parse_rule(path: Path, index: int, table: Any) -> Rule:
         set_tags=set_tags, tags={str(k).strip().lower(): str(v) for k, v in tags.items()}, index=index,
         name=fields["name"], subscription=fields["subscription"], resource_group=fields["resource_group"],
         resource_type=fields["resource_type"], service=fields["service"], resource_name=fields["resource_name"],
-        region=fields["region"],
+        region=fields["region"], host=fields["host"], allocated=allocated,
     )
 
 
@@ -129,6 +144,10 @@ def rule_table(rule: Rule) -> tomlkit.items.Table:
         value = getattr(rule, name)
         if value:
             table[name] = value
+    if rule.host:
+        table["host"] = rule.host
+    if rule.allocated is not None:
+        table["allocated"] = rule.allocated
     if rule.tags:
         table["tags"] = _inline_table(rule.tags)
     table["set"] = _inline_table(rule.set_tags)
@@ -180,8 +199,12 @@ def _glob(column_sql: str, value: str, params: list[Any]) -> str:
     return f"lower({column_sql}) GLOB ?"
 
 
-def _match_sql(rule: Rule, params: list[Any]) -> str:
-    """A WHERE clause over `resources r` (and `_rule_view` for tag conditions)."""
+def match_sql(rule: Rule, params: list[Any]) -> str:
+    """A WHERE clause over `resources r` (and `_rule_view` for tag conditions).
+
+    Shared cost pools (allocation.shared) evaluate the same clause over `charges` aliased `r`: every column it
+    reads has the same name there.
+    """
     parts: list[str] = []
     if rule.subscription:
         parts.append(f"({_glob('r.SubAccountId', rule.subscription, params)} "
@@ -199,6 +222,12 @@ def _match_sql(rule: Rule, params: list[Any]) -> str:
                            rule.resource_name, params))
     if rule.region:
         parts.append(_glob("r.RegionId", rule.region, params))
+    if rule.host:
+        host_match = f"({_glob('h.host_id', rule.host, params)} OR {_glob('h.host_name', rule.host, params)})"
+        parts.append(f"EXISTS (SELECT 1 FROM _rule_hosts h WHERE h.ResourceId = r.ResourceId AND {host_match})")
+    if rule.allocated is not None:
+        negation = "" if rule.allocated else "NOT "
+        parts.append(f"r.ResourceId {negation}IN (SELECT ResourceId FROM _rule_hosts)")
     for key, value in rule.tags.items():
         params.append(key)
         parts.append(
@@ -246,9 +275,20 @@ def evaluate_rules(
         "CREATE OR REPLACE TEMP TABLE _rule_output "
         "(ResourceId VARCHAR, tag_key VARCHAR, tag_value VARCHAR, rule_index INTEGER)"
     )
+    if any(rule.host or rule.allocated is not None for rule in rules):
+        # Allocated resources and the hosts their cost was split from: one pass over the split rows.
+        cur.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE _rule_hosts AS
+            SELECT s.ResourceId, s.host_id, hr.ResourceName AS host_name
+            FROM (SELECT DISTINCT AllocatedResourceId AS ResourceId, ResourceId AS host_id FROM charges
+                  WHERE AllocatedResourceId IS NOT NULL) s
+            LEFT JOIN resources hr ON hr.ResourceId = s.host_id
+            """
+        )
     for rule in rules:
         params: list[Any] = []
-        where = _match_sql(rule, params)
+        where = match_sql(rule, params)
         cur.execute(
             f"CREATE OR REPLACE TEMP TABLE _rule_match AS SELECT r.ResourceId FROM resources r WHERE {where}{r_scope}",
             params,
@@ -267,7 +307,7 @@ def evaluate_rules(
             "INSERT INTO _rule_view SELECT ResourceId, tag_key, tag_value FROM _rule_output WHERE rule_index = ?",
             [rule.index],
         )
-    for name in ("_rule_manual", "_rule_blocked", "_rule_view", "_rule_match"):
+    for name in ("_rule_manual", "_rule_blocked", "_rule_view", "_rule_match", "_rule_hosts"):
         cur.execute(f"DROP TABLE IF EXISTS {name}")
 
 
@@ -335,13 +375,14 @@ def rule_allocations(
         return []
     code = resolve_currency(cur, period, metric, currency)
     col = metric_column(metric)
+    owning = owning_resource_sql("")  # a provider-split row's cost is its consumer's
     evaluate_rules(cur, rules)
     rows = cur.execute(
         f"""
         WITH rc AS (
-            SELECT ResourceId, sum({col}) AS cost FROM charges
+            SELECT {owning} AS ResourceId, sum({col}) AS cost FROM charges
             WHERE x_ChargeDate >= ? AND x_ChargeDate < ? AND BillingCurrency = ?
-              AND ResourceId IN (SELECT ResourceId FROM _rule_output)
+              AND {owning} IN (SELECT ResourceId FROM _rule_output)
             GROUP BY 1
         )
         SELECT o.rule_index, o.tag_key, count(*), coalesce(sum(rc.cost), 0) FROM _rule_output o

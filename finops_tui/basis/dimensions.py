@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 import duckdb
 
 from finops_tui.errors import UsageError
+from finops_tui.store.sources import OWNING_RESOURCE_SQL, PROVIDER_SPLIT_SQL
 
 UNALLOCATED = "(unallocated)"
 NONE_LABEL = "(none)"
@@ -39,6 +40,11 @@ class Dimension:
         )
 
 
+_OWNING_NAME_SQL = (
+    f"CASE WHEN {PROVIDER_SPLIT_SQL} THEN coalesce(c.AllocatedResourceName, c.AllocatedResourceId) "
+    "ELSE coalesce(c.ResourceName, c.ResourceId) END"
+)
+
 _PLAIN: dict[str, tuple[str, str, str]] = {
     # name: (title, key expression, label expression)
     "service": ("Service", "c.ServiceName", "c.ServiceName"),
@@ -52,14 +58,26 @@ _PLAIN: dict[str, tuple[str, str, str]] = {
     "commitment": (
         "Commitment", "c.CommitmentDiscountId", "coalesce(c.CommitmentDiscountName, c.CommitmentDiscountId)"
     ),
-    "resource": ("Resource", "c.ResourceId", "coalesce(c.ResourceName, c.ResourceId)"),
+    # The owning resource: a provider-split row's consumer (AllocatedResourceId), else ResourceId.
+    "resource": ("Resource", OWNING_RESOURCE_SQL, _OWNING_NAME_SQL),
+    # The consumers a provider split shared cost to (none for rows that were not split), and those rows' hosts.
+    "allocated-resource": (
+        "Allocated resource", "c.AllocatedResourceId", "coalesce(c.AllocatedResourceName, c.AllocatedResourceId)"
+    ),
+    "host": (
+        "Host (split)", f"CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.ResourceId END",
+        f"CASE WHEN {PROVIDER_SPLIT_SQL} THEN coalesce(c.ResourceName, c.ResourceId) END",
+    ),
     "provider": ("Provider", "c.ProviderName", "c.ProviderName"),
     "meter-category": ("Meter category", "c.x_SkuMeterCategory", "c.x_SkuMeterCategory"),
     "sku": ("SKU / meter", "coalesce(c.x_SkuMeterName, c.SkuId)", "coalesce(c.x_SkuMeterName, c.SkuId)"),
 }
 
 PLAIN_DIMENSIONS = tuple(_PLAIN)
-ALIASES = {"rg": "resource-group", "resourcegroup": "resource-group", "sub": "subscription", "team": "tag:team"}
+ALIASES = {
+    "rg": "resource-group", "resourcegroup": "resource-group", "sub": "subscription", "team": "tag:team",
+    "allocated": "allocated-resource",
+}
 
 
 def dimension(name: str, alias: str = "t0") -> Dimension:

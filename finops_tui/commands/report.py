@@ -17,6 +17,7 @@ from finops_tui.errors import UsageError, UserError
 from finops_tui.recommend.engine import RecFilter, apply_state, generate, load_states
 from finops_tui.recommend.generators import KIND_TITLES
 from finops_tui.recommend.model import Context, Recommendation
+from finops_tui.report import shared_tree
 from finops_tui.report.overview import Overview, overview
 from finops_tui.report.tree import Node, TreeNode, allocation_tree, resolve_hierarchy, siblings_rounding
 from finops_tui.store import Cache, open_cache
@@ -47,6 +48,10 @@ def check_currency(cache: Cache, currency: str) -> str:
 
 
 def run_report(args: argparse.Namespace, cache_path: Path, config: Config) -> int:
+    if (getattr(args, "shared", False) or args.view == "chargeback") and cache_path.exists():
+        from finops_tui.commands.chargeback import apply_changed_pools
+
+        apply_changed_pools(cache_path, config)
     with open_existing_cache(cache_path) as cache:
         if cache.is_empty():
             raise UserError(f"no data yet: {cache_path} holds no cost; {FILL_HINT}")
@@ -111,7 +116,23 @@ def overview_document(ov: Overview) -> dict[str, object]:
             for r in ov.movers
         ],
         "daily": {code: [{"date": d, "cost": v} for d, v in series] for code, series in ov.daily.items()},
+        "shared": ov.shared,
+        "allocation": [
+            {
+                "currency": k.currency, "total": k.total, "allocated_by_metadata": k.by_metadata,
+                "allocated_by_pools": k.by_pools, "unallocated": k.unallocated,
+                "share_by_metadata": _ratio(k.share(k.by_metadata)), "share_by_pools": _ratio(k.share(k.by_pools)),
+                "share_unallocated": _ratio(k.share(k.unallocated)), "allocated_share": _ratio(k.allocated_share),
+                "maturity": k.maturity,
+            }
+            for k in ov.allocation
+        ],
     }
+
+
+def _ratio(value: Decimal | None) -> str | None:
+    """A share as a decimal string with 4 places (0.8312), as `share` in the allocation JSON."""
+    return None if value is None else format(value.quantize(Decimal("0.0001")), "f")
 
 
 def overview_report(cache: Cache, args: argparse.Namespace, config: Config) -> str:
@@ -121,7 +142,7 @@ def overview_report(cache: Cache, args: argparse.Namespace, config: Config) -> s
         period, fresh = resolve_period(cur, args.period)
         ov = overview(
             cur, period, args.metric, team_key=config.team_key, currency=args.currency,
-            extra_breakdowns=extra, top=args.top, fresh=fresh,
+            extra_breakdowns=extra, top=args.top, fresh=fresh, shared=getattr(args, "shared", False),
         )
     if args.format == "json":
         return to_json(overview_document(ov)) + "\n"
@@ -132,6 +153,8 @@ def _overview_text(ov: Overview, fmt: str) -> str:
     parts: list[str] = []
     metric_title = METRIC_TITLES[ov.metric]
     header = f"Overview: {ov.period.describe()}, {metric_title}; compared with {ov.previous.start} .. {ov.previous.end}"
+    if ov.shared:
+        header += "; with shared costs"
     if ov.period.anchored_on_data and ov.freshness.data_end:
         header += f"\nData ends {ov.freshness.data_end}; relative periods anchor on that day."
     if fmt == "table":
@@ -153,6 +176,14 @@ def _overview_text(ov: Overview, fmt: str) -> str:
          f"untagged ({ov.team_key})", "untagged %"],
         total_rows, fmt, title="Totals" if fmt != "csv" else None,
     ))
+    if ov.allocation and fmt != "csv":
+        parts.append("\n" + render_rows(
+            ["currency", "by tags and rules", "by shared pools", "unallocated", "allocated %", "maturity"],
+            [[k.currency, percent(k.by_metadata, k.total), percent(k.by_pools, k.total),
+              percent(k.unallocated, k.total), percent(k.by_metadata + k.by_pools, k.total), k.maturity or "—"]
+             for k in ov.allocation],
+            fmt, title=f"Allocation ({ov.team_key})",
+        ))
     if fmt == "csv":  # one CSV document: breakdown rows with their dimension
         rows = [
             [name, r.name, r.currency, r.cost, r.previous]
@@ -195,9 +226,9 @@ def allocation_report(cache: Cache, args: argparse.Namespace, config: Config) ->
         period, fresh = resolve_period(cur, args.period)
         previous = period.previous()
         codes = [args.currency.upper()] if args.currency else currencies(cur, period, args.metric)
+        build = shared_tree.allocation_tree if getattr(args, "shared", False) else allocation_tree
         trees = [
-            (code, allocation_tree(cur, hierarchy, period, args.metric, code, depth=depth, top=args.top,
-                                   previous=previous))
+            (code, build(cur, hierarchy, period, args.metric, code, depth=depth, top=args.top, previous=previous))
             for code in codes
         ]
     levels = [d.name for d in hierarchy[: depth or len(hierarchy)]]
@@ -207,6 +238,8 @@ def allocation_report(cache: Cache, args: argparse.Namespace, config: Config) ->
         f"Allocation by {' > '.join(levels)}: {period.describe()}, {METRIC_TITLES[args.metric]}; "
         f"compared with {previous.start} .. {previous.end}"
     )
+    if getattr(args, "shared", False):
+        header += "; with shared costs"
     if period.anchored_on_data and fresh.data_end:
         header += f"\nData ends {fresh.data_end}; relative periods anchor on that day."
     # Each node prints its own exact figures to the cent; where the rounded children do not add up to
@@ -277,6 +310,9 @@ def _node_document(item: TreeNode) -> dict[str, Any]:
     }
     if n.is_other:
         doc["folded"] = n.folded_count
+    if n.shared is not None:
+        doc["shared"] = {"pool": n.shared.pool, "method": n.shared.method, "recipient": n.shared.recipient,
+                         "whole_pool": n.shared.whole}
     if item.children:
         doc["children"] = [_node_document(c) for c in item.children]
         doc.update(_rounding_document(item.children))

@@ -1,4 +1,4 @@
-"""`finops-tui sync`: the headless sync (for cron) and `--list-scopes`."""
+"""`finops-tui sync`: the headless sync (for cron) from the API, exports in storage or a FinOps hub; `--list-*`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,13 @@ from finops_tui import azure
 from finops_tui.allocation.effective import load_tag_policy
 from finops_tui.config import Config
 from finops_tui.errors import UserError
-from finops_tui.store.cache import cache_to_fill
+from finops_tui.ingest.importer import import_in_transaction
+from finops_tui.store.cache import cache_to_fill, open_cache
 from finops_tui.sync import clients
 from finops_tui.sync.engine import SyncOptions, SyncProgress, SyncResult, options_from_config, run_sync
+from finops_tui.sync.exports import ExportOptions, ExportSyncResult, sync_exports
+from finops_tui.sync.hub import HubOptions, sync_hub
+from finops_tui.sync.sources import configured_sources, describe_sources
 from finops_tui.sync.windows import METRICS
 from finops_tui.textsafe import printable
 
@@ -45,7 +49,7 @@ class _ProgressPrinter:
         self._last_download = 0.0
 
     def __call__(self, p: SyncProgress) -> None:
-        if p.state == "downloading":
+        if p.state == "downloading" or p.state.startswith("downloaded "):
             now = time.monotonic()
             if now - self._last_download < PROGRESS_EVERY_SECONDS:
                 return
@@ -97,13 +101,101 @@ def _report(result: SyncResult, quiet: bool) -> int:
     return 3 if result.failures else 0
 
 
+def _report_exports(result: ExportSyncResult, quiet: bool) -> int:
+    for failure in result.failures:
+        print(printable(f"finops-tui: {failure.scope}: {failure.error}"), file=sys.stderr)
+    if not quiet or result.failures:
+        print(
+            f"exports: fetched {result.windows_done} run(s), {result.rows:,} rows, "
+            f"{result.bytes_downloaded / 1024 / 1024:,.1f} MB; {result.windows_skipped} up to date; "
+            f"{len(result.failures)} failed",
+            file=sys.stderr,
+        )
+    if result.cancelled:
+        return 130
+    return 3 if result.failures else 0
+
+
+def _dry_run(result: ExportSyncResult) -> int:
+    for line in result.planned:
+        print(printable(f"would fetch {line}"))
+    if not result.planned:
+        print("nothing new to fetch")
+    return 0
+
+
+def export_options(args: argparse.Namespace, config: Config, urls: list[str], origin: str) -> ExportOptions:
+    credential_mode = "device-code" if args.device_code else config.credential
+    return ExportOptions(urls, importer=import_in_transaction, credential_mode=credential_mode,
+                         dry_run=args.dry_run, origin=origin)
+
+
+def hub_options(args: argparse.Namespace, config: Config, url: str, filters: list[str], origin: str) -> HubOptions:
+    months = args.months if args.months is not None else config.sync_months
+    credential_mode = "device-code" if args.device_code else config.credential
+    return HubOptions(url, filters=filters, months=months, credential_mode=credential_mode, origin=origin)
+
+
+def _list_sources(cache_path: Path, config: Config, args: argparse.Namespace) -> int:
+    sources = configured_sources(
+        scopes=list(args.scope or config.scopes), exports=list(args.exports or config.exports),
+        hub=args.hub or config.hub, hub_filters=list(args.hub_filters or config.hub_filters),
+    )
+    if not sources:
+        print("no sources configured: set [sync] scopes, exports or hub in config.toml, or pass --scope, --export "
+              "or --hub", file=sys.stderr)
+        return 0
+    if cache_path.exists():
+        with open_cache(cache_path, read_only=True) as cache, cache.cursor() as cur:
+            lines = describe_sources(cur, sources)
+    else:
+        lines = describe_sources(None, sources)
+    for line in lines:
+        print(printable(line))
+    return 0
+
+
 def run_sync_command(args: argparse.Namespace, cache_path: Path, config: Config) -> int:
     options = options_from(args, config)
     if args.list_scopes:
         return _list_scopes(options)
-    if not options.scopes:
-        raise UserError("no scope to sync: pass --scope /subscriptions/ID (see --list-scopes) or set sync.scopes")
+    if args.list_sources:
+        return _list_sources(cache_path, config, args)
+    # Sources named on the command line are the run; without any, every source config.toml names.
+    explicit = bool(args.scope or args.exports or args.hub)
+    scopes = options.scopes if args.scope or not explicit else []
+    exports, exports_origin = (list(args.exports or []), "--export") if explicit else \
+        (list(config.exports), "[sync] exports")
+    hub, hub_origin = (args.hub, "--hub") if explicit else (config.hub, "[sync] hub")
+    filters = list(args.hub_filters or ([] if explicit else config.hub_filters))
+    if args.hub_filters and not hub:
+        raise UserError("--hub-filter needs a hub: pass --hub URL or set [sync] hub in config.toml")
+    if not (scopes or exports or hub):
+        raise UserError("no scope to sync: pass --scope /subscriptions/ID (see --list-scopes), --export URL or "
+                        "--hub URL, or set sync.scopes, sync.exports or sync.hub")
+    if args.dry_run:
+        if not exports:
+            raise UserError("--dry-run lists what an export sync would fetch: pass --export URL")
+        with open_cache(cache_path) if cache_path.exists() else _memory_cache() as cache:
+            result = sync_exports(cache, export_options(args, config, exports, exports_origin), load_tag_policy(config))
+        return _dry_run(result)
     policy = load_tag_policy(config)
+    progress = None if args.quiet else _ProgressPrinter()
+    codes = []
     with cache_to_fill(cache_path) as cache:
-        result = run_sync(cache, options, policy, progress=None if args.quiet else _ProgressPrinter())
-    return _report(result, args.quiet)
+        if scopes:
+            api = run_sync(cache, options, policy, progress=progress)
+            codes.append(_report(api, args.quiet))
+        if exports:
+            fetched = sync_exports(cache, export_options(args, config, exports, exports_origin), policy,
+                                   progress=progress)
+            codes.append(_report_exports(fetched, args.quiet))
+        if hub:
+            pulled = sync_hub(cache, hub_options(args, config, hub, filters, hub_origin), policy, progress=progress)
+            codes.append(_report(pulled, args.quiet))
+    return 130 if 130 in codes else max(codes)
+
+
+def _memory_cache() -> Any:
+    """A throwaway in-memory cache: a dry run against a cache that does not exist yet creates none."""
+    return open_cache(None)

@@ -28,7 +28,7 @@ from finops_tui.store.schema import MONEY_TYPE
 from finops_tui.store.sources import DEMO_KIND, Window, begin_window, finish_window
 
 # Bump whenever the generated figures change, so an old demo cache is rebuilt instead of reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the monthly support plan charge (shared costs)
 
 DEFAULT_MONTHS = 13
 DEFAULT_RESOURCES = 2000
@@ -997,6 +997,25 @@ FROM demo_days WHERE day = month_start
 """
 
 
+# The support plan: billed monthly to no resource (untaggable), one of the demo's shared cost pools.
+SUPPORT_MONTHLY_FEE = Decimal("1000.00")
+SUPPORT_SERVICE = "Azure Support"
+_SUPPORT_SQL = f"""
+INSERT INTO charges ({_CHARGE_INSERT_COLUMNS})
+SELECT
+    month_start::TIMESTAMP, next_month::TIMESTAMP, month_start::TIMESTAMP, next_month::TIMESTAMP,
+    $account_id, $account_name, $sub_id, $sub_name,
+    $fee::{MONEY_TYPE}, $fee::{MONEY_TYPE}, $fee::{MONEY_TYPE}, $fee::{MONEY_TYPE},
+    '{CURRENCY}', 'Purchase', NULL, 'Recurring', 'Azure Support Plan - Professional Direct (monthly)', 'Standard',
+    1, 'Units', 1, 'Units',
+    '{SUPPORT_SERVICE}', 'Management and Governance', 'Support', 'Microsoft', 'Microsoft', 'Microsoft',
+    NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, 'Support', 'Professional Direct', day, $source_id
+FROM demo_days WHERE day = month_start
+"""
+
+
 def window_start(end: dt.date, months: int) -> dt.date:
     """First day of the data: the 1st of the month `months - 1` months before `end`'s month."""
     index = end.year * 12 + end.month - 1 - (months - 1)
@@ -1081,6 +1100,10 @@ def _insert_charges(
     cur.execute(_UNUSED_SQL, {**reservation, "description": f"Unused reservation - {ri.meter.description(ri.region)}"})
     cur.execute(_PURCHASE_SQL, {**reservation, "fee": ri.monthly_fee,
                                 "description": f"Reservation purchase (monthly) - {ri.name}"})
+    support = SUBSCRIPTIONS["shared-platform"]
+    cur.execute(_SUPPORT_SQL, {"account_id": BILLING_ACCOUNT_ID, "account_name": BILLING_ACCOUNT_NAME,
+                               "sub_id": support.sub_account_id, "sub_name": support.name,
+                               "fee": SUPPORT_MONTHLY_FEE, "source_id": source_id})
     cur.execute("DROP TABLE demo_catalogue")
     cur.execute("DROP TABLE demo_days")
 
@@ -1222,8 +1245,8 @@ def build_demo(
     started = time.perf_counter()
     start = window_start(end, months)
     days = (end - start).days + 1
-    # The unused-reservation and purchase rows come on top of the resource-days.
-    overhead = days + months
+    # The unused-reservation, reservation purchase and support rows come on top of the resource-days.
+    overhead = days + 2 * months
     catalogue = build_catalogue(seed=seed, days=days, rows=None if rows is None else max(rows - overhead, 1))
 
     path.parent.mkdir(parents=True, exist_ok=True)

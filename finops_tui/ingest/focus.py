@@ -11,8 +11,11 @@ become NULL. The version is told by the columns each release added:
 - 1.0 otherwise.
 
 Values: money parses straight to DECIMAL(38,12); timestamps are ISO 8601 in UTC (an explicit offset is
-honoured); Tags is a JSON object; the literal NULL (any case) and empty fields are null; ResourceId is
-lower-cased. `x_ResourceGroupName` comes from the column when present, else from an Azure resource id.
+honoured); Tags and AllocatedTags are JSON objects; the literal NULL (any case) and empty fields are null;
+ResourceId and AllocatedResourceId are lower-cased and checked alike. FOCUS 1.3's provider splits keep
+their columns (AllocatedMethodId/Details, AllocatedResourceId/Name, AllocatedTags); the provider names
+ServiceProviderName / HostProviderName fall back to ProviderName / PublisherName. `x_ResourceGroupName`
+comes from the column when present, else from an Azure resource id.
 A row is bad when a required value (ChargePeriodStart, BilledCost, EffectiveCost, BillingCurrency,
 ChargeCategory) is missing, a number or date does not parse, the currency is not ISO 4217, the
 ChargeCategory is not a FOCUS one, or a name column holds a bare number or date (a row shifted by a
@@ -94,6 +97,12 @@ _TEXT_COLUMNS: list[tuple[str, tuple[str, ...]]] = [
     ("SkuPriceId", ("SkuPriceId",)),
     ("x_SkuMeterCategory", ("x_SkuMeterCategory",)),
     ("x_SkuMeterName", ("x_SkuMeterName", "SkuMeter")),
+    # FOCUS 1.3; older files fill the provider names from ProviderName / PublisherName (mapping.column_sql).
+    ("ServiceProviderName", ("ServiceProviderName", "ProviderName")),
+    ("HostProviderName", ("HostProviderName", "PublisherName")),
+    ("AllocatedMethodId", ("AllocatedMethodId",)),
+    ("AllocatedMethodDetails", ("AllocatedMethodDetails",)),
+    ("AllocatedResourceName", ("AllocatedResourceName",)),
 ]
 
 # Name columns that never hold a bare number or date; one that does betrays a row shifted by a column.
@@ -172,6 +181,10 @@ def build_mapping(source: SourceFile) -> Mapping:
         else:
             b.value(column, b.ref(present[0]) if present else "NULL")
 
+    details = col("AllocatedMethodDetails")
+    if details and not source.types.get(details, "VARCHAR").upper().startswith("VARCHAR"):
+        b.value("AllocatedMethodDetails", f"CAST({b.ref(details)} AS VARCHAR)")  # a Parquet struct or JSON, as text
+
     currency = col("BillingCurrency")
     b.value("BillingCurrency", f"upper(trim({b.ref(currency)}))")
     category = col("ChargeCategory")
@@ -192,6 +205,16 @@ def build_mapping(source: SourceFile) -> Mapping:
 
     tags = col("Tags")
     b.parsed("Tags", tags, parse_tags, "a JSON object of tags", warn_only=True, by_distinct_value=source.columnar)
+
+    # Provider splits (FOCUS 1.3): the consumer's id is checked and lower-cased like ResourceId, its tags
+    # parsed like Tags. A file without the columns has no split rows.
+    allocated_id = col("AllocatedResourceId")
+    b.value("AllocatedResourceId", f"lower({b.ref(allocated_id)})" if allocated_id else "NULL")
+    allocated_tags = col("AllocatedTags")
+    b.parsed(
+        "AllocatedTags", allocated_tags, parse_tags, "a JSON object of tags", warn_only=True,
+        by_distinct_value=source.columnar,
+    )
 
     b.check_values(
         ValueCheck(
@@ -221,6 +244,8 @@ def build_mapping(source: SourceFile) -> Mapping:
 
     if resource_id:
         b.check_values(ValueCheck("ResourceId", resource_id, RESOURCE_ID_EXPECTED, "resource-id"))
+    if allocated_id:
+        b.check_values(ValueCheck("AllocatedResourceId", allocated_id, RESOURCE_ID_EXPECTED, "resource-id"))
 
     version = detect_version(source)
     return b.build(dialect=f"FOCUS {version}", kind="focus-file", focus_version=version, metric="focus")

@@ -53,6 +53,7 @@ from finops_tui.ingest.badrows import (
     structural_report,
     value_check_sql,
 )
+from finops_tui.ingest.contract_commitments import ContractImport, load_contract_commitments
 from finops_tui.ingest.currencies import ISO_4217_CODES
 from finops_tui.ingest.files import NULL_TEXTS, SourceFile, inspect, lone_carriage_return_row
 from finops_tui.ingest.manifest import MANIFEST_NAME, ExportManifest, is_export_directory, read_manifest
@@ -103,7 +104,7 @@ class ImportResult:
 
 @dataclass
 class ImportOutcome:
-    results: list[ImportResult]
+    results: list[ImportResult | ContractImport]
     skipped_files: list[str]  # one line per file that could not be read at all (--skip-bad-rows)
 
 
@@ -150,11 +151,14 @@ def import_paths(
     `policy` (the user's tag settings and rules) rebuilds the effective tags in the same transaction.
     """
     sink: Reporter = reporter or SilentReporter()
-    units, skipped = _plan(paths, skip_bad_rows=skip_bad_rows, reporter=sink)
+    contract_files, paths = _contract_files(paths)
+    units, skipped = _plan(paths, skip_bad_rows=skip_bad_rows, reporter=sink) if paths else ([], [])
     while True:
         try:
             with cache.write() as cur:
-                results = _load_all(cur, policy, units, skip_bad_rows=skip_bad_rows, reporter=sink)
+                results: list[ImportResult | ContractImport] = list(
+                    _load_all(cur, policy, units, skip_bad_rows=skip_bad_rows, reporter=sink))
+                results += _load_contracts(cur, contract_files, skip_bad_rows=skip_bad_rows, reporter=sink)
         except _UnreadableFile as exc:
             if not skip_bad_rows:
                 raise UserError(exc.message) from None
@@ -164,6 +168,56 @@ def import_paths(
             units = [u for u in units if u is not exc.unit]
             continue
         return ImportOutcome(results, skipped)
+
+
+def _contract_files(paths: Sequence[Path]) -> tuple[list[SourceFile], list[Path]]:
+    """FOCUS 1.3 Contract Commitment files apart from the cost files (anything unreadable stays with the cost
+    files, whose planning says why)."""
+    contracts: list[SourceFile] = []
+    others: list[Path] = []
+    for path in paths:
+        source = None
+        if Path(path).is_file() and Path(path).name != MANIFEST_NAME:
+            try:
+                source = inspect(Path(path))
+            except UserError:
+                source = None
+        if source is not None and focus.is_contract_commitment(source) and not focus.looks_like_focus(source):
+            contracts.append(source)
+        else:
+            others.append(Path(path))
+    return contracts, others
+
+
+def _load_contracts(
+    cur: duckdb.DuckDBPyConnection, sources: list[SourceFile], *, skip_bad_rows: bool, reporter: Reporter
+) -> list[ContractImport]:
+    """Contract commitments describe cost: a cache without any is refused (an empty cache is not kept)."""
+    if not sources:
+        return []
+    if cur.execute("SELECT 1 FROM charges LIMIT 1").fetchone() is None:
+        raise UserError(
+            f"{sources[0].name}: a FOCUS 1.3 Contract Commitment file, but the cache holds no cost yet; import the "
+            "FOCUS cost and usage export first (or in the same command)"
+        )
+    results = [load_contract_commitments(cur, source, skip_bad_rows=skip_bad_rows) for source in sources]
+    for result in results:
+        for note in result.notes:
+            reporter.note(note)
+    return results
+
+
+def import_in_transaction(
+    cur: duckdb.DuckDBPyConnection, policy: TagPolicy, paths: Sequence[Path], *, reporter: Reporter | None = None
+) -> list[ImportResult]:
+    """Import inside the caller's write transaction, so it can record its own state beside the rows (the
+    export sync records each run with its window); any refusal raises UserError and the caller rolls back."""
+    sink: Reporter = reporter or SilentReporter()
+    units, _ = _plan(paths, skip_bad_rows=False, reporter=sink)
+    try:
+        return _load_all(cur, policy, units, skip_bad_rows=False, reporter=sink)
+    except _UnreadableFile as exc:
+        raise UserError(exc.message) from None
 
 
 def _plan(paths: Sequence[Path], *, skip_bad_rows: bool, reporter: Reporter) -> tuple[list[_Unit], list[str]]:
@@ -218,9 +272,8 @@ def _mapping_for(source: SourceFile, metric_hint: str | None) -> Mapping:
         return azure_legacy.build_mapping(source, metric_hint or azure_legacy.metric_from_name(source.name))
     if focus.is_contract_commitment(source):
         raise UserError(
-            f"{source.name}: a FOCUS 1.3 Contract Commitment file (the commitments of a contract, not cost and "
-            "usage rows); its import comes with the commitments view, not yet; import the FOCUS cost and usage "
-            "export for cost"
+            f"{source.name}: a FOCUS 1.3 Contract Commitment file inside an export folder; import it on its own "
+            "(`finops-tui import FILE`), beside the FOCUS cost and usage export"
         )
     raise UserError(
         f"{source.name}: not a cost file: its header has neither FOCUS columns (BilledCost, ChargePeriodStart, "
@@ -337,7 +390,8 @@ def _load_unit(
                 find_bad_rows(cur, part.source, part.mapping, part.mapping.row_warnings, [r.row for r in part_rejects])
             )
         first = warn_report.examples[0].describe() if warn_report.examples else ""
-        notes.append(f"{unit.label}: {noted} rows kept without tags, their Tags did not parse (first: {first})")
+        fields = " or ".join(dict.fromkeys(check.field for check in mapping.row_warnings)) or "Tags"
+        notes.append(f"{unit.label}: {noted} rows kept without tags, their {fields} did not parse (first: {first})")
         reporter.note(notes[-1])
         cur.execute(f"UPDATE charges SET source_id = {ids.ok} WHERE source_id = {ids.noted}")
 

@@ -22,11 +22,13 @@ DATE_RANGE_TEXT = "in the years 2000 to 2100"
 
 # Columns filled by the loader itself rather than by a mapping; finish_window stamps x_ResourceKey.
 LOADER_COLUMNS = ("x_ChargeDate", "source_id")
-# The FOCUS 1.3 allocation columns are not read from files yet: they stay NULL.
 MAPPED_COLUMNS: tuple[str, ...] = tuple(
-    name for name, _ in CHARGE_COLUMNS
-    if name not in (*LOADER_COLUMNS, "x_ResourceKey", *(column for column, _ in ALLOCATION_COLUMNS))
+    name for name, _ in CHARGE_COLUMNS if name not in (*LOADER_COLUMNS, "x_ResourceKey")
 )
+# What a mapping that does not read FOCUS 1.3's columns (FOCUS 1.0-1.2, Azure cost details) puts in them:
+# the provider names from their predecessors, and no provider split.
+_ALLOCATION_NAMES = frozenset(column for column, _ in ALLOCATION_COLUMNS)
+_PREDECESSORS = {"ServiceProviderName": "ProviderName", "HostProviderName": "PublisherName"}
 
 
 def quote_ident(name: str) -> str:
@@ -100,14 +102,20 @@ class Mapping:
     def any_failed_sql(self, checks: list[RowCheck]) -> str:
         return " OR ".join(f"coalesce({c.failed_sql}, false)" for c in checks) or "false"
 
+    def column_sql(self, name: str) -> str:
+        """The SQL of one `charges` column over the inner aliases; a FOCUS 1.3 column the mapping does not read
+        takes its predecessor's value (provider names) or none (no provider split)."""
+        if name in self.outer or name in self.inner or name not in _ALLOCATION_NAMES:
+            return self.outer.get(name, quote_ident(name))
+        predecessor = _PREDECESSORS.get(name)
+        return self.column_sql(predecessor) if predecessor else "NULL"
+
     def insert_sql(self, source_sql: str, *, ok_id: int, warn_id: int, bad_id: int) -> str:
         """INSERT every source row: good rows under `ok_id` (the window's source_id), rows with a note
         under `warn_id` and bad rows under `bad_id` (negative placeholders, never committed: the loader
         counts and reports those rows, then keeps or deletes them)."""
         columns = ", ".join(quote_ident(c) for c in (*MAPPED_COLUMNS, *LOADER_COLUMNS))
-        mapped = ", ".join(
-            f"{self.outer.get(name, quote_ident(name))} AS {quote_ident(name)}" for name in MAPPED_COLUMNS
-        )
+        mapped = ", ".join(f"{self.column_sql(name)} AS {quote_ident(name)}" for name in MAPPED_COLUMNS)
         flag = (
             f"CASE WHEN {self.any_failed_sql(self.row_checks)} THEN {bad_id} "
             f"WHEN {self.any_failed_sql(self.row_warnings)} THEN {warn_id} ELSE {ok_id} END"

@@ -38,9 +38,10 @@ class SilentReporter:
 class StderrReporter:
     """Notes always; progress only for loads that take more than a second, and never when quiet."""
 
-    def __init__(self, *, quiet: bool = False, stream: TextIO | None = None) -> None:
+    def __init__(self, *, quiet: bool = False, stream: TextIO | None = None, verb: str = "importing") -> None:
         self.quiet = quiet
         self.stream = stream if stream is not None else sys.stderr
+        self.verb = verb  # the progress line's first word: importing, exporting
 
     def note(self, message: str) -> None:
         print(f"finops-tui: {message}", file=self.stream, flush=True)
@@ -80,7 +81,7 @@ class StderrReporter:
                 continue
             if not tty and elapsed - last_line < _LINE_EVERY_NON_TTY:
                 continue
-            line = _progress_line(label, percent, elapsed, rows)
+            line = _progress_line(f"{self.verb} {label}", percent, elapsed, rows)
             self.stream.write(f"\r{line}\x1b[K" if tty else f"{line}\n")
             self.stream.flush()
             shown, last_line = True, elapsed
@@ -92,7 +93,7 @@ class StderrReporter:
 def _progress_line(label: str, percent: float, elapsed: float, rows: int | None) -> str:
     fraction = max(min(percent / 100.0, 1.0), 1e-6)
     eta = elapsed * (1 - fraction) / fraction
-    parts = [f"importing {label}: {percent:5.1f}%"]
+    parts = [f"{label}: {percent:5.1f}%"]
     if rows:
         parts.append(f"~{rows * fraction / elapsed / 1000:,.0f}k rows/s")
     parts.append(f"ETA {eta:,.0f} s")

@@ -9,10 +9,13 @@ import duckdb
 
 from finops_tui.basis.dimensions import cached_providers, provider_qualified_sql
 from finops_tui.recommend.model import Context
+from finops_tui.store.sources import OWNING_RESOURCE_SQL
 
 # Names of the TEMP tables (per cursor: DuckDB cursors do not share TEMP tables, so each run builds its own).
 DAILY = "_rec_daily"  # day × currency × subscription × resource group × service × team
-RESOURCE = "_rec_resource"  # resource × meter × currency: first/last day and cost in the windows we compare
+# resource × meter × currency: first/last day and cost in the windows we compare. The resource is the owning one
+# (a provider-split row's consumer), as in every view.
+RESOURCE = "_rec_resource"
 CURRENCY = "_rec_currency"  # currency → monthly spend and the materiality floor
 _META = "_rec_meta"
 
@@ -112,7 +115,7 @@ def _build(cur: duckdb.DuckDBPyConnection, ctx: Context) -> None:
         SELECT c.x_ChargeDate AS day, c.BillingCurrency AS currency,
                c.SubAccountId AS sub, {sub_name} AS sub_name,
                c.x_ResourceGroupName AS rg, c.ServiceName AS service,
-               t.tag_value AS team, c.ResourceId IS NOT NULL AS taggable,
+               t.tag_value AS team, {OWNING_RESOURCE_SQL} IS NOT NULL AS taggable,
                sum({cost}) AS cost
         FROM charges c
         LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey AND t.tag_key = '{team_key}'
@@ -142,7 +145,8 @@ def _build(cur: duckdb.DuckDBPyConnection, ctx: Context) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE {RESOURCE} AS
         WITH agg AS (
-            SELECT c.ResourceId, coalesce(c.x_SkuMeterName, c.SkuId, '(unknown meter)') AS meter,
+            SELECT {OWNING_RESOURCE_SQL} AS ResourceId,
+                   coalesce(c.x_SkuMeterName, c.SkuId, '(unknown meter)') AS meter,
                    c.BillingCurrency AS currency,
                    min(c.x_ChargeDate) AS first_day, max(c.x_ChargeDate) AS last_day,
                    sum({cost}) AS cost_total,
@@ -155,7 +159,7 @@ def _build(cur: duckdb.DuckDBPyConnection, ctx: Context) -> None:
                        AS cost_idle_prev,
                    coalesce(sum({cost}) FILTER (WHERE c.x_ChargeDate > $end - INTERVAL 30 DAY), 0) AS cost_30
             FROM charges c
-            WHERE c.x_ChargeDate BETWEEN $start AND $end AND c.ResourceId IS NOT NULL
+            WHERE c.x_ChargeDate BETWEEN $start AND $end AND {OWNING_RESOURCE_SQL} IS NOT NULL
               AND {cost} IS NOT NULL{_currency_filter(ctx)}
             GROUP BY ALL
         )

@@ -10,13 +10,16 @@ from decimal import Decimal
 
 import duckdb
 
-from finops_tui.basis.dimensions import NONE_LABEL, Dimension, dimension, labelled_for_cache
+from finops_tui.basis.dimensions import NONE_LABEL, UNALLOCATED, Dimension, dimension, labelled_for_cache
 from finops_tui.basis.metrics import metric_column
 from finops_tui.basis.periods import Period
+from finops_tui.report.shared_nodes import applied_pools, split_column
 from finops_tui.store.sources import Freshness, freshness
 
 DEFAULT_BREAKDOWNS = ("service", "service-category", "subscription", "resource-group", "region")
 ZERO = Decimal(0)
+# FinOps Framework allocation maturity by the share of cost allocated: crawl below 80%, walk 80-90%, run above.
+MATURITY_BANDS = ((Decimal("0.8"), "crawl"), (Decimal("0.9"), "walk"))
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,43 @@ class Forecast:
         return self.actual_to_date + self.projected_remaining
 
 
+@dataclass(frozen=True)
+class AllocationKpi:
+    """How much of one currency's cost in the period is allocated to the team key, and how.
+
+    `by_metadata`: rows with an effective team value (provider tag, alias, rule, manual edit) that no shared
+    cost pool (to the team key) takes; `by_pools`: what those pools split to a team; the rest is unallocated
+    (untagged rows no pool takes, and pool cost no team could take).
+    """
+
+    currency: str
+    total: Decimal
+    by_metadata: Decimal
+    by_pools: Decimal
+
+    @property
+    def unallocated(self) -> Decimal:
+        return self.total - self.by_metadata - self.by_pools
+
+    def share(self, part: Decimal) -> Decimal | None:
+        return part / self.total if self.total > 0 else None
+
+    @property
+    def allocated_share(self) -> Decimal | None:
+        return self.share(self.by_metadata + self.by_pools)
+
+    @property
+    def maturity(self) -> str | None:
+        """crawl (< 80% allocated), walk (80-90%), run (> 90%); None without positive cost."""
+        allocated = self.allocated_share
+        if allocated is None:
+            return None
+        for bound, band in MATURITY_BANDS:
+            if allocated < bound or (band == "walk" and allocated <= bound):
+                return band
+        return "run"
+
+
 @dataclass
 class Overview:
     period: Period
@@ -70,6 +110,8 @@ class Overview:
     movers: list[BreakdownRow]
     freshness: Freshness
     breakdown_titles: dict[str, str] = field(default_factory=dict)
+    shared: bool = False  # team figures are direct cost + each shared cost pool's share
+    allocation: list[AllocationKpi] = field(default_factory=list)
 
     def total_for(self, currency: str) -> CurrencyTotal | None:
         return next((t for t in self.totals if t.currency == currency), None)
@@ -251,6 +293,7 @@ def overview(
     top: int | None = None,
     fresh: Freshness | None = None,
     breakdown_names: tuple[str, ...] | None = None,
+    shared: bool = False,
 ) -> Overview:
     """Everything the Overview screen and `report overview` show, for one period and metric.
 
@@ -276,7 +319,13 @@ def overview(
         breakdowns[dim.name] = _top_per_currency(full[dim.name], top)
         titles[dim.name] = dim.title
     movers = top_movers(full["resource-group"])
-    untagged = {r.currency: r.cost for r in full[dimension(team).name] if r.key is None}
+    team_name = dimension(team).name
+    with_shared, allocation = team_with_shared(cur, full[team_name], totals, period, previous, metric, team_key,
+                                               currency)
+    if shared:
+        full[team_name] = with_shared
+        breakdowns[team_name] = _top_per_currency(with_shared, top)
+    untagged = {r.currency: r.cost for r in full[team_name] if r.key is None}
     forecast: list[Forecast] = []
     if period.spec == "mtd":
         forecast = month_end_forecast(cur, period.last_day, metric)
@@ -296,4 +345,82 @@ def overview(
         movers=movers,
         freshness=fresh or freshness(cur),
         breakdown_titles=titles,
+        shared=shared,
+        allocation=allocation,
     )
+
+
+def team_with_shared(
+    cur: duckdb.DuckDBPyConnection, plain: list[BreakdownRow], totals: list[CurrencyTotal], period: Period,
+    previous: Period, metric: str, team_key: str, currency: str | None,
+) -> tuple[list[BreakdownRow], list[AllocationKpi]]:
+    """The team breakdown with shared costs (direct + each pool's share) and the allocation KPIs.
+
+    Built from the plain breakdown: minus the rows pools to the team key take, plus their shares. Both come
+    from small reads (the marked rows, shared_splits), so the overview pays no second scan of the charges.
+    """
+    key = team_key.lower()
+    pools = [p.index for p in applied_pools(cur) if p.to_key == key]
+    params: dict[str, object] = {"s": period.start, "e": period.end, "ps": previous.start, "pe": previous.end,
+                                 "key": key, "pools": pools}
+    currency_sql = ""
+    if currency:
+        currency_sql = " AND c.BillingCurrency = $cur"
+        params["cur"] = currency
+    pooled: list[tuple[str, str | None, Decimal | None, Decimal | None]] = []
+    shares: list[tuple[str, str | None, Decimal | None, Decimal | None]] = []
+    if pools:
+        col = metric_column(metric)
+        pooled = cur.execute(
+            f"""
+            SELECT c.BillingCurrency, t.tag_value,
+                   sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e),
+                   sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe)
+            FROM charges c LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey AND t.tag_key = $key
+            WHERE c.x_SharedPool IS NOT NULL AND list_contains($pools, c.x_SharedPool)
+              AND c.x_ChargeDate >= least($s, $ps) AND c.x_ChargeDate < greatest($e, $pe){currency_sql}
+              AND c.BillingCurrency IS NOT NULL
+            GROUP BY 1, 2
+            """,
+            params,
+        ).fetchall()
+        split = split_column(metric)
+        shares = cur.execute(
+            f"""
+            SELECT c.currency, c.recipient, sum(c.{split}) FILTER (WHERE c.day >= $s AND c.day < $e),
+                   sum(c.{split}) FILTER (WHERE c.day >= $ps AND c.day < $pe)
+            FROM shared_splits c
+            WHERE list_contains($pools, c.pool_index) AND c.day >= least($s, $ps) AND c.day < greatest($e, $pe)
+              {currency_sql.replace("c.BillingCurrency", "c.currency")}
+            GROUP BY 1, 2
+            """,
+            {k: v for k, v in params.items() if k != "key"},
+        ).fetchall()
+    figures: dict[tuple[str, str | None], list[Decimal]] = {}
+    names: dict[tuple[str, str | None], str] = {}
+    for row in plain:
+        figures[(row.currency, row.key)] = [row.cost, row.previous]
+        names[(row.currency, row.key)] = row.name
+    metadata: dict[str, Decimal] = defaultdict(Decimal)
+    for row in plain:
+        if row.key is not None:
+            metadata[row.currency] += row.cost
+    for sign, rows in ((-1, pooled), (1, shares)):
+        for code, team_value, cost, prev in rows:
+            entry = figures.setdefault((code, team_value), [ZERO, ZERO])
+            entry[0] += sign * (cost or ZERO)
+            entry[1] += sign * (prev or ZERO)
+            if sign < 0 and team_value is not None:
+                metadata[code] -= cost or ZERO
+    by_pools: dict[str, Decimal] = defaultdict(Decimal)
+    for code, recipient, cost, _prev in shares:
+        if recipient is not None:
+            by_pools[code] += cost or ZERO
+    rows_out = [
+        BreakdownRow(k, names.get((code, k), k if k is not None else UNALLOCATED), code, cost, prev)
+        for (code, k), (cost, prev) in figures.items() if cost or (code, k) in names
+    ]
+    rows_out.sort(key=lambda r: (-r.cost, r.key is None, r.key or ""))
+    allocation = [AllocationKpi(t.currency, t.cost, metadata.get(t.currency, ZERO), by_pools.get(t.currency, ZERO))
+                  for t in totals]
+    return rows_out, allocation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import duckdb
@@ -16,6 +16,7 @@ from finops_tui.basis.metrics import metric_column
 from finops_tui.basis.periods import Period
 from finops_tui.errors import UserError
 from finops_tui.report.tree import window_params
+from finops_tui.store.sources import OWNING_RESOURCE_SQL, PROVIDER_SPLIT_SQL
 
 ZERO = Decimal(0)
 
@@ -33,6 +34,23 @@ class EffectiveTag:
 class CostLine:
     label: str
     cost: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class SplitShare:
+    """Cost a provider split from a host to a consumer in the period (FOCUS 1.3 Allocated* rows).
+
+    On a host's detail it names a consumer (`consumer_id`, `name`); on a consumer's, the host (`host_id`,
+    `host_name`). `share` is of everything the host split in the period (None on a consumer's detail).
+    """
+
+    host_id: str
+    host_name: str | None
+    consumer_id: str
+    name: str | None
+    methods: tuple[str, ...]  # AllocatedMethodId values, sorted
+    cost: Decimal
+    share: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,14 @@ class ResourceDetail:
     by_charge_category: list[CostLine]
     tags: list[EffectiveTag]
     provider_tags: dict[str, str]
+    # A host: the consumers its cost was split to (its own `cost` is what it kept). A consumer: its hosts.
+    split_to: list[SplitShare] = field(default_factory=list)
+    split_from: list[SplitShare] = field(default_factory=list)
+
+    @property
+    def split_total(self) -> Decimal:
+        """What a host's provider split to its consumers in the period."""
+        return sum((s.cost for s in self.split_to), ZERO)
 
 
 def resource_detail(
@@ -84,9 +110,10 @@ def resource_detail(
     previous = period.previous()
     if currency is None:
         found = cur.execute(
-            f"SELECT BillingCurrency FROM charges WHERE ResourceId = ? AND BillingCurrency IS NOT NULL "
+            f"SELECT BillingCurrency FROM charges c WHERE ({OWNING_RESOURCE_SQL} = $rid OR c.ResourceId = $rid) "
+            f"AND BillingCurrency IS NOT NULL "
             f"GROUP BY 1 ORDER BY sum(abs({col})) DESC NULLS LAST LIMIT 1",
-            [rid],
+            {"rid": rid},
         ).fetchone()
         currency = found[0] if found else None
     params = window_params(period, previous, currency or "")
@@ -98,7 +125,8 @@ def resource_detail(
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e),
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe)
         FROM charges c
-        WHERE c.ResourceId = $rid AND c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND c.BillingCurrency = $cur
+        WHERE {OWNING_RESOURCE_SQL} = $rid AND c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi
+          AND c.BillingCurrency = $cur
         GROUP BY GROUPING SETS ((c.x_ChargeDate), (c.x_SkuMeterCategory, coalesce(c.x_SkuMeterName, c.SkuId)),
                                 (c.ChargeCategory))
         """,
@@ -127,8 +155,45 @@ def resource_detail(
         resource_group=rg, subscription_id=sub_id, subscription_name=sub_name, region=region, service=service,
         first_seen=first_seen, last_seen=last_seen, currency=currency, cost=cost, previous_cost=previous_cost,
         daily=daily, by_meter=meters, by_charge_category=categories, tags=effective_tags(cur, rid, rules=rules),
-        provider_tags=dict(raw_tags) if raw_tags else {},
+        provider_tags=dict(raw_tags) if raw_tags else {}, **_splits(cur, rid, col, params),
     )
+
+
+def _splits(
+    cur: duckdb.DuckDBPyConnection, rid: str, col: str, params: dict[str, object]
+) -> dict[str, list[SplitShare]]:
+    """The provider splits `rid` takes part in during the period: as the host (`split_to`) or the consumer."""
+    rows = cur.execute(
+        f"""
+        SELECT c.ResourceId = $rid AS as_host, c.ResourceId, c.AllocatedResourceId,
+               arg_max(c.AllocatedResourceName, c.ChargePeriodStart) FILTER (WHERE c.AllocatedResourceName IS NOT NULL),
+               list(DISTINCT c.AllocatedMethodId ORDER BY c.AllocatedMethodId)
+                   FILTER (WHERE c.AllocatedMethodId IS NOT NULL),
+               sum(c.{col})
+        FROM charges c
+        WHERE {PROVIDER_SPLIT_SQL} AND (c.ResourceId = $rid OR c.AllocatedResourceId = $rid)
+          AND c.x_ChargeDate >= $s AND c.x_ChargeDate < $e AND c.BillingCurrency = $cur
+        GROUP BY ALL HAVING sum(c.{col}) IS NOT NULL
+        """,
+        {name: params[name] for name in ("rid", "s", "e", "cur")},
+    ).fetchall()
+    hosts = dict(cur.execute(
+        "SELECT ResourceId, ResourceName FROM resources WHERE ResourceId IN (SELECT unnest(?::VARCHAR[]))",
+        [sorted({r[1] for r in rows if r[1] is not None})],
+    ).fetchall()) if rows else {}
+    split_total = sum((r[5] for r in rows if r[0]), ZERO)
+    shares = sorted(
+        (
+            (bool(as_host), SplitShare(host, hosts.get(host), consumer, name, tuple(methods or ()), cost,
+                                       cost / split_total if as_host and split_total else None))
+            for as_host, host, consumer, name, methods, cost in rows
+        ),
+        key=lambda item: (-item[1].cost, item[1].consumer_id, item[1].host_id),
+    )
+    return {
+        "split_to": [share for as_host, share in shares if as_host],
+        "split_from": [share for as_host, share in shares if not as_host],
+    }
 
 
 def effective_tags(cur: duckdb.DuckDBPyConnection, resource_id: str, *, rules: Sequence[Rule]) -> list[EffectiveTag]:

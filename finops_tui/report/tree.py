@@ -15,6 +15,7 @@ from finops_tui.basis.metrics import metric_column, resolve_currency
 from finops_tui.basis.money import RoundingLine, rounding_line
 from finops_tui.basis.periods import Period
 from finops_tui.errors import UsageError
+from finops_tui.report.shared_nodes import PoolShare
 
 ZERO = Decimal(0)
 
@@ -38,6 +39,7 @@ class Node:
     is_unallocated: bool = False  # tag level: the cost with no effective value for the key
     is_other: bool = False  # the folded tail when `limit` cut the list; not drillable
     folded_count: int = 0  # how many children `is_other` stands for
+    shared: PoolShare | None = None  # with shared costs on: a shared cost pool or a recipient's share of one
 
     @property
     def change(self) -> Decimal:
@@ -55,6 +57,8 @@ class Node:
         """Append to the path to expand this node (the folded tail stands for many keys: not expandable)."""
         if self.is_other:
             raise ValueError(f"{self.label} folds {self.folded_count} nodes and cannot be expanded")
+        if self.shared is not None and not self.shared.expandable:
+            raise ValueError(f"{self.label} is a share of a shared cost pool and cannot be expanded")
         return (self.dimension, self.key)
 
 
@@ -80,15 +84,22 @@ def _step_filter(dim: Dimension, key: str | None, name: str, params: dict[str, A
     """A WHERE clause keeping only the charges under one node of `dim`."""
     if dim.tag_key is not None:
         params[f"{name}_k"] = dim.tag_key
-        tagged = f"SELECT ResourceId FROM resource_tags WHERE tag_key = ${name}_k"
+        # Keyed on the owning resource (a provider-split row's consumer), as the tag joins are.
+        tagged = f"SELECT resource_key FROM resource_tags WHERE tag_key = ${name}_k AND resource_key IS NOT NULL"
         if key is None:  # no effective value, including charges that belong to no resource at all
-            return f" AND (c.ResourceId IS NULL OR c.ResourceId NOT IN ({tagged}))"
+            return f" AND (c.x_ResourceKey IS NULL OR c.x_ResourceKey NOT IN ({tagged}))"
         params[name] = key
-        return f" AND c.ResourceId IN ({tagged} AND tag_value = ${name})"
+        return f" AND c.x_ResourceKey IN ({tagged} AND tag_value = ${name})"
     if key is None:
         return f" AND {dim.key_sql} IS NULL"
     params[name] = key
     return f" AND {dim.key_sql} = ${name}"
+
+
+def path_filter(path: Sequence[PathStep], params: dict[str, Any]) -> str:
+    """WHERE clauses (each starting with AND) keeping the charges under the node at `path`, as the tree does."""
+    steps = [(d if isinstance(d, Dimension) else dimension(d), key) for d, key in path]
+    return "".join(_step_filter(dim, key, f"p{i}", params) for i, (dim, key) in enumerate(steps))
 
 
 def window_params(period: Period, previous: Period, currency: str) -> dict[str, Any]:
@@ -99,18 +110,19 @@ def window_params(period: Period, previous: Period, currency: str) -> dict[str, 
 
 
 # Levels that can hold tens of thousands of children: with a limit, only the top ones get a daily series.
-HIGH_CARDINALITY = frozenset({"resource", "sku"})
+HIGH_CARDINALITY = frozenset({"resource", "allocated-resource", "sku"})
 
 
 def expansion_sql(
     level: Dimension, path: Sequence[tuple[Dimension, str | None]], metric: str, period: Period,
-    previous: Period, currency: str, *, limit: int | None = None,
+    previous: Period, currency: str, *, limit: int | None = None, row_filter: str = "",
 ) -> tuple[str, dict[str, Any]]:
     """The one query behind an expansion: current, previous and daily cost of each child.
 
     Without `limit`, one pass grouped by (child, day). With `limit` on a high-cardinality level, the
     daily series are computed for the top `limit` children only and the tail comes back as one summed
-    row, so expanding a resource group of 20,000 resources costs what expanding 200 does.
+    row, so expanding a resource group of 20,000 resources costs what expanding 200 does. `row_filter` (an
+    `AND …` clause over `c`) narrows the charges, e.g. to direct cost when shared costs are on.
     """
     col = metric_column(metric)
     level = _aliased(level, "lv")
@@ -118,7 +130,7 @@ def expansion_sql(
     filters = "".join(_step_filter(dim, key, f"p{i}", params) for i, (dim, key) in enumerate(path))
     source = f"""
             FROM charges c{level.join_sql("lv")}
-            WHERE c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND c.BillingCurrency = $cur{filters}"""
+            WHERE c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND c.BillingCurrency = $cur{filters}{row_filter}"""
     if limit is None or level.name not in HIGH_CARDINALITY:
         sql = f"""
         WITH daily AS (
@@ -186,6 +198,7 @@ def children(
     *,
     limit: int | None = None,
     previous: Period | None = None,
+    row_filter: str = "",
 ) -> list[Node]:
     """The children of the node at `path` (one (dimension, key) per level above), largest first.
 
@@ -201,7 +214,7 @@ def children(
     previous = previous or period.previous()
     currency = resolve_currency(cur, period, metric, currency)
     [level] = labelled_for_cache(cur, [dims[len(steps)]])
-    sql, params = expansion_sql(level, steps, metric, period, previous, currency, limit=limit)
+    sql, params = expansion_sql(level, steps, metric, period, previous, currency, limit=limit, row_filter=row_filter)
     rows = cur.execute(sql, params).fetchall()
     child_rows = [r for r in rows if r[0] == "child"]
     nodes = _nodes_from_rows(level, currency, period.days, child_rows, extra=[r for r in rows if r[0] == "rest"])
@@ -284,6 +297,7 @@ def allocation_tree(
     depth: int | None = None,
     top: int | None = None,
     previous: Period | None = None,
+    row_filter: str = "",
 ) -> list[TreeNode]:
     """The whole tree down to `depth` levels in one query (for export and `report allocation`).
 
@@ -311,7 +325,7 @@ def allocation_tree(
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e),
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe)
         FROM charges c{joins}
-        WHERE c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND c.BillingCurrency = $cur
+        WHERE c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND c.BillingCurrency = $cur{row_filter}
         GROUP BY {group}
         """,
         params,

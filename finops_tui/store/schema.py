@@ -6,7 +6,6 @@ from collections.abc import Callable
 
 import duckdb
 
-
 # 26 integer digits hold a KRW reservation purchase; 12 decimals keep sub-cent unit charges exact.
 MONEY_TYPE = "DECIMAL(38,12)"
 
@@ -234,15 +233,104 @@ def _v2_allocation_columns(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v3_contract_commitments(con: duckdb.DuckDBPyConnection) -> None:
-    """(Commitments issue) the FOCUS 1.3 Contract Commitment dataset."""
+    """The FOCUS 1.3 Contract Commitment dataset: one row per commitment of a contract (no charges).
+
+    Re-importing a contract's file replaces that contract's rows; `path`, `file_hash` and `imported_at` say
+    where they came from (they are not cost windows, so they have no `sources` row).
+    """
+    con.execute(
+        f"""
+        CREATE TABLE contract_commitments (
+            ContractCommitmentId VARCHAR NOT NULL,
+            ContractId VARCHAR NOT NULL,
+            ContractCommitmentCategory VARCHAR,     -- Spend | Usage
+            ContractCommitmentType VARCHAR,
+            ContractCommitmentDescription VARCHAR,
+            ContractCommitmentCost {MONEY_TYPE},
+            ContractCommitmentQuantity DOUBLE,
+            ContractCommitmentUnit VARCHAR,
+            ContractCommitmentPeriodStart TIMESTAMP,
+            ContractCommitmentPeriodEnd TIMESTAMP,   -- exclusive
+            ContractPeriodStart TIMESTAMP,
+            ContractPeriodEnd TIMESTAMP,             -- exclusive
+            BillingCurrency VARCHAR,
+            path VARCHAR,
+            file_hash VARCHAR,
+            imported_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (ContractId, ContractCommitmentId)
+        )
+        """
+    )
 
 
 def _v4_shared_costs(con: duckdb.DuckDBPyConnection) -> None:
-    """(Shared costs issue) tables derived from the shared cost pools."""
+    """What the shared cost pools (shared.toml) derive, rebuilt in every write that changes their inputs.
+
+    `charges.x_SharedPool` marks each row with the 1-based position of the first pool that matches it (NULL:
+    direct cost); a column beside the facts because the tree filters every expansion on it (an integer
+    column costs ~5% per query, a join on a marker table far more). `shared_pools` keeps the pools as
+    applied, `shared_splits` each pool's cost per day and currency split to its recipients (NULL recipient:
+    the part no recipient could take, shown as "(unallocated)").
+    """
+    con.execute('ALTER TABLE charges ADD COLUMN "x_SharedPool" SMALLINT')
+    con.execute(
+        """
+        CREATE TABLE shared_pools (
+            pool_index SMALLINT PRIMARY KEY,    -- 1-based position in shared.toml
+            name VARCHAR NOT NULL,
+            method VARCHAR NOT NULL,            -- even | proportional | fixed | metric
+            to_key VARCHAR NOT NULL,            -- the tag key whose values receive the split
+            definition VARCHAR NOT NULL,        -- the pool as applied (JSON), to tell when shared.toml changed
+            applied_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    con.execute(
+        f"""
+        CREATE TABLE shared_splits (
+            pool_index SMALLINT NOT NULL,
+            day DATE NOT NULL,
+            currency VARCHAR NOT NULL,
+            recipient VARCHAR,                  -- a value of the pool's `to` key; NULL: nobody could take it
+            effective {MONEY_TYPE} NOT NULL,
+            billed {MONEY_TYPE} NOT NULL
+        )
+        """
+    )
 
 
 def _v5_storage_sources(con: duckdb.DuckDBPyConnection) -> None:
-    """(Large estates issue) what each export run or hub window synced."""
+    """(Large estates issue) what each export run or hub window synced.
+
+    `storage_runs`: one row per Cost Management export run (its manifest.json) found in Azure Storage, so a
+    sync downloads only runs that are new or changed. `signature` digests the names and ETags of the run
+    folder's blobs as listed; a run is fetched again when it changes. Hub month windows use `sync_state`
+    (scope `hub:…`, metric `focus`), like the API sync's windows. Never holds a SAS token or a key.
+    """
+    con.execute(
+        """
+        CREATE TABLE storage_runs (
+            source_key VARCHAR NOT NULL,    -- export:ACCOUNT/CONTAINER/PREFIX, as `sync --list-sources` names it
+            run_path VARCHAR NOT NULL,      -- the run's manifest.json blob name
+            run_id VARCHAR,                 -- runInfo.runId
+            manifest_etag VARCHAR,
+            signature VARCHAR NOT NULL,     -- sha256 of the run folder's (blob name, ETag) pairs
+            parts INTEGER,
+            bytes BIGINT,
+            rows BIGINT,
+            scope VARCHAR,                  -- whose cost (exportConfig.resourceId's scope, lower-case)
+            dataset VARCHAR,                -- FocusCost | ActualCost | AmortizedCost | ...
+            period_start DATE,
+            period_end DATE,                -- exclusive
+            submitted_at TIMESTAMP,         -- runInfo.submittedTime: the newest run of a period wins
+            status VARCHAR NOT NULL,        -- done | failed | superseded
+            last_error VARCHAR,
+            synced_at TIMESTAMP NOT NULL,
+            source_id INTEGER,              -- sources.source_id of its rows while they are in the cache
+            PRIMARY KEY (source_key, run_path)
+        )
+        """
+    )
 
 
 # MIGRATIONS[n] upgrades a cache at version n to n + 1; version 0 is an empty file.

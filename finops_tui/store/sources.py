@@ -53,6 +53,20 @@ SYNCED_KIND_PREFIX = "sync"
 DEMO_KIND = "demo"
 BILLING_DAY_SQL = "coalesce(CAST(c.BillingPeriodStart AS DATE), c.x_ChargeDate)"
 
+# Provider splits (FOCUS 1.3): a row whose provider or an upstream tool split a shared resource's cost keeps
+# the shared host in ResourceId and names the consumer in AllocatedResourceId. The row belongs to its
+# *owning* resource, the consumer when there is one: x_ResourceKey is the owning resource's key, so every
+# join of effective tags on it gives a split row its consumer's tags.
+OWNING_RESOURCE_SQL = "coalesce(c.AllocatedResourceId, c.ResourceId)"
+# The rows a provider split; shared cost pools leave them alone unless a pool's match says `allocated = true`.
+PROVIDER_SPLIT_SQL = "c.AllocatedResourceId IS NOT NULL"
+
+
+def owning_resource_sql(alias: str = "c") -> str:
+    """OWNING_RESOURCE_SQL over another table alias (`charges`, or none: pass "")."""
+    prefix = f"{alias}." if alias else ""
+    return f"coalesce({prefix}AllocatedResourceId, {prefix}ResourceId)"
+
 
 def begin_window(cur: duckdb.DuckDBPyConnection, window: Window) -> int:
     """Inside the caller's transaction: drop the rows this window supersedes and register it.
@@ -159,14 +173,20 @@ def register_resource_ids(cur: duckdb.DuckDBPyConnection, ids_sql: str, params: 
 
 
 def assign_resource_keys(cur: duckdb.DuckDBPyConnection, source_id: int | None = None) -> None:
-    """Give new resource ids an integer key and stamp it on rows that lack one (of one source, or all)."""
+    """Give new resource ids an integer key and stamp the owning resource's key on rows that lack one
+    (of one source, or all). Hosts of split rows get a key too, so their own tags can be keyed."""
     rows = "c.x_ResourceKey IS NULL" + (" AND c.source_id = $id" if source_id is not None else "")
     params = {"id": source_id} if source_id is not None else {}
-    register_resource_ids(cur, f"SELECT c.ResourceId FROM charges c WHERE {rows}", params)
+    register_resource_ids(
+        cur,
+        f"SELECT {OWNING_RESOURCE_SQL} FROM charges c WHERE {rows} "
+        f"UNION ALL SELECT c.ResourceId FROM charges c WHERE {rows} AND {PROVIDER_SPLIT_SQL}",
+        params,
+    )
     cur.execute(
         f"""
         UPDATE charges SET x_ResourceKey = k.resource_key FROM resource_keys k
-        WHERE {rows.replace("c.", "charges.")} AND k.ResourceId = charges.ResourceId
+        WHERE {rows.replace("c.", "charges.")} AND k.ResourceId = {owning_resource_sql("charges")}
         """,
         params,
     )

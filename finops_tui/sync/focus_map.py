@@ -173,7 +173,9 @@ def focus_select(stage_table: str, metric: str) -> str:
             CASE WHEN cardinality(n.tags) > 0 THEN n.tags END,
             coalesce(nullif(n.resource_group, ''), n.id_group),
             nullif(n.meter_category, ''), nullif(n.meter_name, ''),
-            n.usage_date, $source_id, n.resource_key
+            n.usage_date, $source_id, n.resource_key,
+            -- FOCUS 1.3's provider names, as ProviderName / PublisherName; Cost Management splits nothing
+            'Microsoft', coalesce(nullif(n.publisher_name, ''), 'Microsoft')
         FROM r AS n
         LEFT JOIN _sync_services se ON se.consumed = lower(n.consumed_service) AND se.rtype = n.rtype
         LEFT JOIN _sync_services_by_type st ON st.rtype = n.rtype
@@ -191,7 +193,8 @@ CHARGE_INSERT_COLUMNS = """
     ResourceId, ResourceName, ResourceType, RegionId, RegionName, AvailabilityZone,
     CommitmentDiscountId, CommitmentDiscountName, CommitmentDiscountStatus, CommitmentDiscountType,
     CommitmentDiscountCategory, SkuId, Tags,
-    x_ResourceGroupName, x_SkuMeterCategory, x_SkuMeterName, x_ChargeDate, source_id, x_ResourceKey"""
+    x_ResourceGroupName, x_SkuMeterCategory, x_SkuMeterName, x_ChargeDate, source_id, x_ResourceKey,
+    ServiceProviderName, HostProviderName"""
 
 
 def insert_charges(

@@ -27,6 +27,8 @@ from finops_tui.ui.keymap import binding_chains, resolve_keymap
 from finops_tui.ui.messages import CacheFoundEmpty, SyncDeclined, SyncFinished, SyncProgressed, TagsChanged
 from finops_tui.ui.screens.allocation import AllocationScreen
 from finops_tui.ui.screens.base import FinopsScreen
+from finops_tui.ui.screens.commitments import CommitmentsScreen
+from finops_tui.ui.screens.explain import ExplainScreen
 from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.screens.recommendations import RecommendationsScreen
 from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
@@ -46,6 +48,7 @@ VIEW_SCREENS: dict[str, type[FinopsScreen]] = {
     "allocation": AllocationScreen,
     "recommendations": RecommendationsScreen,
     "tagging": TaggingScreen,
+    "commitments": CommitmentsScreen,
 }
 
 
@@ -169,6 +172,10 @@ class FinopsApp(App[ReopenCache | None]):
     def open_queue(self, key: str, scope: Sequence[ScopeStep] = ()) -> None:
         """The unallocated queue of tag `key`, scoped, over the screen on show; `esc` closes it."""
         self.push_screen(TaggingScreen(key=key, scope=scope))
+
+    def open_explain(self, scope: Sequence[ScopeStep] = (), *, root: str = "") -> None:
+        """Why the cost of the node at `scope` (none: all cost) changed, over the screen on show; `esc` closes it."""
+        self.push_screen(ExplainScreen(scope, root=root))
 
     def open_allocation(self, dimension: str, key: str | None) -> None:
         """Open one slice (e.g. service = Storage) in the allocation view.

@@ -54,7 +54,8 @@ def freshness_line(fresh: Freshness, now: dt.datetime) -> str:
     if kind == "demo":
         return f"demo estate, {through}, built {when}" if when else f"demo estate, {through}"
     if kind.startswith("sync"):
-        return f"{through}, synced {when}" if when else through
+        source = {"sync-export": "an export", "sync-hub": "the hub"}.get(kind, "the API")
+        return f"{through}, synced {when} from {source}" if when else f"{through}, from {source}"
     if fresh.last_path:
         source = f"imported from {Path(fresh.last_path).name}"
         return f"{through}, {source}, {when}" if when else f"{through}, {source}"

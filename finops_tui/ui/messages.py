@@ -21,6 +21,7 @@ class OverviewRequest:
     serial: int
     period: str
     metric: str
+    shared: bool = False  # team figures with shared costs (direct + each pool's share)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class OverviewPrefetched(Message):
     day: dt.date  # "today" when it ran: relative periods depend on it
     generation: int  # the screen's reload count when it started: a reload makes it stale
     overview: Overview
+    shared: bool = False
 
 
 class CacheFoundEmpty(Message):

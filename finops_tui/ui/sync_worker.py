@@ -14,9 +14,12 @@ from textual.notifications import SeverityLevel
 from finops_tui import paths
 from finops_tui.allocation.effective import load_tag_policy
 from finops_tui.config import Config, load_config
+from finops_tui.ingest.importer import import_in_transaction
 from finops_tui.store import Cache
 from finops_tui.store.sources import DEMO_KIND, SYNCED_KIND_PREFIX
 from finops_tui.sync import SyncOptions, SyncProgress, SyncResult, options_from_config, run_sync, sync_due
+from finops_tui.sync.exports import ExportOptions, sync_exports
+from finops_tui.sync.hub import HubOptions, sync_hub
 from finops_tui.ui.formatting import short_path
 from finops_tui.ui.messages import SyncDeclined, SyncFinished, SyncProgressed
 
@@ -72,9 +75,11 @@ def plan_sync(cache: Cache, config: Config, *, manual: bool) -> SyncPlan:
         return SyncPlan(None, demo_reason())
     if kinds and not any(kind.startswith(SYNCED_KIND_PREFIX) for kind in kinds):
         return SyncPlan(None, imported_reason())
-    if not config.scopes:
+    if not (config.scopes or config.exports or config.hub):
         return SyncPlan(None, no_scopes_reason())
-    if not manual and not sync_due(cache, config.sync_max_age_hours, scopes=config.scopes):
+    # With exports or a hub configured, their windows count too (sync_state holds every source's windows).
+    due_scopes = config.scopes if not (config.exports or config.hub) else None
+    if not manual and not sync_due(cache, config.sync_max_age_hours, scopes=due_scopes):
         return SyncPlan(None)
     return SyncPlan(options_from_config(config))
 
@@ -108,12 +113,39 @@ def run_background_sync(
         wrote = wrote or progress.state == "written"
         post(SyncProgressed(progress))
 
+    settings = current_config(config)
+    policy = load_tag_policy(settings)
+    results: list[SyncResult] = []
     try:
-        result = run_sync(cache, options, load_tag_policy(current_config(config)), progress=report, cancel=cancel)
+        if options.scopes:
+            results.append(run_sync(cache, options, policy, progress=report, cancel=cancel))
+        if settings.exports and not cancel.is_set():
+            export_options = ExportOptions(list(settings.exports), importer=import_in_transaction,
+                                           credential_mode=settings.credential, origin="[sync] exports")
+            results.append(sync_exports(cache, export_options, policy, progress=report, cancel=cancel))
+        if settings.hub and not cancel.is_set():
+            hub_options = HubOptions(settings.hub, filters=list(settings.hub_filters), months=settings.sync_months,
+                                     credential_mode=settings.credential, origin="[sync] hub")
+            results.append(sync_hub(cache, hub_options, policy, progress=report, cancel=cancel))
     except Exception:
-        post(SyncFinished(None, data_changed=wrote))
+        post(SyncFinished(None, data_changed=wrote or any(r.windows_done for r in results)))
         raise
+    result = combined(results)
     post(SyncFinished(result, data_changed=wrote or result.windows_done > 0))
+
+
+def combined(results: list[SyncResult]) -> SyncResult:
+    """One result for the status line from the API, export and hub runs of one press of R."""
+    total = SyncResult()
+    for result in results:
+        total.windows_done += result.windows_done
+        total.windows_skipped += result.windows_skipped
+        total.rows += result.rows
+        total.failures += result.failures
+        total.warnings += result.warnings
+        total.api_calls += result.api_calls
+        total.cancelled = total.cancelled or result.cancelled
+    return total
 
 
 def short_scope(scope: str) -> str:
@@ -123,7 +155,8 @@ def short_scope(scope: str) -> str:
 
 def progress_line(progress: SyncProgress) -> str:
     """`syncing /subscriptions/0000… 2026-10 amortized · 12,400 rows (3/6)` or the engine's own words."""
-    where = short_scope(progress.scope)
+    source = {"export": "export ", "hub": "hub "}.get(progress.api_path or "", "")
+    where = source + short_scope(progress.scope)
     if progress.window is not None:
         where += f" {progress.window:%Y-%m}"
     if progress.metric:

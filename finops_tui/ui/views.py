@@ -29,6 +29,7 @@ VIEWS: tuple[View, ...] = (
     View("allocation", "2", "Allocation", "Alloc"),
     View("recommendations", "3", "Recommendations", "Recs"),
     View("tagging", "4", "Tagging", "Tags"),
+    View("commitments", "5", "Commitments", "Commit"),
 )
 VIEWS_BY_MODE = {view.mode: view for view in VIEWS}
 ScopeStep = tuple[str, str | None, str]  # (dimension, key, label): one step of a tree path scoping a queue
@@ -42,6 +43,7 @@ class ViewState:
     period: str = "mtd"
     metric: str = "effective"
     currency: str | None = None  # None: the currency with the most cost
+    shared: bool = False  # team figures are direct cost + each shared cost pool's share (`S`)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class Explorer(Protocol):
                       jumped_to: bool = False) -> None: ...
 
     def open_queue(self, key: str, scope: Sequence[ScopeStep] = ()) -> None: ...
+
+    def open_explain(self, scope: Sequence[ScopeStep] = (), *, root: str = "") -> None: ...
 
     def show_loaded_cache(self) -> None: ...
 

@@ -220,6 +220,22 @@ def detect_anomalies(cur: duckdb.DuckDBPyConnection, ctx: Context) -> list[Recom
     return [_recommendation(e, series.get(kids[id(e)], ()), ctx, baseline) for e in kept]
 
 
+def anomaly_days(rec: Recommendation) -> tuple[dt.date, dt.date] | None:
+    """The first and last day of a spike or level shift (a shift lasts to its series' last day), read back from the
+    evidence `_recommendation` writes; None for other findings."""
+    evidence = dict(rec.evidence)
+    since, span = evidence.get("Since"), evidence.get("Days")
+    if rec.kind == KIND_STEP and isinstance(since, dt.date) and rec.series:
+        return since, rec.series[-1].day
+    if rec.kind == KIND_SPIKE and isinstance(span, str):
+        first, _, last = span.partition(" .. ")
+        try:
+            return dt.date.fromisoformat(first), dt.date.fromisoformat(last or first)
+        except ValueError:
+            return None
+    return None
+
+
 def _series(cur: duckdb.DuckDBPyConnection, kids: list[int], ctx: Context) -> dict[int, tuple[DailyPoint, ...]]:
     if not kids:
         return {}

@@ -11,6 +11,7 @@ import duckdb
 from finops_tui.basis.money import money
 from finops_tui.recommend.model import Confidence, Context, JumpTarget, Recommendation, Scope, stable_id
 from finops_tui.recommend.prepare import RESOURCE, ensure_prepared, floors, monthly, params
+from finops_tui.store.sources import OWNING_RESOURCE_SQL
 
 KIND = "new-sku"
 KIND_NEW_RESOURCE = "new-resource"
@@ -100,10 +101,11 @@ def new_expensive_resources(cur: duckdb.DuckDBPyConnection, ctx: Context) -> lis
     rows = cur.execute(
         f"""
         WITH recent AS (
-            SELECT c.ResourceId, c.BillingCurrency AS currency, c.x_ChargeDate AS day, sum({cost}) AS cost
+            SELECT {OWNING_RESOURCE_SQL} AS ResourceId, c.BillingCurrency AS currency, c.x_ChargeDate AS day,
+                   sum({cost}) AS cost
             FROM charges c
             WHERE c.x_ChargeDate > $end - INTERVAL {_TYPICAL_WINDOW_DAYS} DAY AND c.x_ChargeDate <= $end
-              AND c.ResourceId IS NOT NULL AND {cost} IS NOT NULL{currency_filter}
+              AND {OWNING_RESOURCE_SQL} IS NOT NULL AND {cost} IS NOT NULL{currency_filter}
             GROUP BY ALL
         ), weekly AS (
             -- each resource's week: its average charged day, times seven

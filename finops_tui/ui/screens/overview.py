@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import ClassVar
 
 import duckdb
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Vertical
@@ -18,6 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Header, Input, Static
 
 from finops_tui import clock
+from finops_tui.basis.dimensions import dimension
 from finops_tui.basis.money import change_percent, money, percent
 from finops_tui.report.overview import BreakdownRow, Overview
 from finops_tui.ui.commands import PaletteCommand
@@ -44,7 +46,7 @@ from finops_tui.ui.screens.overview_data import (
     currency_view,
     load_overview,
 )
-from finops_tui.ui.widgets.context_bar import ContextBar
+from finops_tui.ui.widgets.context_bar import ContextBar, cost_context
 from finops_tui.ui.widgets.cost_table import CostTable, TableShape
 from finops_tui.ui.widgets.daily_chart import DailyChart
 from finops_tui.ui.widgets.key_footer import KeyFooter
@@ -62,10 +64,17 @@ class OverviewScreen(CostViewScreen):
 
     VIEW_TITLE = "Overview"
     QUERY_GROUP = "overview"
+    # The top list, not the first focusable child (the chart): Textual's auto focus on resume and the focus
+    # asked for in on_mount otherwise race, and under load the chart sometimes won.
+    AUTO_FOCUS = "#by-service"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
     VERTICAL_BREAKPOINTS = [(0, "-short"), (34, "-tall")]  # noqa: RUF012
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("x", "explain", "Explain", id="view.explain",
+                tooltip="Why the row's cost (all cost from the chart) changed, bucket by bucket"),
+        Binding("S", "toggle_shared", "Shared", id="view.shared",
+                tooltip="Team figures with shared costs (direct cost + each pool's share), or without"),
         Binding("slash", "filter", "Filter", id="view.filter", tooltip="Filter the tables by name"),
         Binding("ctrl+s", "export", "Export", id="view.export",
                 tooltip="Save the visible tables as CSV in the exports folder"),
@@ -119,6 +128,22 @@ class OverviewScreen(CostViewScreen):
         self.query_one("#by-service", CostTable).focus()
         self.request_overview()
 
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        # While the first layout still gives the top list no room, Textual hides it and hands its focus to the
+        # next widget, the chart; the user did not choose the chart, so the list takes focus back once shown.
+        table = self.query_one("#by-service", CostTable)
+        if isinstance(event.widget, DailyChart) and not table.region.area:
+            self._focus_top_list_when_shown(tries=20)
+
+    def _focus_top_list_when_shown(self, tries: int) -> None:
+        table = self.query_one("#by-service", CostTable)
+        if not isinstance(self.focused, DailyChart) or tries <= 0:
+            return
+        if table.region.area and table.focusable:
+            table.focus()
+        else:
+            self.call_after_refresh(self._focus_top_list_when_shown, tries - 1)
+
     def on_resize(self) -> None:
         shape = self._table_shape()
         narrow = self._narrow
@@ -143,15 +168,15 @@ class OverviewScreen(CostViewScreen):
     # queries: one thread worker; a newer request interrupts the older one on its own cursor
 
     @staticmethod
-    def _result_key(period: str, metric: str) -> ResultKey:
-        return (period, metric, clock.today())
+    def _result_key(period: str, metric: str, shared: bool) -> ResultKey:
+        return (period, metric, clock.today(), shared)
 
     def request_overview(self) -> None:
         """Show the shared period and metric: from the result cache, else from a query worker."""
         state = self.finops.view_state
         self._serial += 1
-        request = OverviewRequest(self._serial, state.period, state.metric)
-        cached = self._results.get(self._result_key(request.period, request.metric))
+        request = OverviewRequest(self._serial, state.period, state.metric, state.shared)
+        cached = self._results.get(self._result_key(request.period, request.metric, request.shared))
         if cached is not None:
             self.answer_from_memory()
             self._show_overview(request, cached)
@@ -202,13 +227,14 @@ class OverviewScreen(CostViewScreen):
     def read_overview(self, cur: duckdb.DuckDBPyConnection, request: OverviewRequest,
                       team_key: str) -> Overview | EmptyCache:
         """The read model for `request` (runs in the query worker, on the worker's cursor)."""
-        return load_overview(cur, request.period, request.metric, team_key)
+        return load_overview(cur, request.period, request.metric, team_key, request.shared)
 
     @on(OverviewLoaded)
     def _overview_loaded(self, message: OverviewLoaded) -> None:
         if message.request.serial != self._serial:
             return  # a newer request is on its way; never show a stale answer
-        self._results.put(self._result_key(message.request.period, message.request.metric), message.overview)
+        self._results.put(self._result_key(message.request.period, message.request.metric, message.request.shared),
+                          message.overview)
         self._hide_loading()
         self._show_overview(message.request, message.overview)
 
@@ -238,28 +264,29 @@ class OverviewScreen(CostViewScreen):
     def _prefetch_next(self) -> None:
         if not self.prefetch or self._results.size <= 0:
             return
+        shared = self.finops.view_state.shared
         for period, metric in self._likely_next():
-            if self._result_key(period, metric) not in self._results:
-                self._prefetch(period, metric, self._generation)
+            if self._result_key(period, metric, shared) not in self._results:
+                self._prefetch(period, metric, self._generation, shared)
                 return
 
     @work(thread=True, exclusive=True, group="overview-prefetch", exit_on_error=False, name="overview prefetch")
-    def _prefetch(self, period: str, metric: str, generation: int) -> None:
+    def _prefetch(self, period: str, metric: str, generation: int, shared: bool) -> None:
         team_key = self.finops.config.team_key
         day = clock.today()
         try:
             result = self._prefetch_gate.run(
-                self.finops.cache, lambda cur: load_overview(cur, period, metric, team_key)
+                self.finops.cache, lambda cur: load_overview(cur, period, metric, team_key, shared)
             )
         except Exception:  # a failed guess costs nothing: the real request will report the problem
             return
         if isinstance(result, Overview):
-            self.post_message(OverviewPrefetched(period, metric, day, generation, result))
+            self.post_message(OverviewPrefetched(period, metric, day, generation, result, shared))
 
     @on(OverviewPrefetched)
     def _overview_prefetched(self, message: OverviewPrefetched) -> None:
         if message.day == clock.today() and message.generation == self._generation:
-            self._results.put(self._result_key(message.period, message.metric), message.overview)
+            self._results.put(self._result_key(message.period, message.metric, message.shared), message.overview)
         if self._pending is None:
             self._prefetch_next()
 
@@ -270,7 +297,8 @@ class OverviewScreen(CostViewScreen):
         # Another view may have changed the shared period or metric meanwhile.
         latest = self._pending if isinstance(self._pending, OverviewRequest) else self.shown_request
         state = self.finops.view_state
-        if latest is not None and (latest.period, latest.metric) != (state.period, state.metric):
+        if latest is not None and (latest.period, latest.metric, latest.shared) != (state.period, state.metric,
+                                                                                    state.shared):
             self.request_overview()
         elif self.overview is not None and self.view is not None and self.view.currency != state.currency \
                 and state.currency is not None:
@@ -300,6 +328,11 @@ class OverviewScreen(CostViewScreen):
     def _show_context(self) -> None:
         """Period, comparison, metric and currency: always visible above everything else."""
         self.query_one(ContextBar).show(self.context_forms())
+
+    def context_forms(self) -> list[Content]:
+        state = self.finops.view_state
+        return cost_context(self.period, state.period, state.metric, self.currency, previous=self.previous,
+                            shared=state.shared)
 
     def _show_summary(self) -> None:
         assert self.overview is not None
@@ -332,12 +365,28 @@ class OverviewScreen(CostViewScreen):
             forecast_card.show("Forecast" if narrow else "Month-end forecast",
                                Content.styled("—", "bold $text-muted"),
                                "mtd only" if narrow else "for month to date only")
-        untagged = view.untagged if view else Decimal(0)
-        self.query_one("#card-untagged", SummaryCard).show(
-            "Untagged" if narrow else f"Untagged ({ov.team_key})",
-            percent(untagged, cost) if cost else "—",
-            money(untagged) if narrow else f"{money(untagged, currency or None)} without {ov.team_key}",
-        )
+        self._show_allocation_card()
+
+    def _show_allocation_card(self) -> None:
+        """The FinOps Framework's allocation KPIs for the period: the share allocated (by tags, aliases and rules;
+        by shared cost pools), what is left unallocated, and the maturity band (crawl < 80% ≤ walk ≤ 90% < run)."""
+        assert self.overview is not None
+        ov, view, narrow = self.overview, self.view, self._narrow
+        kpi = view.allocation if view else None
+        card = self.query_one("#card-untagged", SummaryCard)
+        title = "Allocated" if narrow else f"Allocated ({ov.team_key})"
+        allocated = kpi.allocated_share if kpi is not None else None
+        if kpi is None or allocated is None:
+            card.show(title, Content.styled("—", "bold $text-muted"), "no cost" if narrow else "no cost to allocate")
+            return
+        band = kpi.maturity or ""
+        style = {"run": "$text-success", "walk": "$text-warning", "crawl": "$text-error"}.get(band, "$text")
+        value = Content.assemble(Content.styled(f"{allocated * 100:.1f}%", "bold"),
+                                 Content.styled(f" · {band}", f"bold {style}"))
+        tags, pools = percent(kpi.by_metadata, kpi.total), percent(kpi.by_pools, kpi.total)
+        left = percent(kpi.unallocated, kpi.total)
+        card.show(title, value, f"pools {pools} · left {left}" if narrow else
+                  f"tags {tags} · pools {pools} · left {left}")
 
     def _show_chart(self) -> None:
         view = self.view
@@ -355,6 +404,9 @@ class OverviewScreen(CostViewScreen):
         if self.overview is None:
             return
         view = self.view
+        teams = self.query_one("#by-team", CostTable)
+        teams.title = f"Top teams (tag {self.overview.team_key}{', with shared costs' if self.overview.shared else ''})"
+        teams.border_title = Content(teams.title)  # the team key comes from config.toml: never markup
         for table in self.query(CostTable):
             table.show_rows(
                 self._visible_rows(table), currency=view.currency if view else "",
@@ -381,6 +433,15 @@ class OverviewScreen(CostViewScreen):
         if self.overview is not None:
             self._show_currency()
 
+    def set_shared(self, on: bool) -> None:
+        self.finops.view_state.shared = on
+        self._show_context()
+        self.request_overview()
+
+    def action_toggle_shared(self) -> None:
+        """`S`: the team table (and every view) with or without each shared cost pool's share."""
+        self.set_shared(not self.finops.view_state.shared)
+
     def action_clear_filter(self) -> None:
         """`esc`: clear the filter, else back to the view the user came from."""
         if not self.filter_open and not self.filter_text:
@@ -390,6 +451,15 @@ class OverviewScreen(CostViewScreen):
         self.filter_text = ""
         self._show_tables()
         self.query_one("#by-service", CostTable).focus()
+
+    def action_explain(self) -> None:
+        """`x`: why the cost of the focused table's row changed (anywhere else: all cost)."""
+        table = self.focused
+        if isinstance(table, CostTable) and 0 <= table.cursor_row < len(table.rows_shown):
+            row = table.rows_shown[table.cursor_row]
+            self.finops.open_explain([(dimension(table.dimension).name, row.key, row.name)], root="Overview")
+        else:
+            self.finops.open_explain((), root="Overview")
 
     @on(SliceChosen)
     def _open_slice(self, message: SliceChosen) -> None:
@@ -421,6 +491,10 @@ class OverviewScreen(CostViewScreen):
 
     def palette_commands(self) -> Iterable[PaletteCommand]:
         yield from self.view_palette_commands()
+        on = self.finops.view_state.shared
+        yield PaletteCommand(f"Shared costs: {'off' if on else 'on'}",
+                             "Team figures with or without each shared cost pool's share (S)",
+                             partial(self.set_shared, not on))
         yield PaletteCommand("Filter tables", "Filter the top tables by name", self.action_filter)
         yield PaletteCommand("Export view to CSV", "Save the visible tables in the exports folder (ctrl+s)",
                              self.action_export)

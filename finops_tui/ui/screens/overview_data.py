@@ -10,6 +10,7 @@ import duckdb
 
 from finops_tui.basis.periods import resolve_period
 from finops_tui.report.overview import (
+    AllocationKpi,
     BreakdownRow,
     CurrencyTotal,
     Forecast,
@@ -32,14 +33,15 @@ class EmptyCache:
 
 
 def load_overview(
-    cur: duckdb.DuckDBPyConnection, period_spec: str, metric: str, team_key: str
+    cur: duckdb.DuckDBPyConnection, period_spec: str, metric: str, team_key: str, shared: bool = False
 ) -> Overview | EmptyCache:
-    """The overview read model (the one `report overview` uses), every currency at once."""
+    """The overview read model (the one `report overview` uses), every currency at once; `shared`: team figures
+    with shared costs."""
     if cur.execute("SELECT 1 FROM charges LIMIT 1").fetchone() is None:
         return EmptyCache()
     period, fresh = resolve_period(cur, period_spec)
     return overview(cur, period, metric, team_key=team_key, fresh=fresh,
-                    breakdown_names=screen_breakdowns(team_key))
+                    breakdown_names=screen_breakdowns(team_key), shared=shared)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ class CurrencyView:
     daily: list[tuple[dt.date, Decimal]]
     untagged: Decimal
     forecast: Forecast | None
+    allocation: AllocationKpi | None = None
 
 
 def currency_view(ov: Overview, currency: str | None) -> CurrencyView | None:
@@ -73,7 +76,8 @@ def currency_view(ov: Overview, currency: str | None) -> CurrencyView | None:
         daily=ov.daily.get(code, []),
         untagged=ov.untagged.get(code, ZERO),
         forecast=next((f for f in ov.forecast if f.currency == code), None),
+        allocation=next((a for a in ov.allocation if a.currency == code), None),
     )
 
 
-ResultKey = tuple[str, str, dt.date]  # period spec, metric, the day "mtd" was resolved on
+ResultKey = tuple[str, str, dt.date, bool]  # period spec, metric, the day "mtd" was resolved on, shared costs

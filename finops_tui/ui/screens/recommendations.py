@@ -40,6 +40,8 @@ from finops_tui.recommend import (
     snooze,
 )
 from finops_tui.recommend.generators import KIND_TITLES
+from finops_tui.recommend.generators.anomalies import anomaly_days
+from finops_tui.report.explain import CurrencyExplanation, ScopePart, explain, week_aligned_before
 from finops_tui.ui.commands import PaletteCommand
 from finops_tui.ui.dialogs.rec_note import MinImpactDialog, NoteDialog, SnoozeDialog
 from finops_tui.ui.formatting import METRIC_LABELS, METRIC_SHORT, ago, truncate
@@ -48,7 +50,7 @@ from finops_tui.ui.queries import QueryGate
 from finops_tui.ui.screens.cost_view import CostScreen, FilterInput
 from finops_tui.ui.widgets.context_bar import ContextBar
 from finops_tui.ui.widgets.key_footer import KeyFooter
-from finops_tui.ui.widgets.rec_detail import RecDetail
+from finops_tui.ui.widgets.rec_detail import COMMITMENT_KINDS, RecDetail
 from finops_tui.ui.widgets.rec_list import RecList
 from finops_tui.ui.widgets.status_bar import StatusBar
 
@@ -67,6 +69,15 @@ class RecommendationsLoaded(Message):
     serial: int
     result: RunResult | None
     fresh: bool
+
+
+@dataclass
+class AnomalyExplained(Message):
+    """What moved on an anomaly's days (None: no cost in its currency there), for the evidence pane."""
+
+    rec_id: str
+    result: CurrencyExplanation | None
+    compared: str
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,14 @@ def scope_step_label(rec: Recommendation, dimension: str, key: str) -> str:
     return key
 
 
+def explain_scope(rec: Recommendation) -> list[tuple[str, str | None, str]]:
+    """The node a finding is about, as explain steps: its resource, else the path its jump opens."""
+    if rec.scope.type == "resource":
+        return [("resource", rec.scope.key, rec.scope.label)]
+    path = rec.jump.path if rec.jump is not None else ()
+    return [(dim, key, scope_step_label(rec, dim, key)) for dim, key in path]
+
+
 def cycle(options: Sequence[str], current: str | None) -> str | None:
     """The option after `current`; None (all) comes after the last one and before the first."""
     if current is None or current not in options:
@@ -150,6 +169,8 @@ class RecommendationsScreen(CostScreen):
                 tooltip="Hide this finding for good (kept in the cache; u restores)"),
         Binding("z", "snooze", "Snooze", id="recommendations.snooze", tooltip="Hide this finding for N days"),
         Binding("n", "note", "Note", id="recommendations.note", tooltip="Write a note on this finding"),
+        Binding("x", "explain", "Explain", id="view.explain",
+                tooltip="Why the cost of the finding's scope changed, bucket by bucket"),
         Binding("u", "restore", "Restore", id="recommendations.restore", show=False,
                 tooltip="Bring back a dismissed or snoozed finding"),
         Binding("D", "toggle_hidden", "Hidden", id="recommendations.show_hidden",
@@ -208,6 +229,7 @@ class RecommendationsScreen(CostScreen):
         self.showing_fresh = False  # a run finished while this screen was open
         self.failure: str | None = None
         self._stored_gate = QueryGate()
+        self._explain_gate = QueryGate()
         self._refresh_gate = QueryGate()
         self._edits: dict[str, StateEdit] = {}
         self._serial = 0
@@ -394,6 +416,31 @@ class RecommendationsScreen(CostScreen):
     @on(RecList.Highlighted)
     def _highlighted(self, event: RecList.Highlighted) -> None:
         self.query_one(RecDetail).show(event.recommendation, "")
+        if event.recommendation is not None and anomaly_days(event.recommendation) is not None:
+            metric = self.run.metric if self.run is not None else self.finops.view_state.metric
+            self._explain_anomaly(event.recommendation, metric)
+
+    @work(thread=True, exclusive=True, group="rec-explain", exit_on_error=False, name="explaining a jump")
+    def _explain_anomaly(self, rec: Recommendation, metric: str) -> None:
+        """The anomaly's days against the same weekdays before them, in its scope (an exclusive worker: moving
+        the cursor on stops the previous one)."""
+        days = anomaly_days(rec)
+        assert days is not None
+        later, earlier = week_aligned_before(days[0], days[1] + dt.timedelta(days=1))
+        scope = [ScopePart(dim, key, label) for dim, key, label in explain_scope(rec)]
+
+        def query(cur: duckdb.DuckDBPyConnection) -> AnomalyExplained:
+            result = explain(cur, scope, later, earlier, metric, rec.currency, top=1)
+            compared = f"{earlier.start} .. {earlier.last_day}"
+            return AnomalyExplained(rec.id, result.currency(rec.currency), compared)
+
+        answer = self._explain_gate.run(self.finops.cache, query)
+        if answer is not None:
+            self.post_message(answer)
+
+    @on(AnomalyExplained)
+    def _anomaly_explained(self, message: AnomalyExplained) -> None:
+        self.query_one(RecDetail).show_explanation(message.rec_id, message.result, message.compared)
 
     def _show_context(self) -> None:
         """What the list ranks: the data it ran on, the metric and the currency (longest form first)."""
@@ -620,6 +667,12 @@ class RecommendationsScreen(CostScreen):
     # ----------------------------------------------------------------------------------------------
     # jumps
 
+    def action_explain(self) -> None:
+        """`x`: why the cost of the finding's scope changed, month to date against the month before."""
+        rec = self._selected()
+        if rec is not None:
+            self.finops.open_explain(explain_scope(rec), root="Recommendations")
+
     @on(RecList.Chosen)
     def _chosen(self, event: RecList.Chosen) -> None:
         self.open_target(event.recommendation)
@@ -627,7 +680,9 @@ class RecommendationsScreen(CostScreen):
     def open_target(self, rec: Recommendation) -> None:
         """The allocation tree at the finding's path, or the tagging queue for its key and scope."""
         jump = rec.jump
-        if jump is None:
+        if rec.kind in COMMITMENT_KINDS:
+            self._open_commitments(rec)
+        elif jump is None:
             self.notify("This finding has nothing to open.", timeout=3)
         elif jump.screen == "tagging":
             self._open_tagging(rec, jump)
@@ -640,6 +695,14 @@ class RecommendationsScreen(CostScreen):
             self.finops.open_allocation(*jump.path[-1])
         else:
             self.finops.jump_to_view("allocation")
+
+    def _open_commitments(self, rec: Recommendation) -> None:
+        """The Commitments view, on the finding's commitment when it names one (esc comes back)."""
+        if not self.finops.jump_to_view("commitments"):
+            return
+        focus = getattr(self.app.screen, "focus_commitment", None)
+        if rec.scope.type == "commitment" and callable(focus):
+            focus(rec.scope.key)
 
     def _open_tagging(self, rec: Recommendation, jump: JumpTarget) -> None:
         """The queue for the key and scope pushed over this screen (esc comes back), as the allocation tree

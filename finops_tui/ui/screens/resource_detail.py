@@ -80,6 +80,8 @@ class ResourceDetailScreen(CostViewScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back", id="view.back", tooltip="Back to where you came from"),
         Binding("t", "tag", "Tag", id="view.tag", tooltip="Set a tag on this resource (a manual edit)"),
+        Binding("x", "explain", "Explain", id="view.explain",
+                tooltip="Why this resource's cost changed, bucket by bucket"),
         Binding("ctrl+s", "export", "Export", id="view.export",
                 tooltip="Save the daily cost, meters and charge categories as CSV in the exports folder"),
     ]
@@ -133,6 +135,9 @@ class ResourceDetailScreen(CostViewScreen):
             with Horizontal(id="lines"):
                 yield CostLines(id="meters", cursor_type="row", zebra_stripes=True)
                 yield CostLines(id="categories", cursor_type="row", zebra_stripes=True)
+            splits = CostLines(id="splits", cursor_type="row", zebra_stripes=True)
+            splits.display = False  # shown on a host a provider split cost from
+            yield splits
             yield CostLines(id="tags", cursor_type="row", zebra_stripes=True)
         yield StatusBar()
         yield KeyFooter()
@@ -142,6 +147,7 @@ class ResourceDetailScreen(CostViewScreen):
         self.query_one("#meters", DataTable).border_title = "By meter / SKU"
         self.query_one("#categories", DataTable).border_title = "By charge category"
         self.query_one("#tags", DataTable).border_title = "Tags (effective) and where each comes from"
+        self.query_one("#splits", DataTable).border_title = "Split by the provider to (FOCUS allocated resources)"
         self._show_breadcrumbs()
         self.show_status()
         self.query_one(DailyChart).focus()
@@ -198,6 +204,7 @@ class ResourceDetailScreen(CostViewScreen):
         self._show_lines("#meters", "Meter / SKU", [(line.label, line.cost) for line in detail.by_meter])
         self._show_lines("#categories", "Charge category",
                          [(line.label, line.cost) for line in detail.by_charge_category])
+        self._show_splits(detail)
         self._show_tags(detail)
         self.show_status()
 
@@ -229,6 +236,8 @@ class ResourceDetailScreen(CostViewScreen):
                              field("seen", seen)),
             Content.styled(detail.arm_id, "$text-muted"),  # the full id: it reads as one without a label
         ]
+        if detail.split_from:
+            rows.insert(1, self._host_line(detail))
         self.query_one("#identity", Static).update(Content("\n").join(rows))
 
     def _show_figures(self, detail: ResourceDetail) -> None:
@@ -241,6 +250,31 @@ class ResourceDetailScreen(CostViewScreen):
             Content.styled(f"{money(change, signed=True)} ({change_percent(detail.cost, detail.previous_cost)})",
                            f"bold {style}"),
         ))
+
+    @staticmethod
+    def _host_line(detail: ResourceDetail) -> Content:
+        """`on aks-nodepool1-vmss (+1 more)  split by the provider (even)`: where an allocated resource's cost came
+        from."""
+        main = detail.split_from[0]
+        more = f" (+{len(detail.split_from) - 1} more)" if len(detail.split_from) > 1 else ""
+        methods = sorted({m for share in detail.split_from for m in share.methods})
+        return Content.assemble(
+            Content.styled("on ", "$text-muted"), Content.styled(main.host_name or main.host_id, "bold"), more,
+            Content.styled("   split by the provider", "$text-muted"),
+            f" ({', '.join(methods)})" if methods else "",
+        )
+
+    def _show_splits(self, detail: ResourceDetail) -> None:
+        """A host's consumers, with their share of what was split from it (the host's own cost is above)."""
+        table = self.query_one("#splits", DataTable)
+        table.display = bool(detail.split_to)
+        if detail.split_to:
+            lines = [
+                (f"{share.name or share.consumer_id}" + (f" ({', '.join(share.methods)})" if share.methods else ""),
+                 share.cost)
+                for share in detail.split_to
+            ]
+            self._show_lines("#splits", "Allocated resource (method)", lines)
 
     def _show_lines(self, selector: str, title: str, lines: list[tuple[str, Decimal]]) -> None:
         table = self.query_one(selector, DataTable)
@@ -288,6 +322,10 @@ class ResourceDetailScreen(CostViewScreen):
         if self.jumped_to:
             self.finops.go_back()
 
+    def action_explain(self) -> None:
+        name = self.detail.name if self.detail and self.detail.name else self.resource_id.rsplit("/", 1)[-1]
+        self.finops.open_explain([("resource", self.resource_id, name)], root=self.root)
+
     def action_tag(self) -> None:
         from finops_tui.ui.dialogs.tag_dialog import TagChoice, TagDialog
 
@@ -334,6 +372,8 @@ class ResourceDetailScreen(CostViewScreen):
                 writer.writerow([detail.arm_id, "meter", line.label, self.currency, format(line.cost, "f")])
             for line in detail.by_charge_category:
                 writer.writerow([detail.arm_id, "charge category", line.label, self.currency, format(line.cost, "f")])
+            for share in detail.split_to:
+                writer.writerow([detail.arm_id, "split to", share.consumer_id, self.currency, format(share.cost, "f")])
         return path
 
     def palette_commands(self) -> Iterable[PaletteCommand]:

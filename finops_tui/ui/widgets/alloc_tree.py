@@ -104,7 +104,16 @@ class Columns:
 
 
 def branch_path(parent: NodePath, node: Node) -> NodePath:
-    return (*parent, (node.dimension, OTHER_KEY)) if node.is_other else (*parent, node.step)
+    if node.is_other:
+        return (*parent, (node.dimension, OTHER_KEY))
+    if node.shared is not None and not node.shared.expandable:
+        return (*parent, (node.dimension, node.key))  # a leaf share: identifies it, never queried
+    return (*parent, node.step)
+
+
+def expands(node: Node) -> bool:
+    """Whether a node has children of its own (given a level below it): not a folded tail, not a pool's share."""
+    return not node.is_other and (node.shared is None or node.shared.expandable)
 
 
 def sort_key(mode: str) -> Callable[[Branch], tuple[object, ...]]:
@@ -150,7 +159,7 @@ class AllocTree(DrawnRows[Row]):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "alloc-tree--header", "alloc-tree--cursor", "alloc-tree--unallocated", "alloc-tree--muted",
-        "alloc-tree--spark", "alloc-tree--glyph",
+        "alloc-tree--spark", "alloc-tree--glyph", "alloc-tree--shared",
     }
 
     DEFAULT_CSS = """
@@ -165,6 +174,7 @@ class AllocTree(DrawnRows[Row]):
     AllocTree > .alloc-tree--muted { color: $text-muted; text-style: italic; }
     AllocTree > .alloc-tree--spark { color: $primary-lighten-1; }
     AllocTree > .alloc-tree--glyph { color: $text-muted; }
+    AllocTree > .alloc-tree--shared { color: $text-success; }
     """
 
     @dataclass
@@ -323,7 +333,7 @@ class AllocTree(DrawnRows[Row]):
         for node in nodes:
             path = branch_path(parent_path, node)
             branch = Branch(node, path, parent, cents(node.cost), cents(node.previous_cost),
-                            expandable=not node.is_other and depth + 1 < self.levels)
+                            expandable=expands(node) and depth + 1 < self.levels)
             self._by_path[path] = branch
             out.append(branch)
         return out
@@ -527,7 +537,8 @@ class AllocTree(DrawnRows[Row]):
 
         glyph = ("▼ " if branch.expanded else "▶ ") if branch.expandable else "  "
         label_room = max(1, cols.name - len(indent) - len(glyph))
-        label_style = styled("unallocated") if node.is_unallocated else styled("muted") if node.is_other else base
+        label_style = styled("unallocated") if node.is_unallocated else styled("muted") if node.is_other \
+            else styled("shared") if node.shared is not None else base
         share = f"{node.share * 100:.1f}%" if node.share is not None else "—"
         change = branch.change
         change_style = styled("increase") if change > 0 else styled("decrease") if change < 0 else base

@@ -16,10 +16,15 @@ from finops_tui.ui.widgets.view_tabs import FORMS, ViewTabs
 SEPARATOR = "  │  "
 
 
+SHARED_LONG = "with shared costs"
+SHARED_SHORT = "+shared"
+
+
 def cost_context(period: Period | None, spec: str, metric: str, currency: str | None, *,
-                 previous: Period | None = None) -> list[Content]:
+                 previous: Period | None = None, shared: bool = False) -> list[Content]:
     """The context of a cost view, longest first: every form names the period, the metric and the currency
-    (the figures mean nothing without them); shorter forms drop the dates, then the comparison."""
+    (the figures mean nothing without them), and "with shared costs" when team figures include the pools'
+    shares; shorter forms drop the dates, then the comparison."""
     def line(*parts: Content) -> Content:
         return Content.assemble(*parts)
 
@@ -29,6 +34,9 @@ def cost_context(period: Period | None, spec: str, metric: str, currency: str | 
     if currency:
         tail_long += [Content.styled(SEPARATOR, muted), Content.styled(currency, "bold")]
         tail_short += [Content.styled(" │ ", muted), Content.styled(currency, "bold")]
+    if shared:
+        tail_long += [Content.styled(SEPARATOR, muted), Content.styled(SHARED_LONG, "bold $text-success")]
+        tail_short += [Content.styled(" │ ", muted), Content.styled(SHARED_SHORT, "bold $text-success")]
     if period is None:
         title = Content.styled(dict(PERIOD_CHOICES).get(spec, spec), "bold")
         return [line(title, *tail_long), line(title, *tail_short)]

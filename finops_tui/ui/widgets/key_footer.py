@@ -6,6 +6,7 @@ from rich.cells import cell_len
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import HorizontalGroup
+from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey  # not exported; the footer's own key widget, kept as is
 
@@ -24,15 +25,41 @@ class KeyFooter(Footer):
     def __init__(self) -> None:
         super().__init__(show_command_palette=False)
         self._width = 0
+        self._composed: tuple[object, ...] | None = None  # what the keys on show were made from
+
+    def _shown_bindings(self) -> dict[str, tuple[Binding, bool, str]]:
+        shown: dict[str, tuple[Binding, bool, str]] = {}  # one key per action, as Textual's footer shows them
+        for _node, binding, enabled, tooltip in self.screen.active_bindings.values():
+            if binding.show:
+                shown.setdefault(binding.action, (binding, enabled, tooltip))
+        return shown
+
+    def _signature(self, shown: dict[str, tuple[Binding, bool, str]]) -> tuple[object, ...]:
+        width = self.size.width or self.app.size.width
+        keys = tuple((binding.key, binding.description, binding.id, enabled, tooltip)
+                     for binding, enabled, tooltip in shown.values())
+        return (width, self.compact, keys)
+
+    def bindings_changed(self, screen: Screen[object]) -> None:
+        # Textual's footer rebuilds its keys on every focus change and every refresh_bindings; mounting those
+        # widgets (CSS, layout) was most of a view switch. Rebuild only when the keys on show change.
+        self._bindings_ready = True
+        if not screen.app.app_focus:
+            return
+        if self.is_attached and screen is self.screen:
+            self.call_after_refresh(self._recompose_if_changed)
+
+    async def _recompose_if_changed(self) -> None:
+        if not self.is_attached or self._signature(self._shown_bindings()) == self._composed:
+            return
+        await self.recompose()
 
     def compose(self) -> ComposeResult:
         if not self._bindings_ready:
             return
         width = self.size.width or self.app.size.width
-        shown: dict[str, tuple[Binding, bool, str]] = {}  # one key per action, as Textual's footer shows them
-        for _node, binding, enabled, tooltip in self.screen.active_bindings.values():
-            if binding.show:
-                shown.setdefault(binding.action, (binding, enabled, tooltip))
+        shown = self._shown_bindings()
+        self._composed = self._signature(shown)
         pinned = [entry for entry in shown.values() if entry[0].id in PINNED_IDS]
         room = width - sum(self.key_width(binding) for binding, _, _ in pinned)
         for binding, enabled, tooltip in shown.values():

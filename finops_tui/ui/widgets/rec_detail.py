@@ -14,10 +14,12 @@ from textual.containers import Container, VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
-from finops_tui.basis.money import money
+from finops_tui.basis.money import cents, money
 from finops_tui.recommend import JumpTarget, Recommendation
-from finops_tui.recommend.generators import KIND_TITLES
+from finops_tui.recommend.generators import KIND_PURCHASE, KIND_TITLES, KIND_UNUSED
 from finops_tui.recommend.model import EvidenceValue
+from finops_tui.report.explain import KIND_TITLES as EXPLAIN_TITLES
+from finops_tui.report.explain import CurrencyExplanation
 from finops_tui.ui.widgets.rec_chart import RecChart
 
 # What the monthly figure means, after "45,461.26 USD / month".
@@ -54,6 +56,10 @@ def dimension_words(dimension: str) -> str:
     return DIMENSION_WORDS.get(dimension, dimension)
 
 
+# Findings about commitments open the Commitments view (5), on the commitment when the finding names one.
+COMMITMENT_KINDS = frozenset({KIND_UNUSED, KIND_PURCHASE})
+
+
 def target_words(jump: JumpTarget | None) -> str:
     """`Allocation: subscription › resource group` or `Tagging: fill 'team'`: where `enter` goes."""
     if jump is None:
@@ -84,6 +90,7 @@ class RecDetail(VerticalScroll):
     RecDetail #detail-evidence { height: auto; }
     RecDetail RecChart { margin-top: 1; }
     RecDetail #detail-empty { color: $text-muted; text-style: italic; }
+    RecDetail #detail-explain { height: auto; margin-top: 1; display: none; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -99,10 +106,12 @@ class RecDetail(VerticalScroll):
         with Container(id="detail-body"):
             yield Static("", id="detail-evidence")
             yield RecChart(id="detail-chart")
+        yield Static("", id="detail-explain")
 
     def show(self, rec: Recommendation | None, empty_text: str = "") -> None:
         """Show `rec`, or `empty_text` when there is none (an empty list)."""
         self.recommendation = rec
+        self.query_one("#detail-explain").display = False  # an anomaly's explanation arrives on its own
         parts = ("#detail-title", "#detail-figure", "#detail-state", "#detail-action", "#detail-body")
         empty = self.query_one("#detail-empty", Static)
         empty.display = rec is None
@@ -126,8 +135,33 @@ class RecDetail(VerticalScroll):
         chart.show_points(rec.series, rec.currency)
         # Where `enter` goes, on the bottom border: it costs no line of the pane.
         # Content, not markup: the words name tag keys and dimensions from the data.
-        self.border_subtitle = Content(f"enter opens {target_words(rec.jump)}" if rec.jump else target_words(None))
+        where = "Commitments" if rec.kind in COMMITMENT_KINDS else target_words(rec.jump) if rec.jump else None
+        self.border_subtitle = Content(f"enter opens {where}" if where else target_words(None))
         self.scroll_home(animate=False)
+
+    def show_explanation(self, rec_id: str, result: CurrencyExplanation | None, compared: str) -> None:
+        """What moved in an anomaly's scope on its days against `compared` (the same weekdays before), bucket by
+        bucket with the largest contributor of each; ignored when another finding is on show meanwhile."""
+        if self.recommendation is None or self.recommendation.id != rec_id:
+            return
+        pane = self.query_one("#detail-explain", Static)
+        pane.display = result is not None
+        if result is None:
+            return
+        table = Table(box=None, show_header=False, padding=(0, 1, 0, 0), expand=False,
+                      title=f"What moved: {money(result.change, signed=True)} against {compared}",
+                      title_justify="left", title_style="bold")
+        table.add_column(style="dim", max_width=MAX_LABEL_WIDTH, overflow="fold")
+        table.add_column(justify="right", no_wrap=True)
+        table.add_column(overflow="fold")
+        for bucket in result.buckets:
+            if not cents(bucket.amount):
+                continue
+            lead = bucket.top[0] if bucket.top else None
+            behind = "" if lead is None else (f"{lead.name} · {lead.meter}" if lead.meter else lead.name) + \
+                f" {money(lead.amount, signed=True)}"
+            table.add_row(Text(EXPLAIN_TITLES[bucket.kind]), Text(money(bucket.amount, signed=True)), Text(behind))
+        pane.update(table)
 
     @staticmethod
     def _figure(rec: Recommendation) -> Content:

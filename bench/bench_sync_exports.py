@@ -1,0 +1,194 @@
+"""Benchmark: export sync from Azurite vs `import` of the same local files; re-sync with nothing new; hub ingest.
+
+Scenarios (the cache handed in by bench/run.py is ignored: each builds its own in a scratch directory):
+- `import` of M monthly FOCUS Parquet export folders (manifest + parts) from local disk: rows/s;
+- `sync --export` of the same runs laid out in Azurite (the npm emulator on 127.0.0.1): rows/s and its ratio to
+  the import (the target is at least 0.7x);
+- the same export sync again with nothing new: seconds (target under 2 s) and bytes downloaded (0);
+- hub sync of M months from the fake Kusto cluster (tests/fake_kusto.py, served from a child process so its
+  JSON building does not share this process's GIL): client-side rows/s (target at least 200k rows/s).
+
+`python bench/bench_sync_exports.py [--months M] [--rows-per-month N]`; bench/run.py calls `run(cache)`. Sizes
+also come from FINOPS_BENCH_EXPORT_MONTHS / FINOPS_BENCH_EXPORT_ROWS (default 13 × 1,000,000). Without npm
+(Azurite cannot be installed) the export scenarios are skipped with a message; the hub scenario still runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from finops_tui import clock  # noqa: E402
+from finops_tui.allocation.effective import TagPolicy  # noqa: E402
+from finops_tui.ingest.importer import import_in_transaction, import_paths  # noqa: E402
+from finops_tui.store.cache import open_cache  # noqa: E402
+from finops_tui.sync.exports import ExportOptions, sync_exports  # noqa: E402
+from finops_tui.sync.hub import HubOptions, sync_hub  # noqa: E402
+from finops_tui.sync.windows import add_months  # noqa: E402
+from tests import azurite  # noqa: E402
+from tests.fake_arm import FakeCredential  # noqa: E402
+
+TODAY = dt.date(2026, 11, 26)  # bench/run.py's fixed end date
+PART_ROWS = 500_000  # rows per part file, as Cost Management splits large exports
+
+_memo: dict[tuple[int, int], list[dict[str, Any]]] = {}
+
+
+def _months(count: int) -> list[dt.date]:
+    current = TODAY.replace(day=1)
+    return [add_months(current, -back) for back in range(count)]
+
+
+def _local_runs(scratch: Path, months: int, rows_per_month: int) -> list[tuple[dt.date, list[Path], list[int]]]:
+    runs = []
+    for month in _months(months):
+        parts, counts, offset = [], [], 0
+        while offset < rows_per_month:
+            count = min(PART_ROWS, rows_per_month - offset)
+            path = scratch / "parts" / f"{month:%Y%m}-{len(parts)}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            azurite.write_focus_part(path, month, count, fmt="parquet", seed=month.month, offset=offset)
+            parts.append(path)
+            counts.append(count)
+            offset += count
+        runs.append((month, parts, counts))
+    return runs
+
+
+class _LocalContainer:
+    """upload_run's container interface writing into a local folder: the same layout for `import`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def upload_blob(self, name: str, data: bytes, overwrite: bool = True) -> None:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def _serve_hub(rows_per_month: int, queue: Any) -> None:
+    from tests.fake_kusto import FakeKusto
+
+    with FakeKusto(rows_per_month=rows_per_month) as fake:
+        queue.put(fake.url)
+        time.sleep(3600)
+
+
+def measure(months: int, rows_per_month: int, note: Any = print) -> list[dict[str, Any]]:
+    clock.pin(TODAY)
+    results: list[dict[str, Any]] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-exports-") as tmp:
+            scratch = Path(tmp)
+            results += _exports(scratch, months, rows_per_month, note)
+            results += _hub(scratch, months, rows_per_month, note)
+    finally:
+        clock.pin(None)
+    return results
+
+
+def _exports(scratch: Path, months: int, rows_per_month: int, note: Any) -> list[dict[str, Any]]:
+    try:
+        azurite.ensure_installed()
+    except azurite.AzuriteUnavailable as exc:
+        note(f"export sync skipped: {exc}")
+        return [{"name": f"export sync: skipped ({exc})", "rows": None, "app_ms": None, "raw_ms": None}]
+    note(f"writing {months} × {rows_per_month:,} rows of FOCUS Parquet …")
+    runs = _local_runs(scratch, months, rows_per_month)
+    local = _LocalContainer(scratch / "local")
+    folders = []
+    for month, parts, counts in runs:
+        run = azurite.upload_run(local, "costs", "focus-monthly", month, parts, counts, run_id=f"run-{month:%Y%m}")
+        folders.append(scratch / "local" / run.folder)
+    total = months * rows_per_month
+
+    note("import of the local export folders …")
+    started = time.perf_counter()
+    with open_cache(scratch / "import.duckdb") as cache:
+        import_paths(cache, TagPolicy(), folders)
+    import_s = time.perf_counter() - started
+
+    with azurite.running_azurite() as emulator:
+        container = emulator.service().create_container("exports")
+        for month, parts, counts in runs:
+            azurite.upload_run(container, "costs", "focus-monthly", month, parts, counts, run_id=f"run-{month:%Y%m}")
+        url = f"{emulator.account_url}/exports/costs?{emulator.container_sas('exports')}"
+        options = ExportOptions([url], importer=import_in_transaction)
+        note("export sync from Azurite …")
+        started = time.perf_counter()
+        with open_cache(scratch / "export.duckdb") as cache:
+            first = sync_exports(cache, options, TagPolicy())
+        sync_s = time.perf_counter() - started
+        started = time.perf_counter()
+        with open_cache(scratch / "export.duckdb") as cache:
+            again = sync_exports(cache, options, TagPolicy())
+        resync_s = time.perf_counter() - started
+    assert first.rows == total and not first.failures, first.failures
+    ratio = (total / sync_s) / (total / import_s)
+    return [
+        {"name": f"import {months} local export folders ({total / import_s:,.0f} rows/s)", "rows": total,
+         "app_ms": round(import_s * 1000, 1), "raw_ms": None, "rows_per_s": round(total / import_s)},
+        {"name": f"export sync from Azurite ({total / sync_s:,.0f} rows/s, {ratio:.2f}x import; target 0.7x)",
+         "rows": total, "app_ms": round(sync_s * 1000, 1), "raw_ms": round(import_s * 1000, 1),
+         "rows_per_s": round(total / sync_s), "mb": round(first.bytes_downloaded / 1e6, 1)},
+        {"name": f"export re-sync, nothing new ({again.bytes_downloaded} bytes downloaded; target < 2 s)",
+         "rows": 0, "app_ms": round(resync_s * 1000, 1), "raw_ms": None},
+    ]
+
+
+def _hub(scratch: Path, months: int, rows_per_month: int, note: Any) -> list[dict[str, Any]]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    server = context.Process(target=_serve_hub, args=(rows_per_month, queue), daemon=True)
+    server.start()
+    try:
+        url = queue.get(timeout=60)
+        note("hub sync from the fake cluster …")
+        options = HubOptions(f"{url}/Hub", months=months, credential=FakeCredential())
+        started = time.perf_counter()
+        with open_cache(scratch / "hub.duckdb") as cache:
+            result = sync_hub(cache, options, TagPolicy())
+        hub_s = time.perf_counter() - started
+    finally:
+        server.terminate()
+        server.join()
+    assert not result.failures, result.failures
+    return [{"name": f"hub sync, {months} months ({result.rows / hub_s:,.0f} rows/s client-side; target 200k)",
+             "rows": result.rows, "app_ms": round(hub_s * 1000, 1), "raw_ms": None,
+             "rows_per_s": round(result.rows / hub_s)}]
+
+
+def run(cache: Path) -> list[dict[str, Any]]:
+    """bench/run.py entry point; `cache` is not used (each scenario fills its own)."""
+    months = int(os.environ.get("FINOPS_BENCH_EXPORT_MONTHS", "13"))
+    rows = int(os.environ.get("FINOPS_BENCH_EXPORT_ROWS", "1000000"))
+    key = (months, rows)
+    if key not in _memo:
+        _memo[key] = measure(months, rows, note=lambda s: print(s, file=sys.stderr, flush=True))
+    return [dict(r) for r in _memo[key]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--months", type=int, default=13)
+    parser.add_argument("--rows-per-month", type=int, default=1_000_000)
+    args = parser.parse_args()
+    for row in measure(args.months, args.rows_per_month, note=lambda s: print(s, file=sys.stderr, flush=True)):
+        print(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""A loopback fake of a FinOps hub's Data Explorer cluster: the v2 REST query endpoint azure-kusto-data speaks.
+
+POST /v2/rest/query with `{"db": ..., "csl": ..., "properties": ...}` answers a JSON array of frames:
+DataSetHeader, DataTable (QueryProperties), DataTable (PrimaryResult: Chunk, RowCount, Rows), DataTable
+(QueryCompletionInformation), DataSetCompletion, written progressively (chunked transfer) like a cluster.
+It does not run KQL: it reads the month window's datetime bounds from the query, checks the query's shape,
+and serves that month of its own rows summarised and packed the way the query asks. GET
+/v1/rest/auth/metadata answers 404, so the client takes the public cloud's defaults and never leaves
+loopback for them. Scripted failures: throttling (429 with Retry-After), 5xx, an error row part-way
+through a result (a partial failure), and an error reported in DataSetCompletion.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+SUBSCRIPTION = "00000000-0000-0000-0000-0000000000b7"
+_BOUNDS = re.compile(r"ChargePeriodStart >= datetime\((\d{4}-\d{2}-\d{2})\) and ChargePeriodStart < "
+                     r"datetime\((\d{4}-\d{2}-\d{2})\)")
+_CHUNK = re.compile(r"row_number\(\) - 1\) / (\d+)")
+_SUBSCRIPTION_FILTER = re.compile(r"SubAccountId in~ \('(/subscriptions/[^']+)'")
+
+
+@dataclass
+class Request:
+    database: str
+    query: str
+    authorization: str | None
+    properties: Any
+
+
+@dataclass
+class FakeKusto:
+    """The cluster's data (rows per month, already at the cache's grain) and what it was asked."""
+
+    rows_per_month: int = 200
+    seed: int = 7
+    requests: list[Request] = field(default_factory=list)
+    throttle_next: int = 0  # answer this many queries with 429 first
+    fail_next_status: int | None = None  # answer the next query with this status
+    cut_month: dt.date | None = None  # a result cut short by an error row after the first chunk
+    completion_error_month: dt.date | None = None  # rows served, then an error in DataSetCompletion
+    bad_row_month: dt.date | None = None  # one row with a malformed resource id
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # data -------------------------------------------------------------------------------------------------------
+    def month_rows(self, start: dt.date, end: dt.date, subscription: str | None = None) -> list[dict[str, str]]:
+        """The summarised rows of [start, end): costs as the text the cluster's tostring(real) gives."""
+        rows = []
+        days = (end - start).days
+        rng = random.Random(f"{self.seed}-{start}")
+        for i in range(self.rows_per_month):
+            sub = f"/subscriptions/{SUBSCRIPTION}" if i % 3 else "/subscriptions/00000000-0000-0000-0000-0000000000c8"
+            if subscription is not None and sub.lower() != subscription.lower():
+                continue
+            day = start + dt.timedelta(days=i % days)
+            billed = Decimal(rng.randrange(0, 10_000_000)) / Decimal(10_000)
+            rows.append({
+                "x_ChargeDate": f"{day}T00:00:00.0000000Z",
+                "BillingPeriodStart": f"{start}T00:00:00.0000000Z",
+                "BillingPeriodEnd": f"{end}T00:00:00.0000000Z",
+                "BillingAccountId": "/providers/Microsoft.Billing/billingAccounts/8611537",
+                "BillingAccountName": "Contoso",
+                "SubAccountId": sub,
+                "SubAccountName": "prod" if i % 3 else "dev",
+                "BillingCurrency": "EUR" if i % 11 == 0 else "USD",
+                "ChargeCategory": "Usage",
+                "ChargeClass": "",
+                "ChargeFrequency": "Usage-Based",
+                "PricingCategory": "Standard",
+                "PricingUnit": "1 Hour",
+                "ConsumedUnit": "Hours",
+                "ServiceName": "Virtual Machines",
+                "ServiceCategory": "Compute",
+                "ProviderName": "Microsoft",
+                "PublisherName": "Microsoft",
+                "InvoiceIssuerName": "Microsoft",
+                "ResourceId": (
+                    f"{sub}/resourceGroups/rg-{i % 4}/providers/Microsoft.Compute/virtualMachines/VM-{i % 37}"
+                    if not (self.bad_row_month == start and i == 5) else f"{sub}/resourceGroups/../x"
+                ),
+                "ResourceName": f"VM-{i % 37}",
+                "ResourceType": "Virtual machine",
+                "RegionId": "westeurope",
+                "RegionName": "West Europe",
+                "CommitmentDiscountId": "",
+                "CommitmentDiscountName": "",
+                "CommitmentDiscountStatus": "",
+                "CommitmentDiscountType": "",
+                "CommitmentDiscountCategory": "",
+                "SkuId": "DZH318Z0BQ4P",
+                "SkuPriceId": "",
+                "x_ResourceGroupName": f"rg-{i % 4}",
+                "x_SkuMeterCategory": "Virtual Machines",
+                "x_SkuMeterName": "D2s v5",
+                "Tags": json.dumps({"team": f"team-{i % 5}", "env": "prod"}),
+                "BilledCost": str(billed),
+                "EffectiveCost": str(billed * Decimal("0.9")),
+                "ListCost": str(billed * Decimal("1.2")),
+                "ContractedCost": str(billed),
+                "PricingQuantity": "24",
+                "ConsumedQuantity": "24",
+            })
+        return rows
+
+    def totals(self, months: list[dt.date], subscription: str | None = None) -> dict[str, tuple[Decimal, Decimal]]:
+        """What the fake serves for these months, per currency (sum BilledCost, sum EffectiveCost)."""
+        sums: dict[str, list[Decimal]] = {}
+        for start in months:
+            end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+            for row in self.month_rows(start, end, subscription):
+                into = sums.setdefault(row["BillingCurrency"], [Decimal(0), Decimal(0)])
+                into[0] += Decimal(row["BilledCost"])
+                into[1] += Decimal(row["EffectiveCost"])
+        return {c: (v[0], v[1]) for c, v in sums.items()}
+
+    # server -----------------------------------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeKusto:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._send(404, b'{"error": "not found"}')
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path != "/v2/rest/query":
+                    self._send(404, b'{"error": "not found"}')
+                    return
+                request = Request(body.get("db"), body.get("csl", ""), self.headers.get("Authorization"),
+                                  body.get("properties"))
+                with fake._lock:
+                    fake.requests.append(request)
+                    throttled = fake.throttle_next > 0
+                    if throttled:
+                        fake.throttle_next -= 1
+                    status, fake.fail_next_status = fake.fail_next_status, None
+                if throttled:
+                    self._send(429, b'{"error": {"code": "TooManyRequests", "message": "throttled"}}',
+                               {"Retry-After": "7"})
+                    return
+                if status is not None:
+                    self._send(status, b'{"error": {"code": "ServiceUnavailable", "message": "try later"}}')
+                    return
+                bounds = _BOUNDS.search(request.query)
+                chunk = _CHUNK.search(request.query)
+                shaped = "Costs()" in request.query and "summarize" in request.query
+                if bounds is None or chunk is None or not shaped:
+                    self._send(400, json.dumps({"error": {"code": "BadRequest", "message": "unexpected query",
+                                                          "@message": "Semantic error"}}).encode())
+                    return
+                start, end = (dt.date.fromisoformat(bounds.group(i)) for i in (1, 2))
+                subscription = _SUBSCRIPTION_FILTER.search(request.query)
+                rows = fake.month_rows(start, end, subscription.group(1) if subscription else None)
+                self._stream(fake._frames(start, rows, int(chunk.group(1))))
+
+            def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _stream(self, pieces: Iterator[str]) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for piece in pieces:
+                    data = piece.encode()
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def _frames(self, start: dt.date, rows: list[dict[str, str]], chunk_rows: int) -> Iterator[str]:
+        """The v2 frames, the primary table's rows one chunk at a time (as the cluster streams them)."""
+        yield "[" + json.dumps({"FrameType": "DataSetHeader", "IsProgressive": False, "Version": "v2.0",
+                                "IsFragmented": False, "ErrorReportingPlacement": "EndOfTable"})
+        yield "," + json.dumps({"FrameType": "DataTable", "TableId": 0, "TableKind": "QueryProperties",
+                                "TableName": "@ExtendedProperties",
+                                "Columns": [{"ColumnName": "TableId", "ColumnType": "int"},
+                                            {"ColumnName": "Key", "ColumnType": "string"},
+                                            {"ColumnName": "Value", "ColumnType": "dynamic"}],
+                                "Rows": [[1, "Visualization", {"Visualization": None}]]})
+        columns = [{"ColumnName": "Chunk", "ColumnType": "long"}, {"ColumnName": "RowCount", "ColumnType": "long"},
+                   {"ColumnName": "Rows", "ColumnType": "string"}]
+        header = json.dumps({"FrameType": "DataTable", "TableId": 1, "TableKind": "PrimaryResult",
+                             "TableName": "PrimaryResult", "Columns": columns, "Rows": []})
+        yield "," + header[: -len("[]}")] + "["
+        for index in range(0, max(len(rows), 1), chunk_rows):
+            part = rows[index:index + chunk_rows]
+            if not part:
+                break
+            if index > 0 and self.cut_month == start:
+                # A query that fails on the cluster part-way: an error object among the rows.
+                yield "," + json.dumps({"OneApiErrors": [{"error": {
+                    "code": "LimitsExceeded", "message": "Query execution has exceeded the allowed limits",
+                    "@type": "Kusto.Data.Exceptions.KustoServicePartialQueryFailureLimitsExceededException",
+                    "@message": "Query execution has exceeded the allowed limits (80DA0003)", "@permanent": True}}]})
+                break
+            prefix = "," if index else ""
+            yield prefix + json.dumps([index // chunk_rows, len(part), json.dumps(part)])
+        yield "]}"
+        failed = self.completion_error_month == start
+        yield "," + json.dumps({"FrameType": "DataTable", "TableId": 2, "TableKind": "QueryCompletionInformation",
+                                "TableName": "QueryCompletionInformation",
+                                "Columns": [{"ColumnName": "Timestamp", "ColumnType": "datetime"},
+                                            {"ColumnName": "ClientRequestId", "ColumnType": "string"},
+                                            {"ColumnName": "Level", "ColumnType": "int"},
+                                            {"ColumnName": "Payload", "ColumnType": "string"}],
+                                "Rows": [["2025-03-15T00:00:00Z", "crid", 2 if failed else 4,
+                                          "partial result: a shard failed" if failed else "{}"]]})
+        completion: dict[str, Any] = {"FrameType": "DataSetCompletion", "HasErrors": failed, "Cancelled": False}
+        if failed:
+            completion["OneApiErrors"] = [{"error": {"code": "ShardFailure", "message": "a shard failed"}}]
+        yield "," + json.dumps(completion) + "]"

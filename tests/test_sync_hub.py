@@ -1,0 +1,183 @@
+"""`finops-tui sync --hub`: the real azure-kusto-data client against a loopback fake of the hub's cluster."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from finops_tui.allocation.effective import TagPolicy
+from finops_tui.cli import main
+from finops_tui.errors import UserError
+from finops_tui.store.cache import open_cache
+from finops_tui.sync.hub import HubOptions, parse_hub, sync_hub, window_query
+from tests.fake_arm import FakeCredential, install_fake_az
+from tests.fake_kusto import SUBSCRIPTION, FakeKusto
+
+TODAY = dt.date(2025, 3, 15)
+pytestmark = pytest.mark.today(TODAY)
+CENT = Decimal("0.01")
+JAN, FEB, MAR = dt.date(2025, 1, 1), dt.date(2025, 2, 1), dt.date(2025, 3, 1)
+
+
+@pytest.fixture
+def hub() -> Iterator[FakeKusto]:
+    with FakeKusto() as fake:
+        yield fake
+
+
+def cached(cache_path: Path) -> dict[str, tuple[Decimal | None, Decimal | None]]:
+    with open_cache(cache_path) as cache, cache.cursor() as cur:
+        rows = cur.execute("SELECT BillingCurrency, sum(BilledCost), sum(EffectiveCost) FROM charges GROUP BY 1")
+        return {str(c): (Decimal(b).quantize(CENT), Decimal(e).quantize(CENT)) for c, b, e in rows.fetchall()}
+
+
+def served(fake: FakeKusto, months: list[dt.date], subscription: str | None = None) -> dict[str, Any]:
+    return {c: (b.quantize(CENT), e.quantize(CENT)) for c, (b, e) in fake.totals(months, subscription).items()}
+
+
+def pull(fake: FakeKusto, cache_path: Path, **overrides: Any) -> tuple[Any, list[float]]:
+    sleeps: list[float] = []
+    options = HubOptions(f"{fake.url}/Hub", credential=FakeCredential(), sleep=sleeps.append, **overrides)
+    with open_cache(cache_path) as cache:
+        return sync_hub(cache, options, TagPolicy()), sleeps
+
+
+def test_sync_hub_fills_an_empty_cache_through_the_az_login(
+    hub: FakeKusto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install_fake_az(tmp_path / "bin", monkeypatch)
+    hub.rows_per_month = 4500  # several chunks per month
+    cache_path = tmp_path / "cache.duckdb"
+
+    code = main(["sync", "--cache", str(cache_path), "--hub", f"{hub.url}/Hub", "--months", "3"])
+
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert cached(cache_path) == served(hub, [JAN, FEB, MAR])
+    assert {r.authorization for r in hub.requests} == {"Bearer cli-fake-token"}
+    with open_cache(cache_path) as cache, cache.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM charges").fetchone() == (3 * 4500,)
+        assert cur.execute("SELECT DISTINCT kind, metric FROM sources").fetchall() == [("sync-hub", "focus")]
+        assert cur.execute("SELECT count(*) FROM charges WHERE BilledCost IS NULL OR EffectiveCost IS NULL"
+                           ).fetchone() == (0,)
+        # Resource ids lower-cased and tags as a map, as the explorer reads them.
+        assert cur.execute("SELECT count(*) FROM charges WHERE ResourceId <> lower(ResourceId)").fetchone() == (0,)
+        assert cur.execute("SELECT Tags['team'] FROM charges LIMIT 1").fetchone()[0].startswith("team-")
+        assert cur.execute("SELECT count(*) FROM resource_tags WHERE tag_key = 'team'").fetchone()[0] > 0
+
+
+def test_each_window_is_one_query_with_its_bounds_and_the_summarize(hub: FakeKusto, tmp_path: Path) -> None:
+    result, _ = pull(hub, tmp_path / "c.duckdb", months=2)
+
+    assert (result.windows_done, result.failures) == (2, [])
+    assert [r.database for r in hub.requests] == ["Hub", "Hub"]
+    newest, older = (r.query for r in hub.requests)
+    assert "ChargePeriodStart >= datetime(2025-03-01) and ChargePeriodStart < datetime(2025-04-01)" in newest
+    assert "ChargePeriodStart >= datetime(2025-02-01) and ChargePeriodStart < datetime(2025-03-01)" in older
+    assert newest.startswith("Costs()\n| where ")
+    assert "| summarize BilledCost = sum(BilledCost), EffectiveCost = sum(EffectiveCost)" in newest
+    assert "x_ChargeDate = startofday(ChargePeriodStart)" in newest and "Tags = tostring(Tags)" in newest
+
+
+def test_a_second_sync_pulls_only_the_open_month(hub: FakeKusto, tmp_path: Path) -> None:
+    cache_path = tmp_path / "c.duckdb"
+    pull(hub, cache_path, months=3)
+    hub.requests.clear()
+
+    result, _ = pull(hub, cache_path, months=3)
+
+    # February closed more than five days ago and was pulled after it closed: only March is pulled again.
+    assert (result.windows_done, result.windows_skipped) == (1, 2)
+    assert len(hub.requests) == 1 and "datetime(2025-03-01)" in hub.requests[0].query
+    assert cached(cache_path) == served(hub, [JAN, FEB, MAR])  # replaced, never doubled
+
+
+def test_throttled_answers_are_waited_out_with_their_retry_after(hub: FakeKusto, tmp_path: Path) -> None:
+    hub.throttle_next = 2
+
+    result, sleeps = pull(hub, tmp_path / "c.duckdb", months=1)
+
+    assert (result.windows_done, result.failures) == (1, [])
+    assert sleeps == [7.0, 7.0] and result.throttle_events == 2
+    assert cached(tmp_path / "c.duckdb") == served(hub, [MAR])
+
+
+def test_throttling_past_the_retries_fails_the_window_and_keeps_the_previous_rows(
+    hub: FakeKusto, tmp_path: Path
+) -> None:
+    cache_path = tmp_path / "c.duckdb"
+    pull(hub, cache_path, months=1)
+    hub.throttle_next = 100
+
+    result, _ = pull(hub, cache_path, months=1, retries=2)
+
+    [failure] = result.failures
+    assert "throttling" in failure.error and "retried next sync" in failure.error
+    assert cached(cache_path) == served(hub, [MAR])
+
+
+def test_a_partial_failure_fails_its_month_only(hub: FakeKusto, tmp_path: Path) -> None:
+    hub.rows_per_month = 300
+    hub.cut_month = FEB
+    hub.completion_error_month = JAN
+
+    result, _ = pull(hub, tmp_path / "c.duckdb", months=3, chunk_rows=100)
+
+    assert result.windows_done == 1
+    errors = {f.window: f.error for f in result.failures}
+    assert set(errors) == {FEB, JAN}
+    assert "part-way" in errors[FEB] and "after 100 rows" in errors[FEB]
+    assert "reported an error" in errors[JAN]
+    assert cached(tmp_path / "c.duckdb") == served(hub, [MAR])
+    with open_cache(tmp_path / "c.duckdb") as cache, cache.cursor() as cur:
+        states = dict(cur.execute("SELECT window_start, status FROM sync_state").fetchall())
+    assert states == {MAR: "done", FEB: "failed", JAN: "failed"}
+
+
+def test_a_malformed_resource_id_fails_the_month_unwritten(hub: FakeKusto, tmp_path: Path) -> None:
+    hub.bad_row_month = MAR
+
+    result, _ = pull(hub, tmp_path / "c.duckdb", months=1)
+
+    [failure] = result.failures
+    assert "malformed resource id" in failure.error
+    assert cached(tmp_path / "c.duckdb") == {}
+
+
+def test_a_server_error_is_retried(hub: FakeKusto, tmp_path: Path) -> None:
+    hub.fail_next_status = 503
+
+    result, sleeps = pull(hub, tmp_path / "c.duckdb", months=1)
+
+    assert (result.windows_done, len(sleeps)) == (1, 1)
+
+
+def test_a_subscription_filter_pulls_only_that_slice(hub: FakeKusto, tmp_path: Path) -> None:
+    result, _ = pull(hub, tmp_path / "c.duckdb", months=1, filters=[f"subscription={SUBSCRIPTION}"])
+
+    assert result.windows_done == 1
+    assert f"SubAccountId in~ ('/subscriptions/{SUBSCRIPTION}', '{SUBSCRIPTION}')" in hub.requests[0].query
+    assert cached(tmp_path / "c.duckdb") == served(hub, [MAR], f"/subscriptions/{SUBSCRIPTION}")
+
+
+def test_hub_urls_and_filters_are_checked_where_they_enter() -> None:
+    target = parse_hub("https://hub1.westeurope.kusto.windows.net", ["tag:team=pay'ments"])
+    assert (target.cluster, target.database) == ("https://hub1.westeurope.kusto.windows.net", "Hub")
+    query = window_query(target, MAR, dt.date(2025, 4, 1))
+    assert "tostring(Tags['team']) =~ 'pay\\'ments'" in query
+    for url, expected in [
+        ("http://hub1.westeurope.kusto.windows.net", "plain http"),
+        ("https://hub1.westeurope.kusto.windows.net/a/b", "only a database"),
+        ("ftp://x", "expected https://"),
+    ]:
+        with pytest.raises(UserError, match=expected):
+            parse_hub(url)
+    for bad in ("subscription=nope", "colour=blue", "tag:team", "tag:team=a\nb"):
+        with pytest.raises(UserError, match="--hub-filter"):
+            parse_hub("https://hub1.westeurope.kusto.windows.net", [bad])
