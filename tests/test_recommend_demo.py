@@ -50,6 +50,21 @@ def test_spike(recs: list[Recommendation]) -> None:
     assert first_day.isoformat() in spike.title
 
 
+def test_a_monthly_support_charge_is_no_anomaly(tmp_path) -> None:
+    """The demo bills its support plan on the 1st of each month: scheduled, so never a spike or a step, even
+    when the 1st is in the detection window (it was flagged as a spike before)."""
+    from finops_tui.ingest.demo import SUPPORT_SERVICE
+
+    path = tmp_path / "demo.duckdb"
+    build_demo(path, TagPolicy(), end=dt.date(2026, 12, 6), months=4)
+    with open_cache(path) as cache, cache.cursor() as cur:
+        ctx = Context.from_cache(cur)
+        assert ctx is not None
+        found = run_all(cur, ctx)
+    flagged = [r.title for r in found if r.kind in ("cost-spike", "cost-step") and SUPPORT_SERVICE in r.title]
+    assert flagged == []
+
+
 def test_step_change(recs: list[Recommendation]) -> None:
     step = _find(recs, "cost-step", key=PLANTED.step_subscription.lower())
     assert step.jump is not None and step.jump.path == (("subscription", PLANTED.step_subscription),)

@@ -116,6 +116,8 @@ def _build(cur: duckdb.DuckDBPyConnection, ctx: Context) -> None:
                c.SubAccountId AS sub, {sub_name} AS sub_name,
                c.x_ResourceGroupName AS rg, c.ServiceName AS service,
                t.tag_value AS team, {OWNING_RESOURCE_SQL} IS NOT NULL AS taggable,
+               -- billed on a schedule (a support plan, a monthly reservation fee): a known step, never an anomaly
+               coalesce(c.ChargeFrequency = 'Recurring' AND c.ChargeCategory <> 'Usage', false) AS scheduled,
                sum({cost}) AS cost
         FROM charges c
         LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey AND t.tag_key = '{team_key}'

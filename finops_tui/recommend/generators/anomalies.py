@@ -94,7 +94,7 @@ def _build_days(cur: duckdb.DuckDBPyConnection, ctx: Context, baseline: _Baselin
         FROM (
             SELECT {LEVEL_SQL} AS g, currency, sub, max(sub_name) AS sub_name, rg, service, team, day,
                    sum(cost) AS cost
-            FROM {DAILY} WHERE day >= $base_start
+            FROM {DAILY} WHERE day >= $base_start AND NOT scheduled
             GROUP BY {LEVEL_GROUPING_SETS}
         )
         -- untagged spend, and charges outside any resource group, are watched through their subscription
