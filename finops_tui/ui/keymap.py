@@ -9,15 +9,18 @@ from textual.app import App
 from textual.binding import Binding
 from textual.dom import DOMNode
 from textual.keys import key_to_character
-from textual.widgets import Button, DataTable
+from textual.widgets import Button, DataTable, Input, Select
 
 from finops_tui.ui.dialogs.help import HelpDialog, HelpTable
 from finops_tui.ui.dialogs.hierarchy import HierarchyDialog
 from finops_tui.ui.dialogs.period import CustomPeriodDialog, PeriodDialog, VimOptionList
+from finops_tui.ui.dialogs.pool_dialog import PoolDialog
+from finops_tui.ui.dialogs.pool_list import PoolListDialog
 from finops_tui.ui.dialogs.push_preview import PushPreviewDialog
 from finops_tui.ui.dialogs.rec_note import RecFieldDialog
 from finops_tui.ui.dialogs.tag_dialog import RuleDialog, RulesDialog, TagDialog, TagKeyDialog
 from finops_tui.ui.screens.allocation import AllocationScreen
+from finops_tui.ui.screens.explain import ContributorTable, ExplainScreen
 from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.screens.recommendations import RecommendationsScreen
 from finops_tui.ui.screens.resource_detail import CostLines, ResourceDetailScreen
@@ -29,6 +32,7 @@ from finops_tui.ui.widgets.cost_table import CostTable
 from finops_tui.ui.widgets.daily_chart import DailyChart
 from finops_tui.ui.widgets.rec_detail import RecDetail
 from finops_tui.ui.widgets.rec_list import RecList
+from finops_tui.ui.widgets.waterfall import Waterfall
 
 # Ids renamed when every screen's copy of an action got one id: configs written for the old ones keep
 # working (the README's example used to be "overview.metric").
@@ -76,6 +80,7 @@ def binding_chains(app: type[DOMNode]) -> list[Chain]:
         (OverviewScreen, (CostTable, DailyChart)),
         (AllocationScreen, (AllocTree,)),
         (ResourceDetailScreen, (DailyChart, CostLines)),
+        (ExplainScreen, (Waterfall, ContributorTable)),
         (RecommendationsScreen, (RecList, RecDetail)),
         (TaggingScreen, (QueueTable,)),
         (WelcomeScreen, (Button,)),
@@ -91,6 +96,8 @@ def binding_chains(app: type[DOMNode]) -> list[Chain]:
         (TagKeyDialog, (VimOptionList,)),
         (PushPreviewDialog, (DataTable, Button)),
         (RecFieldDialog, (Button,)),
+        (PoolDialog, (Input, Select, Button)),
+        (PoolListDialog, (DataTable,)),
     ]
     chains: list[Chain] = []
     for screen, widgets in screens:

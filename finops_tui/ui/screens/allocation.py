@@ -24,17 +24,22 @@ from finops_tui.basis.money import money
 from finops_tui.basis.periods import Period
 from finops_tui.config import DEFAULT_HIERARCHY, save_setting
 from finops_tui.errors import UserError
+from finops_tui.report.chargeback import chargeback, chargeback_csv
 from finops_tui.report.tags import TagKeyCoverage
 from finops_tui.report.tree import Node, resolve_hierarchy
 from finops_tui.ui.commands import PaletteCommand
+from finops_tui.ui.formatting import period_title
+from finops_tui.ui.messages import TagsChanged
 from finops_tui.ui.queries import QueryGate
 from finops_tui.ui.result_cache import ResultCache
 from finops_tui.ui.screens.allocation_data import (
     CHILDREN_LIMIT,
     RESULT_CACHE_SIZE,
+    ChargebackReady,
     ChildrenLoaded,
     ExpansionKey,
     ExpansionRequest,
+    PoolsChanged,
     Prefetcher,
     TreeLoaded,
     TreeRequest,
@@ -45,18 +50,22 @@ from finops_tui.ui.screens.allocation_data import (
 )
 from finops_tui.ui.screens.cost_view import CostViewScreen, FilterInput, TagKeysLoaded, level_title, pick_currency
 from finops_tui.ui.widgets.alloc_tree import SORT_MODES, SORT_TITLES, AllocTree, Branch, NodePath
-from finops_tui.ui.widgets.context_bar import ContextBar
+from finops_tui.ui.widgets.context_bar import ContextBar, cost_context
 from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
+    from finops_tui.allocation.shared import Pool
     from finops_tui.ui.dialogs.hierarchy import HierarchyChoice
 
 def slice_hierarchy(name: str, default: Sequence[str]) -> list[str]:
-    """The hierarchy that opens one slice: from that level down in the default one, else slice › RG › resource."""
+    """The hierarchy that opens one slice: from that level down in the default one, else slice › RG › resource
+    (a commitment: what it covered over the whole default hierarchy, by team first)."""
     levels = [dimension(level).name for level in default]
     if name in levels:
         return levels[levels.index(name):]
+    if name == "commitment":
+        return [name, *levels]
     return [name, *(level for level in ("resource-group", "resource") if level != name)]
 
 
@@ -82,9 +91,17 @@ class AllocationScreen(CostViewScreen):
         Binding("s", "cycle_sort", "Sort", id="allocation.sort", tooltip="Sort by cost, change or name"),
         Binding("t", "tag", "Tag", id="view.tag",
                 tooltip="Open the unallocated queue for this level's tag key, scoped to this branch"),
+        Binding("x", "explain", "Explain", id="view.explain",
+                tooltip="Why the node's cost changed, bucket by bucket"),
+        Binding("S", "toggle_shared", "Shared", id="view.shared",
+                tooltip="Team figures with shared costs (direct cost + each pool's share), or without"),
+        Binding("dollar_sign", "make_pool", "Make pool", id="allocation.pool", show=False,
+                tooltip="Make the node's cost a shared cost pool: method, recipients, a preview, then save"),
+        Binding("L", "list_pools", "Pools", id="allocation.pools", show=False,
+                tooltip="The shared cost pools with their cost: reorder or delete them"),
         Binding("slash", "filter", "Filter", id="view.filter", tooltip="Filter this level by name"),
         Binding("ctrl+s", "export", "Export", id="view.export",
-                tooltip="Save this level as CSV in the exports folder"),
+                tooltip="Save this level as CSV in the exports folder (shared costs on: the month's chargeback)"),
         Binding("escape", "back", "Back", id="view.back", show=False,
                 tooltip="Clear the filter, else go up one level, else back to the view you came from"),
     ]
@@ -94,6 +111,9 @@ class AllocationScreen(CostViewScreen):
     AllocationScreen #hierarchy-bar { height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     AllocationScreen #breadcrumbs {
         height: 1; padding: 0 1; background: $boost; text-wrap: nowrap; text-overflow: ellipsis;
+    }
+    AllocationScreen #shared-detail {
+        height: 1; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; display: none;
     }
     AllocationScreen #filter { display: none; margin: 0 1; }
     AllocationScreen AllocTree { height: 1fr; margin: 0 0 0 0; background: $surface; }
@@ -123,6 +143,8 @@ class AllocationScreen(CostViewScreen):
         self._pending_slice: NodePath | None = None
         self._filter_level: NodePath = ()
         self._open_dialog_when_keys_load = False
+        self.shown_shared = False  # the tree on screen has shared costs on
+        self._requested_shared = False
 
     # ----------------------------------------------------------------------------------------------
     # layout
@@ -133,6 +155,7 @@ class AllocationScreen(CostViewScreen):
         yield Static("", id="notice")
         yield Static("", id="hierarchy-bar")
         yield Static("", id="breadcrumbs")
+        yield Static("", id="shared-detail")
         yield FilterInput(placeholder="filter this level by name (enter keeps it, esc clears)", id="filter")
         yield AllocTree(id="tree")
         yield StatusBar()
@@ -168,7 +191,8 @@ class AllocationScreen(CostViewScreen):
         state = self.finops.view_state
         self._generation += 1
         request = TreeRequest(self._generation, self._data_version, tuple(self.hierarchy), state.period,
-                              state.metric, state.currency, keep_state)
+                              state.metric, state.currency, keep_state, state.shared)
+        self._requested_shared = state.shared
         self._expansions.clear()
         self._prefetcher.plan.replace([])
         cached = self._cached_tree(request)
@@ -194,7 +218,8 @@ class AllocationScreen(CostViewScreen):
         if codes is None:
             return None
         currency = pick_currency(request.currency, codes)
-        nodes = self._results.get(expansion_key(request.hierarchy, (), period, request.metric, currency))
+        nodes = self._results.get(expansion_key(request.hierarchy, (), period, request.metric, currency,
+                                                request.shared))
         if nodes is None or any(d.tag_key not in self.folded for d in resolve_hierarchy(request.hierarchy)
                                 if d.tag_key is not None):
             return None
@@ -214,7 +239,7 @@ class AllocationScreen(CostViewScreen):
         self.folded.update(message.folded)
         if request.data_version == self._data_version:
             self._results.put(expansion_key(request.hierarchy, (), message.period, request.metric,
-                                            message.currency), message.nodes)
+                                            message.currency, request.shared), message.nodes)
         self._show_tree(message)
 
     def _show_tree(self, loaded: TreeLoaded) -> None:
@@ -222,6 +247,7 @@ class AllocationScreen(CostViewScreen):
         self.end_query()
         self.take_answer(loaded)
         self.shown_hierarchy = request.hierarchy
+        self.shown_shared = request.shared
         tree = self.tree_view
         tree.show_root(loaded.nodes, levels=len(request.hierarchy), currency=loaded.currency,
                        days=loaded.period.days, keep_state=request.keep_state)
@@ -253,8 +279,9 @@ class AllocationScreen(CostViewScreen):
             return None
         levels = tuple(hierarchy if hierarchy is not None else self.shown_hierarchy)
         metric = self.shown_state[1]
-        return ExpansionRequest(expansion_key(levels, path, self.period, metric, self.currency), self._data_version,
-                                levels, path, self.period, metric, self.currency)
+        return ExpansionRequest(expansion_key(levels, path, self.period, metric, self.currency, self.shown_shared),
+                                self._data_version, levels, path, self.period, metric, self.currency,
+                                self.shown_shared)
 
     @on(AllocTree.ChildrenWanted)
     def _children_wanted(self, message: AllocTree.ChildrenWanted) -> None:
@@ -365,6 +392,7 @@ class AllocationScreen(CostViewScreen):
         self.show_context()
         self._show_hierarchy_bar()
         self._show_breadcrumbs()
+        self._show_shared_detail()
 
     def _show_hierarchy_bar(self) -> None:
         levels = self.shown_hierarchy or tuple(self.hierarchy)
@@ -387,7 +415,9 @@ class AllocationScreen(CostViewScreen):
         branch = tree.cursor_branch
         for step in branch.trail if branch is not None else []:
             label_style = "bold $text-warning" if step.node.is_unallocated else "bold"
-            crumbs.append(Content.assemble(Content.styled(f"{level_title(step.node.dimension)} ", "$text-muted"),
+            # A "shared: <pool>" node names itself; the level it sits at is not what it is.
+            level_name = f"{level_title(step.node.dimension)} " if step.node.shared is None else ""
+            crumbs.append(Content.assemble(Content.styled(level_name, "$text-muted"),
                                            Content.styled(step.label, label_style)))
         level = tree.cursor_level()
         if tree.filters.get(level):
@@ -404,6 +434,7 @@ class AllocationScreen(CostViewScreen):
     @on(AllocTree.CursorMoved)
     def _cursor_moved(self) -> None:
         self._show_breadcrumbs()
+        self._show_shared_detail()
         self._plan_prefetch()
 
     # ----------------------------------------------------------------------------------------------
@@ -412,7 +443,9 @@ class AllocationScreen(CostViewScreen):
     @on(AllocTree.Opened)
     def _opened(self, message: AllocTree.Opened) -> None:
         node = message.branch.node
-        if node.is_other:
+        if node.shared is not None:
+            self.notify(shared_detail(node, self.currency or node.currency).plain, timeout=6)
+        elif node.is_other:
             self.notify(f"{node.label} smaller items are folded into this row: the tree lists the "
                         f"{CHILDREN_LIMIT} largest per level.", timeout=5)
         elif node.is_unallocated:
@@ -520,6 +553,18 @@ class AllocationScreen(CostViewScreen):
     def action_tag(self) -> None:
         self.open_tagging(self.tree_view.cursor_branch)
 
+    def action_explain(self) -> None:
+        """`x`: why the cost of the node under the cursor changed (a folded "(N more)" row: its parent's)."""
+        branch = self.tree_view.cursor_branch
+        trail = branch.trail if branch is not None else []
+        if any(b.node.shared is not None for b in trail):
+            self.notify("Explain reads direct cost: move to a node that is not a shared cost pool's share.",
+                        timeout=4)
+            return
+        if trail and trail[-1].node.is_other:
+            trail = trail[:-1]
+        self.finops.open_explain([(b.node.dimension, b.node.key, b.label) for b in trail], root="Allocation")
+
     def action_filter(self) -> None:
         tree = self.tree_view
         self._filter_level = tree.cursor_level()
@@ -552,6 +597,146 @@ class AllocationScreen(CostViewScreen):
     def can_export(self) -> bool:
         return self.period is not None and bool(self.tree_view.roots)
 
+    def action_export(self) -> None:
+        """`ctrl+s`: with shared costs on, the chargeback of the month in view; else the cursor's level."""
+        if self.shown_shared and self.period is not None and self.shown_state is not None:
+            self.export_chargeback()
+        else:
+            self.export_level()
+
+    def export_level(self) -> None:
+        super().action_export()
+
+    def chargeback_month(self) -> str | None:
+        """The month in view: the month of the period's last day (month to date: this month)."""
+        return self.period.last_day.strftime("%Y-%m") if self.period is not None else None
+
+    def export_chargeback(self) -> None:
+        month = self.chargeback_month()
+        if month is None or self.shown_state is None:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        self._load_chargeback(month, self.shown_state[1], self.finops.config.team_key)
+
+    @work(thread=True, exclusive=True, group="chargeback-export", exit_on_error=False, name="chargeback export")
+    def _load_chargeback(self, month: str, metric: str, team_key: str) -> None:
+        report = QueryGate().run(self.finops.cache, lambda cur: chargeback(cur, month, metric, team_key))
+        if report is not None:
+            self.post_message(ChargebackReady(report))
+
+    @on(ChargebackReady)
+    def _chargeback_ready(self, message: ChargebackReady) -> None:
+        report = message.report
+
+        def write(folder: Path) -> Path:
+            path = folder / f"finops-chargeback-{report.month}-{_slug(report.key)}-{report.metric}.csv"
+            with path.open("w", newline="", encoding="utf-8") as handle:
+                handle.write(chargeback_csv(report))
+            return path
+
+        self.save_export(write)
+
+    # ----------------------------------------------------------------------------------------------
+    # shared costs: S, $ and L
+
+    def context_forms(self) -> list[Content]:
+        state = self.finops.view_state
+        return cost_context(self.period, state.period, state.metric, self.currency, previous=self.previous,
+                            shared=state.shared)
+
+    def resumed(self) -> None:
+        # Another view may have switched shared costs meanwhile.
+        if self.requested_state is not None and self._requested_shared != self.finops.view_state.shared:
+            self.request_view()
+            return
+        super().resumed()
+
+    def set_shared(self, on: bool) -> None:
+        self.finops.view_state.shared = on
+        self.show_context()
+        self.request_view()
+
+    def action_toggle_shared(self) -> None:
+        self.set_shared(not self.finops.view_state.shared)
+
+    def _show_shared_detail(self) -> None:
+        detail = self.query_one("#shared-detail", Static)
+        detail.display = self.shown_shared
+        if not self.shown_shared:
+            return
+        branch = self.tree_view.cursor_branch
+        if branch is not None and branch.node.shared is not None:
+            detail.update(shared_detail(branch.node, self.currency or branch.node.currency))
+        elif not any(level.startswith("tag:") for level in self.shown_hierarchy):
+            detail.update(Content.styled("No pool applies here: pools split to a tag key, and this hierarchy has "
+                                         "no tag level (H adds one).", "$text-warning"))
+        else:
+            detail.update(Content.styled("Team figures include each shared cost pool's share (green rows) · "
+                                         "$ makes a node a pool · L lists pools · ctrl+s saves the chargeback",
+                                         "$text-muted"))
+
+    def action_make_pool(self) -> None:
+        """`$`: the node under the cursor as a new shared cost pool (a dialog with a preview; saved on Save)."""
+        from finops_tui.ui.dialogs.pool_dialog import PoolDialog, seed_from_trail
+
+        branch = self.tree_view.cursor_branch
+        if branch is None or self.period is None or self.shown_state is None:
+            self.notify("Wait for the tree, then move to a node.", timeout=3)
+            return
+        if branch.node.is_other:
+            self.notify("This row folds many nodes: filter (/) or move to one of them.", timeout=4)
+            return
+        if any(b.node.shared is not None for b in branch.trail):
+            self.notify("This is a shared cost pool already: L lists, reorders and deletes pools.", timeout=4)
+            return
+        try:
+            seed = seed_from_trail([(b.node.dimension, b.node.key, b.label) for b in branch.trail])
+        except ValueError as exc:
+            self.notify(str(exc), severity="warning", timeout=6)
+            return
+
+        def chosen(pool: Pool | None) -> None:
+            if pool is not None:
+                self._save_pool(pool)
+
+        self.app.push_screen(PoolDialog(seed, cache=self.finops.cache, config=self.finops.config,
+                                        start=self.period.start, end=self.period.end,
+                                        period_text=period_title(self.period), metric=self.shown_state[1],
+                                        currency=self.currency), chosen)
+
+    @work(thread=True, exclusive=True, group="pool-write", exit_on_error=False, name="save pool")
+    def _save_pool(self, pool: Pool) -> None:
+        from finops_tui.allocation.shared import save_pool
+        from finops_tui.ui.dialogs.pool_dialog import change_pools
+
+        config = self.finops.config
+        change_pools(self.finops.cache, config, lambda: save_pool(pool, team_key=config.team_key))
+        self.post_message(PoolsChanged(f"Pool “{pool.name}” saved and applied: {pool.describe()}"))
+
+    def action_list_pools(self) -> None:
+        """`L`: the pools in order with their cost in the period; reorder or delete them."""
+        from finops_tui.ui.dialogs.pool_list import PoolListDialog
+
+        if self.period is None or self.shown_state is None or self.currency is None:
+            self.notify("Wait for the tree first.", timeout=3)
+            return
+
+        def closed(changed: bool | None) -> None:
+            if changed:
+                self.post_message(PoolsChanged("Shared cost pools changed and applied."))
+
+        self.app.push_screen(PoolListDialog(cache=self.finops.cache, config=self.finops.config, period=self.period,
+                                            period_text=period_title(self.period), metric=self.shown_state[1],
+                                            currency=self.currency), closed)
+
+    @on(PoolsChanged)
+    def _pools_changed(self, message: PoolsChanged) -> None:
+        self.notify(message.text, title="Shared costs", timeout=6)
+        self.app.post_message(TagsChanged(self.finops.config.team_key, 0))  # every view's figures may move
+        self.finops.view_state.shared = True  # show what the pools did
+        self.show_context()
+        self.reload()
+
     def export_csv(self, folder: Path) -> Path:
         """Write the cursor's level (as shown: sorted, filtered) with exact figures to a CSV file in `folder`."""
         assert self.period is not None and self.shown_state is not None
@@ -581,9 +766,41 @@ class AllocationScreen(CostViewScreen):
         yield from self.view_palette_commands()
         yield PaletteCommand("Filter this level", "Filter the cursor's level by name", self.action_filter)
         yield PaletteCommand("Tag unallocated…", "Open the unallocated queue for this level's tag key", self.action_tag)
-        yield PaletteCommand("Export level to CSV", "Save the cursor's level in the exports folder (ctrl+s)",
-                             self.action_export)
+        yield PaletteCommand("Export level to CSV", "Save the cursor's level in the exports folder",
+                             self.export_level)
+        on = self.finops.view_state.shared
+        yield PaletteCommand(f"Shared costs: {'off' if on else 'on'}",
+                             "Team figures with or without each shared cost pool's share (S)",
+                             partial(self.set_shared, not on))
+        yield PaletteCommand("Make this node a shared cost pool…", "Method, recipients and a preview ($)",
+                             self.action_make_pool)
+        yield PaletteCommand("Shared cost pools…", "List, reorder or delete the pools (L)", self.action_list_pools)
+        if self.period is not None:
+            yield PaletteCommand(f"Export chargeback {self.chargeback_month()}",
+                                 "Per team: direct cost, each pool's share, total (CSV, as `report chargeback`)",
+                                 self.export_chargeback)
 
     def _sort_by(self, mode: str) -> None:
         self.tree_view.set_sort(mode)
         self._show_hierarchy_bar()
+
+
+def shared_detail(node: Node, currency: str) -> Content:
+    """What a "shared: <pool>" node stands for: the pool, its method, and the share it holds of the pool."""
+    from finops_tui.allocation.shared import METHOD_TITLES
+
+    info = node.shared
+    assert info is not None
+    method = METHOD_TITLES.get(info.method, info.method)
+    whole = money(info.pool_cost, currency)
+    if info.whole:
+        return Content.assemble(Content.styled(f"shared: {info.pool}", "bold $text-success"),
+                                Content.styled(f" · {method} · {whole} split to {info.to_key}; expand for each "
+                                               f"{info.to_key}'s share", "$text-muted"))
+    fraction = info.fraction(node.cost)
+    part = f" = {fraction * 100:.1f}% of {whole}" if fraction is not None else ""
+    who = info.recipient if info.recipient is not None else f"no {info.to_key} (nobody could take it)"
+    return Content.assemble(Content.styled(f"shared: {info.pool}", "bold $text-success"),
+                            Content.styled(f" · {method} · {who}: ", "$text-muted"),
+                            Content.styled(money(node.cost, currency), "bold"),
+                            Content.styled(part, "$text-muted"))

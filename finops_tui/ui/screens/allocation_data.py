@@ -6,14 +6,17 @@ import threading
 from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import duckdb
 from textual.message import Message
 from textual.worker import Worker, get_current_worker
 
 from finops_tui.basis.periods import Period
+from finops_tui.report import shared_tree, tree
+from finops_tui.report.chargeback import Chargeback
 from finops_tui.report.tags import folded_keys
-from finops_tui.report.tree import Node, children, resolve_hierarchy
+from finops_tui.report.tree import Node, resolve_hierarchy
 from finops_tui.store import Cache
 from finops_tui.store.sources import Freshness
 from finops_tui.ui.queries import QueryGate
@@ -24,7 +27,7 @@ CHILDREN_LIMIT = 200  # children per expansion; the smaller ones fold into one "
 PREFETCH_LIMIT = 40  # expansions computed ahead of the user per plan
 RESULT_CACHE_SIZE = 512  # expansions kept (a few kB each)
 
-ExpansionKey = tuple[tuple[str, ...], NodePath, Period, str, str]
+ExpansionKey = tuple[tuple[str, ...], NodePath, Period, str, str, bool]
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ class TreeRequest:
     metric: str
     currency: str | None
     keep_state: bool  # a reload of the same tree: expanded nodes come back
+    shared: bool = False  # with shared costs: team figures are direct cost + each pool's share
 
 
 @dataclass
@@ -64,6 +68,21 @@ class ExpansionRequest:
     period: Period
     metric: str
     currency: str
+    shared: bool = False
+
+
+@dataclass
+class PoolsChanged(Message):
+    """shared.toml changed (a pool saved, moved or deleted) and the cache applied it: every figure may move."""
+
+    text: str  # what changed, for the toast
+
+
+@dataclass
+class ChargebackReady(Message):
+    """The chargeback of the month in view was computed for `ctrl+s` (shared costs on)."""
+
+    report: Chargeback
 
 
 @dataclass
@@ -76,15 +95,22 @@ class ChildrenLoaded(Message):
 
 
 def expansion_key(hierarchy: Iterable[str], path: NodePath, period: Period, metric: str,
-                  currency: str) -> ExpansionKey:
-    """What an expansion's answer is kept by: the levels down to the children's, the node, period, metric, currency."""
-    return (tuple(hierarchy)[: len(path) + 1], path, period, metric, currency)
+                  currency: str, shared: bool = False) -> ExpansionKey:
+    """What an expansion's answer is kept by: the levels down to the children's, the node, period, metric, currency
+    and whether shared costs are on."""
+    return (tuple(hierarchy)[: len(path) + 1], path, period, metric, currency, shared)
+
+
+def children(cur: duckdb.DuckDBPyConnection, shared: bool, *args: Any, **kwargs: Any) -> list[Node]:
+    """`report.tree.children`, or with shared costs on its drop-in `report.shared_tree.children`."""
+    return (shared_tree.children if shared else tree.children)(cur, *args, **kwargs)
 
 
 def load_tree(cur: duckdb.DuckDBPyConnection, request: TreeRequest, known_folded: Container[str]) -> TreeLoaded:
     """The top level for `request`, with the period and currency resolved and the tag keys not yet folded."""
     period, fresh, codes, currency = resolve_view(cur, request.period, request.metric, request.currency)
-    nodes = children(cur, request.hierarchy, [], period, request.metric, currency, limit=CHILDREN_LIMIT)
+    nodes = children(cur, request.shared, request.hierarchy, [], period, request.metric, currency,
+                     limit=CHILDREN_LIMIT)
     folded = {
         d.tag_key: folded_keys(cur, d.tag_key) for d in resolve_hierarchy(request.hierarchy)
         if d.tag_key is not None and d.tag_key not in known_folded
@@ -93,8 +119,8 @@ def load_tree(cur: duckdb.DuckDBPyConnection, request: TreeRequest, known_folded
 
 
 def expansion_query(request: ExpansionRequest, cur: duckdb.DuckDBPyConnection) -> list[Node]:
-    return children(cur, request.hierarchy, list(request.path), request.period, request.metric, request.currency,
-                    limit=CHILDREN_LIMIT)
+    return children(cur, request.shared, request.hierarchy, list(request.path), request.period, request.metric,
+                    request.currency, limit=CHILDREN_LIMIT)
 
 
 def plan_requests(nodes: Iterable[ExpansionRequest | None], roots: Iterable[ExpansionRequest | None],

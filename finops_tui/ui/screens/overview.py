@@ -385,7 +385,7 @@ class OverviewScreen(CostViewScreen):
                                  Content.styled(f" · {band}", f"bold {style}"))
         tags, pools = percent(kpi.by_metadata, kpi.total), percent(kpi.by_pools, kpi.total)
         left = percent(kpi.unallocated, kpi.total)
-        card.show(title, value, f"pools {pools} · left {left}" if narrow else
+        card.show(title, value, f"pools {pools}" if narrow else
                   f"tags {tags} · pools {pools} · left {left}")
 
     def _show_chart(self) -> None:
