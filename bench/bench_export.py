@@ -51,6 +51,15 @@ def run(cache: Path) -> list[dict[str, Any]]:
                             "raw_ms": round(raw_ms, 1), "ratio": round(app_ms / raw_ms, 2),
                             "throughput_vs_raw": round(raw_ms / app_ms, 2)})
 
+            def export_shared() -> None:
+                write_focus(cur, out / "shared.parquet", "1.3", None, file_format="parquet", shared=True)
+
+            # FOCUS 1.3 with the demo's shared cost pools as split rows (one per pool row and recipient)
+            shared_ms = _p50(export_shared, 2)
+            results.append({"name": "export focus 1.3 parquet with shared pools", "rows": rows,
+                            "app_ms": round(shared_ms, 1), "raw_ms": round(raw_ms, 1),
+                            "ratio": round(shared_ms / raw_ms, 2), "vs_12": round(shared_ms / app_ms, 2)})
+
         config = Config()
         server = build_server(store, config)
         args = argparse.Namespace(view="allocation", format="json", period="last-month", metric="effective", by=BY,

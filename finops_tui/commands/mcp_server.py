@@ -22,7 +22,7 @@ from finops_tui.commands.report import (
     overview_report,
     recommendations_report,
 )
-from finops_tui.commands.tags import _resource_by_id, _resource_by_name
+from finops_tui.commands.tags import resolve_resource
 from finops_tui.config import Config
 from finops_tui.errors import UserError
 from finops_tui.report.resource import resource_detail
@@ -188,7 +188,7 @@ class CostTools:
         """One resource by id or unique name: identity, cost and previous cost, daily cost, cost by meter and
         charge category, every effective tag with its origin (manual, provider, rule) and the provider's tags."""
         with self.cache.cursor() as cur:
-            rid = _resolve_resource(cur, resource)
+            rid = resolve_resource(cur, resource)
             when, _ = resolve_period(cur, period)
             d = resource_detail(cur, rid, when, metric, currency, rules=load_rules())
         doc = {
@@ -244,7 +244,7 @@ class CostTools:
         if (resource is None) == (resource_group is None):
             raise UserError("set_tags: give exactly one of resource (id or name) or resource_group")
         with self.cache.cursor() as cur:
-            ids = [_resolve_resource(cur, resource)] if resource else _group_resources(cur, resource_group or "")
+            ids = [resolve_resource(cur, resource)] if resource else _group_resources(cur, resource_group or "")
         policy = load_tag_policy(self.config)
         batches: list[int] = []
         for key, value in tags.items():
@@ -300,14 +300,6 @@ def _report_builder(view: str) -> Callable[[Cache, argparse.Namespace, Config], 
     from finops_tui.commands.commitments import commitments_report
 
     return commitments_report
-
-
-def _resolve_resource(cur: Any, text: str) -> str:
-    text = text.strip()
-    if not text:
-        raise UserError("give a resource id or name")
-    blank = argparse.Namespace(resource_group=None, subscription=None)
-    return _resource_by_id(cur, text) if "/" in text else _resource_by_name(cur, text, blank)
 
 
 def _group_resources(cur: Any, group: str) -> list[str]:

@@ -15,7 +15,7 @@ import duckdb
 from finops_tui import textsafe
 from finops_tui.allocation import journal
 from finops_tui.allocation.effective import load_tag_policy
-from finops_tui.allocation.push import PushItem, PushResult, preview, push, refusal_line
+from finops_tui.allocation.push import ALLOCATED_REFUSAL, PushItem, PushResult, preview, push, refusal_line
 from finops_tui.basis.arm_ids import arm_resource_id, printable, resource_id_problem
 from finops_tui.commands.render import render_rows
 from finops_tui.commands.report import open_existing_cache
@@ -48,12 +48,23 @@ def run_tags(args: argparse.Namespace, cache_path: Path, config: Config, *, stdi
             with cache.cursor() as cur:
                 items = preview(cur)
             invalid = [item for item in items if item.invalid is not None]
-            if invalid:
-                more = f" (and {len(invalid) - 1:,} more)" if len(invalid) > 1 else ""
-                sys.stderr.write(f"finops-tui: not exported: {printable(invalid[0].arm_id)}: {invalid[0].invalid}"
-                                 f"{more}\n")
-            return _print(_export([item for item in items if item.invalid is None], args.format))
+            _say_not_exported(invalid, invalid[0].invalid if invalid else None)
+            valid = [item for item in items if item.invalid is None]
+            # An allocated resource (a Kubernetes workload…) is no ARM resource: `az tag update` would fail on it.
+            local = [item for item in valid if item.not_pushable == ALLOCATED_REFUSAL] if args.format == "az" else []
+            _say_not_exported(local, ALLOCATED_REFUSAL)
+            text = _export([item for item in valid if item not in local], args.format)
+            if local:
+                text = f"# {len(local):,} allocated resource(s) left out: their tags are local, never sent to Azure\n" \
+                    + text
+            return _print(text)
     raise UsageError(f"tags {action}: unknown action")
+
+
+def _say_not_exported(items: list[PushItem], reason: str | None) -> None:
+    if items:
+        more = f" (and {len(items) - 1:,} more)" if len(items) > 1 else ""
+        sys.stderr.write(f"finops-tui: not exported: {printable(items[0].arm_id)}: {reason}{more}\n")
 
 
 def _print(text: str) -> int:
@@ -73,32 +84,48 @@ def _target_resources(cur: duckdb.DuckDBPyConnection, args: argparse.Namespace) 
     if (not resource and not args.resource_group) or ("/" in resource and args.resource_group):
         raise UsageError("tags set: give exactly one of --resource ID|NAME or --resource-group NAME "
                          "(with a resource name, --resource-group and --subscription narrow it down)")
-    if "/" in resource:
-        return [_resource_by_id(cur, resource)]
     if resource:
-        return [_resource_by_name(cur, resource, args)]
-    sub_sql, params = _subscription_filter(args)
+        return [resolve_resource(cur, resource, resource_group=args.resource_group, subscription=args.subscription)]
+    return resources_in_group(cur, args.resource_group, subscription=args.subscription)
+
+
+def resources_in_group(cur: duckdb.DuckDBPyConnection, group: str, *, subscription: str | None = None) -> list[str]:
+    """The cached resources of a resource group (in one subscription), or a line saying why not."""
+    sub_sql, params = _subscription_filter(subscription)
     rows = cur.execute(
         f"SELECT ResourceId, SubAccountId FROM resources WHERE lower(x_ResourceGroupName) = ?{sub_sql} ORDER BY 1",
-        [args.resource_group.strip().lower(), *params],
+        [group.strip().lower(), *params],
     ).fetchall()
     if not rows:
-        where = f" in subscription {args.subscription}" if args.subscription else ""
-        raise UserError(f"resource group {args.resource_group}{where}: no resources in the cache")
+        where = f" in subscription {printable(subscription)}" if subscription else ""
+        raise UserError(f"resource group {printable(group)}{where}: no resources in the cache")
     subscriptions = sorted({str(r[1]) for r in rows})
     if len(subscriptions) > 1:
         raise UserError(
-            f"resource group {args.resource_group} exists in {len(subscriptions)} subscriptions "
-            f"({', '.join(subscriptions)}): add --subscription ID"
+            f"resource group {printable(group)} exists in {len(subscriptions)} subscriptions "
+            f"({', '.join(printable(s) for s in subscriptions)}): add --subscription ID"
         )
     return [r[0] for r in rows]
 
 
-def _subscription_filter(args: argparse.Namespace) -> tuple[str, list[object]]:
+def resolve_resource(
+    cur: duckdb.DuckDBPyConnection, text: str, *, resource_group: str | None = None, subscription: str | None = None
+) -> str:
+    """The one cached resource `text` names: an id (anything with a slash), else a unique name, which
+    `resource_group` and `subscription` narrow down; a line saying why not (`tags set` and the MCP server)."""
+    text = text.strip()
+    if not text:
+        raise UserError("give a resource id or name")
+    if "/" in text:
+        return _resource_by_id(cur, text)
+    return _resource_by_name(cur, text, resource_group, subscription)
+
+
+def _subscription_filter(subscription: str | None) -> tuple[str, list[object]]:
     """`--subscription` (an id, with or without /subscriptions/, or a name) as SQL over `resources`."""
-    if not args.subscription:
+    if not subscription:
         return "", []
-    wanted = args.subscription.strip().lower()
+    wanted = subscription.strip().lower()
     return (" AND (lower(SubAccountId) IN (?, ?) OR lower(SubAccountName) = ?)",
             [wanted, f"/subscriptions/{wanted.removeprefix('/subscriptions/')}", wanted])
 
@@ -117,7 +144,9 @@ def _resource_by_id(cur: duckdb.DuckDBPyConnection, text: str) -> str:
 AMBIGUOUS_SHOWN = 3  # candidates named when a resource name is ambiguous
 
 
-def _resource_by_name(cur: duckdb.DuckDBPyConnection, name: str, args: argparse.Namespace) -> str:
+def _resource_by_name(
+    cur: duckdb.DuckDBPyConnection, name: str, resource_group: str | None, subscription: str | None
+) -> str:
     """The one resource called `name` (its name or its id's last segment, any case), or a line saying why not.
 
     An id without slashes (some providers' ids, like AWS instance ids) is matched exactly first.
@@ -127,16 +156,16 @@ def _resource_by_name(cur: duckdb.DuckDBPyConnection, name: str, args: argparse.
         return str(exact[0])
     params: list[object] = [name.lower(), name.lower()]
     where = "(lower(ResourceName) = ? OR lower(regexp_extract(ResourceId, '[^/]+$')) = ?)"
-    if args.resource_group:
+    if resource_group:
         where += " AND lower(x_ResourceGroupName) = ?"
-        params.append(args.resource_group.strip().lower())
-    sub_sql, sub_params = _subscription_filter(args)
+        params.append(resource_group.strip().lower())
+    sub_sql, sub_params = _subscription_filter(subscription)
     rows = cur.execute(
         f"SELECT ResourceId, ResourceName, x_ResourceGroupName FROM resources WHERE {where}{sub_sql} ORDER BY 1",
         [*params, *sub_params],
     ).fetchall()
-    scope = [what for what, given in (("that resource group", args.resource_group),
-                                      ("that subscription", args.subscription)) if given]
+    scope = [what for what, given in (("that resource group", resource_group),
+                                      ("that subscription", subscription)) if given]
     narrowed = f" in {' and '.join(scope)}" if scope else ""
     if not rows:
         raise UserError(f"{printable(name)}: no resource with that name{narrowed} in the cache; "

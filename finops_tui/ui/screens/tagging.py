@@ -180,6 +180,7 @@ class TaggingScreen(CostViewScreen):
         self._marked_cost = ZERO
         self._keep_marks = False
         self._new_key = False
+        self._local_tagged = 0  # allocated resources in the tag edit under way (their tags stay local)
 
     def compose(self) -> ComposeResult:
         yield Header(icon="≡")
@@ -399,7 +400,7 @@ class TaggingScreen(CostViewScreen):
 
         def chosen(choice: TagChoice | None) -> None:
             if choice is not None:
-                self._apply({choice.value: [i.resource_id for i in items]}, choice.key)
+                self._apply({choice.value: [i.resource_id for i in items]}, choice.key, items)
 
         self.app.push_screen(TagDialog(key=self.key, resources=len(items), cost=cost, values=self.values,
                                        value=value or ""), chosen)
@@ -413,9 +414,11 @@ class TaggingScreen(CostViewScreen):
         if not assignments:
             self.notify("No suggestion for the selected resources: press t to choose a value.", timeout=4)
             return
-        self._apply(assignments, self.key)
+        self._apply(assignments, self.key, [i for i in items if i.suggestion is not None])
 
-    def _apply(self, assignments: dict[str, list[str]], key: str) -> None:
+    def _apply(self, assignments: dict[str, list[str]], key: str, items: Sequence[QueueItem]) -> None:
+        # An allocated resource (a Kubernetes workload…) is no Azure resource: the toast says its tag stays here.
+        self._local_tagged = sum(1 for item in items if item.is_allocated)
         self._write_tags(assignments, key)
 
     @work(thread=True, group="tag-edit", exit_on_error=False, name="tag edit")
@@ -425,7 +428,13 @@ class TaggingScreen(CostViewScreen):
 
     @on(TagsApplied)
     def _tags_applied(self, message: TagsApplied) -> None:
-        self.notify(message.describe(), title="Tagged", timeout=6)
+        local, self._local_tagged = self._local_tagged, 0
+        note = ""
+        if local and message.edit.batches:
+            noun = "it is an allocated resource" if local == 1 else f"{local} are allocated resources"
+            note = (f"\nThe tag stays local where {noun} (split from a shared host, not an Azure resource): "
+                    "push never sends it.")
+        self.notify(message.describe() + note, title="Tagged", timeout=8 if note else 6)
         if message.edit.batches:
             self.app.post_message(TagsChanged(message.edit.key, message.edit.resources))
             self.request_view()

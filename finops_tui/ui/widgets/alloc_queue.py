@@ -50,6 +50,11 @@ def subscription_title(sub: QueueSubscription) -> str:
     return sub.subscription_name or sub.subscription_id or "(no subscription)"
 
 
+def host_name(item: QueueItem) -> str:
+    """The shared resource an allocated resource's cost was split from, by its name (its id's last segment)."""
+    return (item.host_id or "").rstrip("/").rsplit("/", 1)[-1]
+
+
 def short_type(resource_type: str | None) -> str:
     """`microsoft.compute/virtualmachinescalesets` → `virtualmachinescalesets`: the part that tells them apart."""
     return (resource_type or "").rsplit("/", 1)[-1]
@@ -359,8 +364,12 @@ class QueueTable(DrawnRows[QueueRow]):
             return Strip(segments).crop_extend(0, width, base)
         item = row.item
         suggestion = item.suggestion
+        host = f"on {host_name(item)}" if item.is_allocated else ""
+        name = item.name or item.resource_id
+        if host and not cols.reason:
+            name = f"{name} ({host})"  # no Why column on a narrow terminal: the host follows the name
         segments = [Segment("   " + ("✓ " if marked else "  ") + " ", base),
-                    Segment(truncate(item.name or item.resource_id, cols.name).ljust(cols.name), base)]
+                    Segment(truncate(name, cols.name).ljust(cols.name), base)]
         if cols.type:
             segments.append(Segment("  " + truncate(short_type(item.resource_type), cols.type).ljust(cols.type),
                                     styled("muted")))
@@ -370,8 +379,9 @@ class QueueTable(DrawnRows[QueueRow]):
         segments.append(Segment("  " + money(item.cost).rjust(cols.cost), base))
         value = truncate(suggestion.value, cols.value) if suggestion else "—"
         segments.append(Segment("  " + value.ljust(cols.value), styled("value") if suggestion else styled("muted")))
-        if cols.reason and suggestion:
-            segments.append(Segment("  " + truncate(suggestion.reason, cols.reason), styled("muted")))
+        why = "; ".join(part for part in (host, suggestion.reason if suggestion else "") if part)
+        if cols.reason and why:
+            segments.append(Segment("  " + truncate(why, cols.reason), styled("muted")))
         return Strip(segments).crop_extend(0, width, base)
 
     # ----------------------------------------------------------------------------------------------
