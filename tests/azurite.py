@@ -262,3 +262,17 @@ def upload_run(
     manifest_name = f"{folder}/manifest.json"
     container.upload_blob(manifest_name, json.dumps(manifest).encode(), overwrite=True)
     return ExportRun(folder, manifest_name, totals or {}, sum(rows_per_part))
+
+
+def upload_ingestion(
+    container: Any, month: dt.date, parts: list[Path], *, ingestion_id: str, dataset: str = "Costs",
+    scope_path: str = f"subscriptions/{SUBSCRIPTION}", prefix: str = "", manifest: bytes = b"",
+) -> str:
+    """Upload Parquet parts as a FinOps hub writes its `ingestion` container, and return the folder:
+    `[<prefix>/]<dataset>/<yyyy>/<mm>/<scope-path>/<ingestion-id>__<original-file-name>.parquet`, then an empty
+    manifest.json (the hub's trigger: written after the parts, never parsed)."""
+    folder = "/".join(p for p in (prefix.strip("/"), dataset, f"{month:%Y}", f"{month:%m}", scope_path.strip("/")) if p)
+    for part in parts:
+        container.upload_blob(f"{folder}/{ingestion_id}__{part.name}", part.read_bytes(), overwrite=True)
+    container.upload_blob(f"{folder}/manifest.json", manifest, overwrite=True)
+    return folder

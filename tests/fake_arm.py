@@ -61,6 +61,7 @@ VALID_DIMENSIONS = [
     "BenefitName",
 ]
 COST_MGMT = "/providers/microsoft.costmanagement/"
+MANAGEMENT_GROUPS = "/providers/microsoft.management/managementgroups/"
 QPU_REMAINING = "x-ms-ratelimit-microsoft.costmanagement-qpu-remaining"
 THROTTLE_HEADERS = {
     "x-ms-ratelimit-microsoft.costmanagement-clienttype-retry-after": "2",
@@ -352,6 +353,8 @@ class FakeArm:
         self.accepted_tokens: set[str] | None = None
         self.budgets_status = 200
         self.extra_subscriptions: list[tuple[str, str]] = []
+        # management group id -> its direct children: ("group", id) or ("subscription", subscription id)
+        self.management_groups: dict[str, list[tuple[str, str]]] = {}
         self.server_seconds = 0.0  # time spent building answers (excluded from client-side benchmarks)
         self.server_cpu_seconds = 0.0  # the CPU time of that (benchmarks share the machine with the fake)
         self.record_requests = True
@@ -458,6 +461,8 @@ class FakeArm:
         lowered = path.lower()
         if lowered == "/subscriptions" and method == "GET":
             return self._subscriptions(query)
+        if lowered.startswith(MANAGEMENT_GROUPS) and lowered.endswith("/descendants") and method == "GET":
+            return self._descendants(path[len(MANAGEMENT_GROUPS):-len("/descendants")], query)
         if COST_MGMT not in lowered:
             return _error(404, "NotFound", f"no fake route for {method} {path}")
         scope, _, operation = path.partition("/providers/Microsoft.CostManagement/")
@@ -517,6 +522,31 @@ class FakeArm:
         }
         if start + 2 < len(items):
             body["nextLink"] = f"{self.base_url}/subscriptions?api-version=2022-12-01&$skiptoken={start + 2}"
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    def _descendants(self, group: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        """GET .../managementGroups/{id}/descendants: every group and subscription below it, two a page."""
+        if group not in self.management_groups:
+            return _error(404, "NotFound", f"'{group}' not found")
+        found: list[dict[str, Any]] = []
+        pending = [group]
+        while pending:
+            parent = pending.pop(0)
+            for kind, child in self.management_groups.get(parent, []):
+                parent_ref = {"id": f"/providers/Microsoft.Management/managementGroups/{parent}"}
+                if kind == "group":
+                    pending.append(child)
+                    found.append({"id": f"/providers/Microsoft.Management/managementGroups/{child}",
+                                  "type": "Microsoft.Management/managementGroups", "name": child,
+                                  "properties": {"displayName": child.title(), "parent": parent_ref}})
+                else:
+                    found.append({"id": f"/subscriptions/{child}", "type": "/subscriptions", "name": child,
+                                  "properties": {"displayName": f"sub {child[-4:]}", "parent": parent_ref}})
+        start = int(query.get("$skiptoken", "0"))
+        body: dict[str, Any] = {"value": found[start:start + 2]}
+        if start + 2 < len(found):
+            body["nextLink"] = (f"{self.base_url}/providers/Microsoft.Management/managementGroups/{group}/descendants"
+                                f"?api-version=2020-05-01&$skiptoken={start + 2}")
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
     # query ------------------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ POST /v2/rest/query with `{"db": ..., "csl": ..., "properties": ...}` answers a 
 DataSetHeader, DataTable (QueryProperties), DataTable (PrimaryResult: Chunk, RowCount, Rows), DataTable
 (QueryCompletionInformation), DataSetCompletion, written progressively (chunked transfer) like a cluster.
 It does not run KQL: it reads the month window's datetime bounds from the query, checks the query's shape,
-and serves that month of its own rows summarised and packed the way the query asks. GET
+and serves that month of its own rows summarised and packed the way the query asks (a chunk of rows as CSV
+lines, gzipped, base64). An answer's bytes are rendered once per query and kept, so a benchmark can render
+them before its timer starts (`prerender`) and measure the client alone. GET
 /v1/rest/auth/metadata answers 404, so the client takes the public cloud's defaults and never leaves
 loopback for them. Scripted failures: throttling (429 with Retry-After), 5xx, an error row part-way
 through a result (a partial failure), and an error reported in DataSetCompletion.
@@ -12,7 +14,9 @@ through a result (a partial failure), and an error reported in DataSetCompletion
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import gzip
 import json
 import random
 import re
@@ -24,10 +28,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 SUBSCRIPTION = "00000000-0000-0000-0000-0000000000b7"
+OTHER_SUBSCRIPTION = "00000000-0000-0000-0000-0000000000c8"
 _BOUNDS = re.compile(r"ChargePeriodStart >= datetime\((\d{4}-\d{2}-\d{2})\) and ChargePeriodStart < "
                      r"datetime\((\d{4}-\d{2}-\d{2})\)")
 _CHUNK = re.compile(r"row_number\(\) - 1\) / (\d+)")
-_SUBSCRIPTION_FILTER = re.compile(r"SubAccountId in~ \('(/subscriptions/[^']+)'")
+_PACKED = "gzip_compress_to_base64_string(strcat_array(Lines, '\\n'))"
+_DATETIME_COLUMNS = ("x_ChargeDate", "BillingPeriodStart", "BillingPeriodEnd")
+_SUBSCRIPTION_FILTER = re.compile(r"SubAccountId in~ \(([^)]*)\)")
+_SUBSCRIPTION_LITERAL = re.compile(r"'(/subscriptions/[^']+)'")
 
 
 @dataclass
@@ -50,8 +58,10 @@ class FakeKusto:
     cut_month: dt.date | None = None  # a result cut short by an error row after the first chunk
     completion_error_month: dt.date | None = None  # rows served, then an error in DataSetCompletion
     bad_row_month: dt.date | None = None  # one row with a malformed resource id
+    awkward_text: bool = False  # resource names with quotes, commas and line breaks, tags with non-text values
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _rendered: dict[tuple[Any, ...], list[bytes]] = field(default_factory=dict)
 
     # data -------------------------------------------------------------------------------------------------------
     def month_rows(self, start: dt.date, end: dt.date, subscription: str | None = None) -> list[dict[str, str]]:
@@ -60,11 +70,11 @@ class FakeKusto:
         days = (end - start).days
         rng = random.Random(f"{self.seed}-{start}")
         for i in range(self.rows_per_month):
-            sub = f"/subscriptions/{SUBSCRIPTION}" if i % 3 else "/subscriptions/00000000-0000-0000-0000-0000000000c8"
+            sub = f"/subscriptions/{SUBSCRIPTION}" if i % 3 else f"/subscriptions/{OTHER_SUBSCRIPTION}"
+            billed = Decimal(rng.randrange(0, 10_000_000)) / Decimal(10_000)  # drawn first: a slice never changes a row
             if subscription is not None and sub.lower() != subscription.lower():
                 continue
             day = start + dt.timedelta(days=i % days)
-            billed = Decimal(rng.randrange(0, 10_000_000)) / Decimal(10_000)
             rows.append({
                 "x_ChargeDate": f"{day}T00:00:00.0000000Z",
                 "BillingPeriodStart": f"{start}T00:00:00.0000000Z",
@@ -89,7 +99,7 @@ class FakeKusto:
                     f"{sub}/resourceGroups/rg-{i % 4}/providers/Microsoft.Compute/virtualMachines/VM-{i % 37}"
                     if not (self.bad_row_month == start and i == 5) else f"{sub}/resourceGroups/../x"
                 ),
-                "ResourceName": f"VM-{i % 37}",
+                "ResourceName": f'VM-{i % 37}, "big"\nline {i}' if self.awkward_text else f"VM-{i % 37}",
                 "ResourceType": "Virtual machine",
                 "RegionId": "westeurope",
                 "RegionName": "West Europe",
@@ -103,7 +113,8 @@ class FakeKusto:
                 "x_ResourceGroupName": f"rg-{i % 4}",
                 "x_SkuMeterCategory": "Virtual Machines",
                 "x_SkuMeterName": "D2s v5",
-                "Tags": json.dumps({"team": f"team-{i % 5}", "env": "prod"}),
+                "Tags": json.dumps({"team": f"team-{i % 5}", "env": "prod", **(
+                    {"cost-center": 4711, "note": 'a "quoted", text'} if self.awkward_text else {})}),
                 "BilledCost": str(billed),
                 "EffectiveCost": str(billed * Decimal("0.9")),
                 "ListCost": str(billed * Decimal("1.2")),
@@ -165,15 +176,15 @@ class FakeKusto:
                     return
                 bounds = _BOUNDS.search(request.query)
                 chunk = _CHUNK.search(request.query)
-                shaped = "Costs()" in request.query and "summarize" in request.query
+                shaped = "Costs()" in request.query and "summarize" in request.query and _PACKED in request.query
                 if bounds is None or chunk is None or not shaped:
                     self._send(400, json.dumps({"error": {"code": "BadRequest", "message": "unexpected query",
                                                           "@message": "Semantic error"}}).encode())
                     return
                 start, end = (dt.date.fromisoformat(bounds.group(i)) for i in (1, 2))
-                subscription = _SUBSCRIPTION_FILTER.search(request.query)
-                rows = fake.month_rows(start, end, subscription.group(1) if subscription else None)
-                self._stream(fake._frames(start, rows, int(chunk.group(1))))
+                subscriptions = tuple(sorted({sub.lower() for clause in _SUBSCRIPTION_FILTER.findall(request.query)
+                                              for sub in _SUBSCRIPTION_LITERAL.findall(clause)}))
+                self._stream(fake.rendered(start, end, int(chunk.group(1)), subscriptions))
 
             def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
@@ -184,13 +195,12 @@ class FakeKusto:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _stream(self, pieces: Iterator[str]) -> None:
+            def _stream(self, pieces: list[bytes]) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                for piece in pieces:
-                    data = piece.encode()
+                for data in pieces:
                     self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.write(b"0\r\n\r\n")
 
@@ -202,6 +212,27 @@ class FakeKusto:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def rendered(
+        self, start: dt.date, end: dt.date, chunk_rows: int, subscriptions: tuple[str, ...] = ()
+    ) -> list[bytes]:
+        """The answer's bytes for one month window, rendered once (then served as kept)."""
+        key = (start, end, chunk_rows, subscriptions, self.rows_per_month, self.cut_month, self.completion_error_month,
+               self.bad_row_month, self.awkward_text)
+        with self._lock:
+            kept = self._rendered.get(key)
+        if kept is None:
+            rows = [row for row in self.month_rows(start, end)
+                    if not subscriptions or row["SubAccountId"].lower() in subscriptions]
+            kept = [piece.encode() for piece in self._frames(start, rows, chunk_rows)]
+            with self._lock:
+                self._rendered[key] = kept
+        return kept
+
+    def prerender(self, months: list[dt.date], chunk_rows: int) -> None:
+        """Render these months' answers now (a benchmark does it before its timer starts)."""
+        for start in months:
+            self.rendered(start, (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1), chunk_rows)
 
     def _frames(self, start: dt.date, rows: list[dict[str, str]], chunk_rows: int) -> Iterator[str]:
         """The v2 frames, the primary table's rows one chunk at a time (as the cluster streams them)."""
@@ -230,7 +261,7 @@ class FakeKusto:
                     "@message": "Query execution has exceeded the allowed limits (80DA0003)", "@permanent": True}}]})
                 break
             prefix = "," if index else ""
-            yield prefix + json.dumps([index // chunk_rows, len(part), json.dumps(part)])
+            yield prefix + json.dumps([index // chunk_rows, len(part), _packed(part)])
         yield "]}"
         failed = self.completion_error_month == start
         yield "," + json.dumps({"FrameType": "DataTable", "TableId": 2, "TableKind": "QueryCompletionInformation",
@@ -245,3 +276,23 @@ class FakeKusto:
         if failed:
             completion["OneApiErrors"] = [{"error": {"code": "ShardFailure", "message": "a shard failed"}}]
         yield "," + json.dumps(completion) + "]"
+
+
+def _packed(rows: list[dict[str, str]]) -> str:
+    """Rows as the query packs them: one CSV line each (dates and sums bare, text quoted with quotes doubled),
+    gzipped, base64."""
+    from finops_tui.sync.hub import GRAIN
+
+    lines = []
+    for row in rows:
+        fields = []
+        for column, _, kind in GRAIN:
+            value = row[column]
+            if column in _DATETIME_COLUMNS:
+                fields.append(value[:19].replace("T", " ") if value else "")
+            elif kind == "sum":
+                fields.append(value)
+            else:
+                fields.append('"' + value.replace('"', '""') + '"')
+        lines.append(",".join(fields))
+    return base64.b64encode(gzip.compress("\n".join(lines).encode(), compresslevel=6)).decode()

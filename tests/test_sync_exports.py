@@ -390,3 +390,91 @@ def test_bad_export_urls_are_one_line(url: str, expected: str) -> None:
     message = str(caught.value)
     assert expected in message and message.startswith("[sync] exports") and "\n" not in message
     assert "\x1b" not in message
+
+
+# a FinOps hub's ingestion container, read through the export path ----------------------------------------------------
+HUB_SCOPE = f"/subscriptions/{azurite.SUBSCRIPTION}"
+BILLING_SCOPE_PATH = "providers/Microsoft.Billing/billingAccounts/8611537"
+
+
+def ingestion_folder(
+    tmp_path: Path, container: Any, month: dt.date, *, ingestion_id: str, seed: int = 1,
+    rows: tuple[int, ...] = (300, 200), **kwargs: Any,
+) -> tuple[str, dict[str, tuple[Decimal, Decimal]]]:
+    scratch = tmp_path / f"hub-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir()
+    paths, sums, offset = [], [], 0
+    for index, count in enumerate(rows):
+        path = scratch / f"part_{index}_{index + 1:04d}.parquet"
+        sums.append(write_focus_part(path, month, count, seed=seed, offset=offset))
+        paths.append(path)
+        offset += count
+    folder = azurite.upload_ingestion(container, month, paths, ingestion_id=ingestion_id, **kwargs)
+    return folder, added(*sums)
+
+
+def test_the_hub_ingestion_container_fills_the_cache_and_a_second_run_downloads_nothing(
+    emulator: Azurite, container: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, february = ingestion_folder(tmp_path, container, FEBRUARY, ingestion_id="20250301T0500", seed=3)
+    _, march = ingestion_folder(tmp_path, container, MARCH, ingestion_id="20250314T0500", seed=5)
+    _, billing = ingestion_folder(tmp_path, container, MARCH, ingestion_id="20250314T0600", seed=7, rows=(120,),
+                                  scope_path=BILLING_SCOPE_PATH)
+    # Other hub datasets hold no cost rows: price sheets and recommendations are not imported (and not failures).
+    ingestion_folder(tmp_path, container, MARCH, ingestion_id="20250314T0500", dataset="Prices", rows=(10,))
+    cache_path = tmp_path / "cache.duckdb"
+    url = f"{emulator.account_url}/{container.container_name}?{emulator.container_sas(container.container_name)}"
+
+    code = main(["sync", "--cache", str(cache_path), "--export", url])
+
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "manifest.json is not JSON" not in err and "Traceback" not in err
+    assert totals(cache_path) == cents(added(february, march, billing))
+    with open_cache(cache_path) as cache, cache.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM charges").fetchone() == (1120,)
+        windows = cur.execute("SELECT scope, period_start, row_count FROM sources ORDER BY 1, 2").fetchall()
+        assert windows == [
+            ("/" + BILLING_SCOPE_PATH.lower(), MARCH, 120),
+            (HUB_SCOPE.lower(), FEBRUARY, 500), (HUB_SCOPE.lower(), MARCH, 500),
+        ]
+        runs = cur.execute("SELECT run_id, status, dataset FROM storage_runs ORDER BY 1").fetchall()
+        assert runs == [("20250301T0500", "done", "FocusCost"), ("20250314T0500", "done", "FocusCost"),
+                        ("20250314T0600", "done", "FocusCost")]
+
+    before = checksum(cache_path)
+    again = run(cache_path, url)
+    assert (again.windows_done, again.windows_skipped, again.blobs_downloaded, again.failures) == (0, 3, 0, [])
+    assert checksum(cache_path) == before
+
+
+def test_a_new_ingestion_of_a_month_replaces_it_and_leftover_files_of_the_old_one_are_not_counted(
+    emulator: Azurite, container: Any, tmp_path: Path
+) -> None:
+    cache_path = tmp_path / "c.duckdb"
+    url = url_of(emulator, container, "ingestion")
+    ingestion_folder(tmp_path, container, MARCH, ingestion_id="20250313T0500", seed=1, prefix="ingestion")
+    assert run(cache_path, url).windows_done == 1
+    # The hub writes the new ingestion's files, then the manifest again; the older files may linger a while.
+    _, newer = ingestion_folder(tmp_path, container, MARCH, ingestion_id="20250314T0500", seed=9, rows=(250, 40),
+                                prefix="ingestion")
+
+    result = run(cache_path, url)
+
+    assert (result.windows_done, result.failures) == (1, [])
+    assert totals(cache_path) == cents(newer)
+    with open_cache(cache_path) as cache, cache.cursor() as cur:
+        assert cur.execute("SELECT count(*) FROM charges").fetchone() == (290,)
+        assert cur.execute("SELECT run_id, status FROM storage_runs").fetchall() == [("20250314T0500", "done")]
+
+
+def test_an_ingestion_folder_without_parquet_is_refused_with_one_line(
+    emulator: Azurite, container: Any, tmp_path: Path
+) -> None:
+    container.upload_blob(f"Costs/2025/03/subscriptions/{azurite.SUBSCRIPTION}/manifest.json", b"")
+
+    result = run(tmp_path / "c.duckdb", url_of(emulator, container, "Costs"))
+
+    [failure] = result.failures
+    assert "no Parquet part beside manifest.json" in failure.error and "retried next sync" in failure.error
+    assert totals(tmp_path / "c.duckdb") == {}

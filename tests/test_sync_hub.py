@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +16,8 @@ from finops_tui.cli import main
 from finops_tui.errors import UserError
 from finops_tui.store.cache import open_cache
 from finops_tui.sync.hub import HubOptions, parse_hub, sync_hub, window_query
-from tests.fake_arm import FakeCredential, install_fake_az
-from tests.fake_kusto import SUBSCRIPTION, FakeKusto
+from tests.fake_arm import FakeArm, FakeCredential, install_fake_az
+from tests.fake_kusto import OTHER_SUBSCRIPTION, SUBSCRIPTION, FakeKusto
 
 TODAY = dt.date(2025, 3, 15)
 pytestmark = pytest.mark.today(TODAY)
@@ -83,6 +84,26 @@ def test_each_window_is_one_query_with_its_bounds_and_the_summarize(hub: FakeKus
     assert newest.startswith("Costs()\n| where ")
     assert "| summarize BilledCost = sum(BilledCost), EffectiveCost = sum(EffectiveCost)" in newest
     assert "x_ChargeDate = startofday(ChargePeriodStart)" in newest and "Tags = tostring(Tags)" in newest
+    # Packed on the cluster: a CSV line per row, gzipped base64 chunks; never truncated at the default result size.
+    assert "| project Line = strcat_delim(',', format_datetime(x_ChargeDate, 'yyyy-MM-dd HH:mm:ss')" in newest
+    assert "| project Chunk, RowCount, Rows = gzip_compress_to_base64_string(strcat_array(Lines, '\\n'))" in newest
+    assert all(json.loads(r.properties)["Options"]["notruncation"] is True for r in hub.requests)
+
+
+def test_text_with_quotes_commas_and_line_breaks_arrives_as_it_was(hub: FakeKusto, tmp_path: Path) -> None:
+    hub.awkward_text = True
+    hub.rows_per_month = 120
+
+    result, _ = pull(hub, tmp_path / "c.duckdb", months=1, chunk_rows=7)
+
+    assert (result.windows_done, result.failures) == (1, [])
+    served_names = sorted(r["ResourceName"] for r in hub.month_rows(MAR, dt.date(2025, 4, 1)))
+    with open_cache(tmp_path / "c.duckdb") as cache, cache.cursor() as cur:
+        names = [n for (n,) in cur.execute("SELECT ResourceName FROM charges ORDER BY 1").fetchall()]
+        tags = cur.execute("SELECT Tags['cost-center'], Tags['note'] FROM charges LIMIT 1").fetchone()
+    assert names == served_names and '"big"\nline' in names[0]
+    assert tags == ("4711", 'a "quoted", text')
+    assert cached(tmp_path / "c.duckdb") == served(hub, [MAR])
 
 
 def test_a_second_sync_pulls_only_the_open_month(hub: FakeKusto, tmp_path: Path) -> None:
@@ -179,5 +200,73 @@ def test_hub_urls_and_filters_are_checked_where_they_enter() -> None:
         with pytest.raises(UserError, match=expected):
             parse_hub(url)
     for bad in ("subscription=nope", "colour=blue", "tag:team", "tag:team=a\nb"):
+        with pytest.raises(UserError, match="--hub-filter"):
+            parse_hub("https://hub1.westeurope.kusto.windows.net", [bad])
+
+
+# management groups (resolved through the fake ARM), dry run -----------------------------------------------------------
+def test_a_management_group_filter_pulls_the_subscriptions_below_it(hub: FakeKusto, tmp_path: Path) -> None:
+    with FakeArm(today=TODAY) as arm:
+        # payments → (its own subscription, and a child group holding another one); the fake hub has two.
+        arm.management_groups = {"mg-payments": [("group", "mg-payments-prod"), ("subscription", SUBSCRIPTION)],
+                                 "mg-payments-prod": [("subscription", "00000000-0000-0000-0000-0000000000d9")]}
+        result, _ = pull(hub, tmp_path / "c.duckdb", months=1, filters=["management-group=mg-payments"],
+                         arm_endpoint=arm.base_url)
+        descendants = arm.requests_to("/descendants", "GET")
+
+    assert (result.windows_done, result.failures) == (1, [])
+    assert {r.path for r in descendants} == {"/providers/Microsoft.Management/managementGroups/mg-payments/descendants"}
+    assert len(descendants) == 2  # paged: nextLink followed
+    query = hub.requests[0].query
+    assert f"'/subscriptions/{SUBSCRIPTION}', '{SUBSCRIPTION}'" in query
+    assert "'/subscriptions/00000000-0000-0000-0000-0000000000d9'" in query and OTHER_SUBSCRIPTION not in query
+    assert cached(tmp_path / "c.duckdb") == served(hub, [MAR], f"/subscriptions/{SUBSCRIPTION}")
+    with open_cache(tmp_path / "c.duckdb") as cache, cache.cursor() as cur:
+        assert cur.execute("SELECT DISTINCT scope FROM sync_state").fetchall() == [
+            (f"hub:127.0.0.1:{hub.url.rsplit(':', 1)[1]}/hub?management-group=mg-payments",)]
+
+
+def test_an_unknown_or_empty_management_group_is_one_line_and_nothing_is_queried(
+    hub: FakeKusto, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_fake_az(tmp_path / "bin", monkeypatch)
+    with FakeArm(today=TODAY) as arm:
+        arm.management_groups = {"mg-empty": []}
+        for group, expected in (("mg-nope", "not found or not readable"), ("mg-empty", "holds no subscription")):
+            code = main(["sync", "-q", "--cache", str(tmp_path / "c.duckdb"), "--hub", f"{hub.url}/Hub",
+                         "--hub-filter", f"management-group={group}", "--arm-endpoint", arm.base_url])
+            err = capsys.readouterr().err
+            assert code != 0 and len(err.strip().splitlines()) == 1, err
+            assert expected in err and group in err and "Traceback" not in err
+    assert hub.requests == []
+
+
+def test_dry_run_prints_each_month_s_kql_and_sends_no_query(
+    hub: FakeKusto, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache_path = tmp_path / "c.duckdb"
+
+    code = main(["sync", "--cache", str(cache_path), "--hub", f"{hub.url}/Hub", "--months", "2", "--dry-run",
+                 "--hub-filter", "tag:team=payments"])
+
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert hub.requests == []
+    assert out.count("Costs()\n| where ") == 2
+    assert f"-- would query {hub.url}/Hub for 2025-03:" in out and "for 2025-02:" in out
+    assert "ChargePeriodStart >= datetime(2025-02-01) and ChargePeriodStart < datetime(2025-03-01)" in out
+    assert "tostring(Tags['team']) =~ 'payments'" in out
+    assert not cache_path.exists()
+
+
+def test_subscription_filters_add_up_and_other_slices_narrow() -> None:
+    other = "00000000-0000-0000-0000-0000000000e1"
+    target = parse_hub("https://hub1.westeurope.kusto.windows.net",
+                       [f"subscription={SUBSCRIPTION}", f"subscription=/subscriptions/{other}", "resource-group=rg-1"])
+    query = window_query(target, MAR, dt.date(2025, 4, 1))
+    assert (f"SubAccountId in~ ('/subscriptions/{SUBSCRIPTION}', '{SUBSCRIPTION}', '/subscriptions/{other}', "
+            f"'{other}')") in query
+    assert "x_ResourceGroupName =~ 'rg-1' and SubAccountId in~" in query
+    for bad in ("management-group=", "management-group=a b", "management-group=" + "x" * 91):
         with pytest.raises(UserError, match="--hub-filter"):
             parse_hub("https://hub1.westeurope.kusto.windows.net", [bad])

@@ -17,10 +17,10 @@ from finops_tui.store.cache import cache_to_fill, open_cache
 from finops_tui.sync import clients
 from finops_tui.sync.engine import SyncOptions, SyncProgress, SyncResult, options_from_config, run_sync
 from finops_tui.sync.exports import ExportOptions, ExportSyncResult, sync_exports
-from finops_tui.sync.hub import HubOptions, sync_hub
+from finops_tui.sync.hub import HubOptions, planned_queries, sync_hub
 from finops_tui.sync.sources import configured_sources, describe_sources
 from finops_tui.sync.windows import METRICS
-from finops_tui.textsafe import printable
+from finops_tui.textsafe import printable, printable_lines
 
 PROGRESS_EVERY_SECONDS = 5.0
 
@@ -124,6 +124,16 @@ def _dry_run(result: ExportSyncResult) -> int:
     return 0
 
 
+def _hub_dry_run(cache: Any, options: HubOptions, config: Config) -> int:
+    planned = planned_queries(cache, options, load_tag_policy(config))
+    for window, query in planned:
+        print(printable(f"-- would query {options.url} for {window.start:%Y-%m}:"))
+        print(printable_lines(query))
+    if not planned:
+        print("hub: every month is up to date; nothing to query")
+    return 0
+
+
 def export_options(args: argparse.Namespace, config: Config, urls: list[str], origin: str) -> ExportOptions:
     credential_mode = "device-code" if args.device_code else config.credential
     return ExportOptions(urls, importer=import_in_transaction, credential_mode=credential_mode,
@@ -133,7 +143,8 @@ def export_options(args: argparse.Namespace, config: Config, urls: list[str], or
 def hub_options(args: argparse.Namespace, config: Config, url: str, filters: list[str], origin: str) -> HubOptions:
     months = args.months if args.months is not None else config.sync_months
     credential_mode = "device-code" if args.device_code else config.credential
-    return HubOptions(url, filters=filters, months=months, credential_mode=credential_mode, origin=origin)
+    return HubOptions(url, filters=filters, months=months, credential_mode=credential_mode, origin=origin,
+                      arm_endpoint=args.arm_endpoint or config.arm_endpoint)
 
 
 def _list_sources(cache_path: Path, config: Config, args: argparse.Namespace) -> int:
@@ -174,11 +185,17 @@ def run_sync_command(args: argparse.Namespace, cache_path: Path, config: Config)
         raise UserError("no scope to sync: pass --scope /subscriptions/ID (see --list-scopes), --export URL or "
                         "--hub URL, or set sync.scopes, sync.exports or sync.hub")
     if args.dry_run:
-        if not exports:
-            raise UserError("--dry-run lists what an export sync would fetch: pass --export URL")
+        if not (exports or hub):
+            raise UserError("--dry-run lists what an export or hub sync would fetch: pass --export URL or --hub URL")
+        code = 0
         with open_cache(cache_path) if cache_path.exists() else _memory_cache() as cache:
-            result = sync_exports(cache, export_options(args, config, exports, exports_origin), load_tag_policy(config))
-        return _dry_run(result)
+            if exports:
+                result = sync_exports(cache, export_options(args, config, exports, exports_origin),
+                                      load_tag_policy(config))
+                code = _dry_run(result)
+            if hub:
+                code = max(code, _hub_dry_run(cache, hub_options(args, config, hub, filters, hub_origin), config))
+        return code
     policy = load_tag_policy(config)
     progress = None if args.quiet else _ProgressPrinter()
     codes = []

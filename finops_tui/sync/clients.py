@@ -19,6 +19,7 @@ from finops_tui.azure import AllowHttpPolicy, Endpoint
 from finops_tui.errors import AzureError
 
 SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+MANAGEMENT_GROUPS_API_VERSION = "2020-05-01"
 
 # Cost Management answers 429 with these instead of a standard Retry-After (AZURE_API.md §2.4).
 RETRY_AFTER_HEADERS = (
@@ -287,6 +288,38 @@ def list_subscriptions(client: Any, endpoint: Endpoint) -> Iterator[Subscription
                 tenant_id=str(item.get("tenantId", "")),
             )
         url = body.get("nextLink") or None
+
+
+def management_group_subscriptions(client: Any, endpoint: Endpoint, group: str) -> list[str]:
+    """The ids of every subscription below a management group (its descendants, at any depth), following nextLink."""
+    from urllib.parse import quote
+
+    url: str | None = (f"{endpoint.url}/providers/Microsoft.Management/managementGroups/{quote(group, safe='')}"
+                       f"/descendants?api-version={MANAGEMENT_GROUPS_API_VERSION}")
+    found: list[str] = []
+    while url:
+        response = client.send_request(HttpRequest("GET", url))
+        if response.status_code in (403, 404):
+            raise AzureError(
+                f"management group {group!r}: not found or not readable by this sign-in (HTTP {response.status_code}: "
+                f"{_error_message(response)}); use the group's id (not its display name) and a login that can read it")
+        if response.status_code == 401:
+            raise AzureError(f"Azure refused the credentials (HTTP 401): {_error_message(response)}")
+        try:
+            response.raise_for_status()
+            body = response.json()
+            items = body.get("value", [])
+        except HttpResponseError:
+            raise AzureError(f"listing management group {group!r} failed (HTTP {response.status_code}): "
+                             f"{_error_message(response)}") from None
+        except (ValueError, AttributeError):
+            raise AzureError(f"listing management group {group!r}: the answer was not the expected JSON") from None
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and str(item.get("type", "")).lower() in ("/subscriptions",
+                                                                               "microsoft.resources/subscriptions"):
+                found.append(str(item.get("name", "")))
+        url = body.get("nextLink") or None
+    return found
 
 
 def _error_message(response: Any) -> str:

@@ -48,6 +48,12 @@ _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9]))*$")
 _STORAGE_HOST = re.compile(r"^(?P<account>[^.]+)\.(?P<service>blob|dfs)\.(?P<suffix>.+)$", re.I)
 _SIG = re.compile(r"(?i)([?&]?sig=)[^&\s]+")
 _MB = 1024 * 1024
+# A FinOps hub's `ingestion` container: `<dataset>/<yyyy>/<mm>/<scope-path>/<ingestion-id>__<file>.parquet` beside an
+# empty manifest.json, the hub's trigger written once the folder is complete (finops-toolkit, hubs data processing).
+_INGESTION_RUN = re.compile(
+    r"(?:^|/)(?P<dataset>[^/]+)/(?P<year>(?:19|20|21)\d\d)/(?P<month>0[1-9]|1[0-2])/(?P<scope>[^/].*)/manifest\.json$")
+HUB_COST_DATASET = "Costs"  # the hub's other datasets (Prices, Recommendations, Transactions, ...) hold no cost rows
+_INGESTION_ID_SEPARATOR = "__"
 
 
 class ImportedWindow(Protocol):
@@ -204,6 +210,7 @@ class _Run:
     folder_blobs: list[_Blob]
     manifest: dict[str, Any] | None = None
     parts: list[tuple[_Blob, int | None]] = field(default_factory=list)  # (blob, manifest byteCount)
+    ingestion: re.Match[str] | None = None  # set when the folder is a FinOps hub ingestion folder
 
     @property
     def folder(self) -> str:
@@ -350,6 +357,12 @@ class _ExportSync:
         return {str(path): str(signature) for path, signature in rows}
 
     def _read_manifests(self, container: ContainerClient, runs: list[_Run]) -> None:
+        # A hub ingestion folder's manifest.json is an empty trigger: the listing says all there is to know.
+        for run in runs:
+            if run.ingestion is not None:
+                run.manifest = _ingestion_manifest(run, run.ingestion)
+        runs = [run for run in runs if run.ingestion is None]
+
         def fetch(run: _Run) -> None:
             try:
                 data = container.download_blob(
@@ -605,6 +618,38 @@ def _scope_of(resource_id: str) -> str:
     return re.sub(r"/providers/microsoft\.costmanagement/exports/[^/]+/?$", "", resource_id.lower())
 
 
+def _ingestion_manifest(run: _Run, match: re.Match[str]) -> dict[str, Any]:
+    """A Cost Management-shaped manifest for a hub ingestion folder, from its listing: the month from its path, the
+    scope from its scope path, the Parquet parts of its newest ingestion id (files an older ingestion left behind
+    are not part of it: the hub replaces a folder's data by ingestion id)."""
+    folder = run.folder
+    parquet = [b for b in run.folder_blobs
+               if str(PurePosixPath(b.name).parent) == folder and b.name.lower().endswith(".parquet")]
+    if not parquet:
+        return {"_error": "no Parquet part beside manifest.json in this hub ingestion folder"}
+
+    def ingestion_id(blob: _Blob) -> str:
+        name = PurePosixPath(blob.name).name
+        return name.split(_INGESTION_ID_SEPARATOR, 1)[0] if _INGESTION_ID_SEPARATOR in name else ""
+
+    newest = max(parquet, key=lambda b: (b.last_modified or dt.datetime.min, ingestion_id(b)))
+    parts = [b for b in parquet if ingestion_id(b) == ingestion_id(newest)]
+    year, month = int(match["year"]), int(match["month"])
+    start = dt.date(year, month, 1)
+    last = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+    submitted = max((b.last_modified for b in [*parts, run.manifest_blob] if b.last_modified), default=None)
+    return {
+        "exportConfig": {"exportName": "hub-ingestion", "resourceId": "/" + match["scope"], "type": "FocusCost"},
+        "runInfo": {
+            "runId": ingestion_id(newest) or None,
+            "submittedTime": submitted.isoformat() if submitted else None,
+            "startDate": f"{start.isoformat()}T00:00:00",
+            "endDate": f"{last.isoformat()}T00:00:00",
+        },
+        "blobs": [{"blobName": b.name, "byteCount": b.size} for b in parts],
+    }
+
+
 def _runs(location: ExportLocation, blobs: list[_Blob]) -> list[_Run]:
     """Every folder under the prefix with a manifest.json, with the blobs directly in it or below it."""
     manifests = [b for b in blobs if PurePosixPath(b.name).name == MANIFEST_NAME]
@@ -616,8 +661,9 @@ def _runs(location: ExportLocation, blobs: list[_Blob]) -> list[_Run]:
         deeper = [str(PurePosixPath(m.name).parent) + "/" for m in manifests
                   if m is not manifest and m.name.startswith(inside)]
         members = [b for b in blobs if b.name.startswith(inside) and not any(b.name.startswith(d) for d in deeper)]
-        runs.append(_Run(location, manifest, members))
-    return runs
+        runs.append(_Run(location, manifest, members, ingestion=_INGESTION_RUN.search(manifest.name)))
+    # Hub datasets other than Costs (price sheets, recommendations, ...) are not cost rows: not runs at all.
+    return [run for run in runs if run.ingestion is None or run.ingestion["dataset"] == HUB_COST_DATASET]
 
 
 def _as_done(futures: list[Any]) -> Iterator[Any]:

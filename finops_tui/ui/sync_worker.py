@@ -125,7 +125,8 @@ def run_background_sync(
             results.append(sync_exports(cache, export_options, policy, progress=report, cancel=cancel))
         if settings.hub and not cancel.is_set():
             hub_options = HubOptions(settings.hub, filters=list(settings.hub_filters), months=settings.sync_months,
-                                     credential_mode=settings.credential, origin="[sync] hub")
+                                     credential_mode=settings.credential, origin="[sync] hub",
+                                     arm_endpoint=settings.arm_endpoint)
             results.append(sync_hub(cache, hub_options, policy, progress=report, cancel=cancel))
     except Exception:
         post(SyncFinished(None, data_changed=wrote or any(r.windows_done for r in results)))
