@@ -30,7 +30,8 @@ END = dt.date(2026, 11, 26)
 # Scenario modules beside this file, in run order. bench_import also gets a scratch directory.
 SCENARIOS = ("bench_import", "bench_reports", "bench_ui", "bench_allocation", "bench_ui_allocation",
              "bench_recommend", "bench_ui_recommend", "bench_sync", "bench_splits", "bench_explain",
-             "bench_commitments", "bench_export", "bench_shared", "bench_sync_exports")
+             "bench_commitments", "bench_export", "bench_shared", "bench_sync_exports", "bench_scale",
+             "bench_ui_keys")
 COLUMNS = ("name", "rows", "app_ms", "raw_ms", "ratio")
 
 Result = dict[str, Any]
@@ -43,7 +44,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="one JSON object per scenario per line")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only these scenarios: demo, import, reports, ui, allocation, ui_allocation, "
-                             "recommend, ui_recommend, sync, splits, explain, commitments, export, sync_exports")
+                             "recommend, ui_recommend, sync, splits, explain, commitments, export, shared, "
+                             "sync_exports, scale, ui_keys")
     parser.add_argument("--force", action="store_true", help="rebuild the demo caches even if they match")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where caches live (default {DEFAULT_OUT})")
     parser.add_argument("--compare", type=Path, metavar="BASELINE",
