@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--hub-filter", action="append", default=None, metavar="FILTER", dest="hub_filters",
                       help="pull only a slice from the hub: subscription=ID, tag:KEY=VALUE, management-group=NAME")
     sync.add_argument("--list-sources", action="store_true", help="list the configured sources and their last run")
-    sync.add_argument("--dry-run", action="store_true", help="exports: list what would be fetched, fetch nothing")
+    sync.add_argument("--dry-run", action="store_true",
+                      help="exports: list what would be fetched; hub: print the KQL of each month; fetch nothing")
     sync.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
     exp = sub.add_parser("export", help="write the cache's cost out (FOCUS Parquet or CSV)")
@@ -103,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     mcp = sub.add_parser("mcp", help="serve the cache to MCP clients (AI assistants) over stdio, read-only")
     _add_cache_arg(mcp)
     mcp.add_argument("--allow-tagging", action="store_true", help="add the set_tags tool (journaled, never pushed)")
+
+    doctor = sub.add_parser("doctor", help="check the cache's summary tables against its charges (--fix rebuilds)")
+    _add_cache_arg(doctor)
+    doctor.add_argument("--fix", action="store_true", help="rebuild the summary tables from the charges")
+    doctor.add_argument("--limit", type=int, default=20, metavar="N", help="list at most N differences (default 20)")
 
     tags = sub.add_parser("tags", help="tag edits: set, list, push to Azure, export")
     _add_cache_arg(tags)
@@ -179,6 +185,10 @@ def run(args: argparse.Namespace) -> int:
         from finops_tui.commands.export import run_export
 
         return run_export(args, cache_path, config)
+    if args.command == "doctor":
+        from finops_tui.commands.doctor import run_doctor
+
+        return run_doctor(args, cache_path, config)
     if args.command == "mcp":
         from finops_tui.commands.mcp_server import run_mcp
 

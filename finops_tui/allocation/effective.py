@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import duckdb
 
 from finops_tui.allocation.rules import Rule, apply_rules, load_rules
-from finops_tui.allocation.shared import Pool, load_pools, refresh_shared
+from finops_tui.allocation.shared import Pool, load_pools, pools_are_current, refresh_shared
 from finops_tui.config import Config
-from finops_tui.store import Cache
+from finops_tui.store import Cache, summaries
 from finops_tui.store.sources import OWNING_RESOURCE_SQL, PROVIDER_SPLIT_SQL, assign_resource_keys
 
 
@@ -28,13 +28,16 @@ class TagPolicy:
     # shared.toml's cost pools, refreshed with the effective tags they read; None: no shared.toml (the demo
     # estate then uses its demo pools, see allocation.shared)
     pools: tuple[Pool, ...] | None = None
+    # The tag key whose effective value the summary tables hold (config.toml's team_key): breakdowns and tree
+    # levels by it read the summaries; other keys read `charges`.
+    summary_key: str = summaries.DEFAULT_TAG_KEY
 
     @classmethod
     def from_config(
         cls, config: Config, rules: Collection[Rule] = (), pools: Collection[Pool] | None = None
     ) -> TagPolicy:
         return cls(fold_case=config.fold_key_case, aliases=dict(config.tag_aliases), rules=tuple(rules),
-                   pools=tuple(pools) if pools is not None else None)
+                   pools=tuple(pools) if pools is not None else None, summary_key=config.team_key.lower())
 
 
 def load_tag_policy(config: Config) -> TagPolicy:
@@ -106,6 +109,10 @@ def rebuild_resource_tags(
         "coalesce(a.canonical_key, lower(e.raw_key))" if policy.fold_case else "coalesce(a.canonical_key, e.raw_key)"
     )
     scope_sql = ""
+    # A tag edit moves only its resources' rows in the summary, unless the pools changed (every row re-marked).
+    delta = resource_ids is not None and pools_are_current(cur, policy.pools) and summaries.begin_resource_change(
+        cur, list(resource_ids)
+    )
     if resource_ids is None:
         set_tag_aliases(cur, policy.aliases)
         cur.execute("DELETE FROM resource_tags")
@@ -144,7 +151,12 @@ def rebuild_resource_tags(
     if scoped:
         cur.execute("DROP TABLE _tag_scope")
     # Shared cost pools read effective tags (recipients, `unallocated`): refreshed in the same transaction.
-    refresh_shared(cur, policy.pools, resource_ids=resource_ids)
+    summaries.expect_rebuild(cur)
+    refresh_shared(cur, policy.pools, resource_ids=resource_ids)  # rebuilds the summary when it re-marks every row
+    if delta:
+        summaries.end_resource_change(cur)
+    elif not summaries.rebuilt(cur) or (resource_ids is None and summaries.stored_tag_key(cur) != policy.summary_key):
+        summaries.rebuild(cur, policy.summary_key if resource_ids is None else None)
 
 
 def _apply_manual_edits(cur: duckdb.DuckDBPyConnection, scoped: bool = False) -> None:

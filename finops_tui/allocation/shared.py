@@ -50,7 +50,7 @@ from finops_tui import clock, paths
 from finops_tui.allocation.rules import Rule, match_sql
 from finops_tui.config import read_text_file, read_toml, write_atomically
 from finops_tui.errors import ConfigError, UserError
-from finops_tui.store import Cache
+from finops_tui.store import Cache, summaries
 from finops_tui.store.sources import DEMO_KIND
 from finops_tui.textsafe import control_character
 
@@ -682,8 +682,10 @@ def refresh_shared(
     definitions = [p.definition() for p in applied]
     cur.execute("DELETE FROM shared_splits")
     if not applied:
-        cur.execute("UPDATE charges SET x_SharedPool = NULL WHERE x_SharedPool IS NOT NULL")
+        cleared = cur.execute("UPDATE charges SET x_SharedPool = NULL WHERE x_SharedPool IS NOT NULL").fetchone()
         cur.execute("DELETE FROM shared_pools")
+        if cleared and cleared[0]:
+            summaries.rebuild(cur)  # the summary keeps the markers
         return SplitResult()
     _rule_view(cur)
     try:
@@ -691,6 +693,7 @@ def refresh_shared(
         marker = marker_sql(applied, params)
         if resource_ids is None or stored != definitions:
             cur.execute(f"UPDATE charges r SET x_SharedPool = {marker}", params)
+            summaries.rebuild(cur)  # the summary keeps the markers
         elif any(p.depends_on_tags for p in applied) and resource_ids:
             cur.execute(
                 f"UPDATE charges r SET x_SharedPool = {marker} WHERE r.x_ResourceKey IN "

@@ -14,6 +14,7 @@ from finops_tui.basis.dimensions import NONE_LABEL, UNALLOCATED, Dimension, dime
 from finops_tui.basis.metrics import metric_column
 from finops_tui.basis.periods import Period
 from finops_tui.report.shared_nodes import applied_pools, split_column
+from finops_tui.report.sources import source_for
 from finops_tui.store.sources import Freshness, freshness
 
 DEFAULT_BREAKDOWNS = ("service", "service-category", "subscription", "resource-group", "region")
@@ -128,20 +129,22 @@ def currency_totals(
     """Total cost per billing currency for the period (and the previous one); never across currencies."""
     previous = previous or period.previous()
     col = metric_column(metric)
+    source = source_for(cur)
     rows = cur.execute(
         f"""
         SELECT c.BillingCurrency,
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e),
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe),
-               count(*) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e)
-        FROM charges c
+               {source.rows_sql} FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e)
+        FROM {source.table} c
         WHERE c.x_ChargeDate >= least($s, $ps) AND c.x_ChargeDate < greatest($e, $pe)
           AND c.BillingCurrency IS NOT NULL
         GROUP BY 1 ORDER BY 2 DESC NULLS LAST, 1
         """,
         {"s": period.start, "e": period.end, "ps": previous.start, "pe": previous.end},
     ).fetchall()
-    return [CurrencyTotal(r[0], r[1] or ZERO, r[2] or ZERO, int(r[3])) for r in rows if r[1] is not None or r[3]]
+    return [CurrencyTotal(r[0], r[1] or ZERO, r[2] or ZERO, int(r[3] or 0)) for r in rows
+            if r[1] is not None or r[3]]
 
 
 def breakdown(
@@ -157,6 +160,8 @@ def breakdown(
     """Cost per group of `dim` (per currency), with the previous period's cost, largest first."""
     previous = previous or period.previous()
     col = metric_column(metric)
+    source = source_for(cur, [dim])
+    dim = source.level(dim, dim.alias)
     currency_sql = " AND c.BillingCurrency = $cur" if currency else ""
     params: dict[str, object] = {"s": period.start, "e": period.end, "ps": previous.start, "pe": previous.end}
     if currency:
@@ -167,10 +172,12 @@ def breakdown(
         params["limit"] = limit
     rows = cur.execute(
         f"""
-        SELECT {dim.key_sql} AS key, any_value({dim.label_sql}) AS label, c.BillingCurrency AS currency,
+        SELECT {dim.key_sql} AS key,
+               max((c.x_ChargeDate, {dim.label_sql})) FILTER (WHERE {dim.label_sql} IS NOT NULL) AS label,
+               c.BillingCurrency AS currency,
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e) AS cost,
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe) AS prev
-        FROM charges c{dim.join_sql()}
+        FROM {source.table} c{dim.join_sql()}
         WHERE c.x_ChargeDate >= least($s, $ps) AND c.x_ChargeDate < greatest($e, $pe){currency_sql}
           AND c.BillingCurrency IS NOT NULL
         GROUP BY key, currency
@@ -179,8 +186,9 @@ def breakdown(
         """,
         params,
     ).fetchall()
+    # A group's name is its latest day's (the greatest on a tie), as in the tree: the same from either table.
     return [
-        BreakdownRow(r[0], r[1] if r[1] is not None else NONE_LABEL, r[2], r[3] or ZERO, r[4] or ZERO) for r in rows
+        BreakdownRow(r[0], r[1][1] if r[1] is not None else NONE_LABEL, r[2], r[3] or ZERO, r[4] or ZERO) for r in rows
     ]
 
 
@@ -196,7 +204,7 @@ def daily_series(
     rows = cur.execute(
         f"""
         SELECT c.BillingCurrency, c.x_ChargeDate, sum(c.{col})
-        FROM charges c
+        FROM {source_for(cur).table} c
         WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e{currency_sql} AND c.BillingCurrency IS NOT NULL
         GROUP BY 1, 2 HAVING sum(c.{col}) IS NOT NULL
         """,
@@ -214,15 +222,17 @@ def untagged_cost(
 ) -> dict[str, Decimal]:
     """Cost per currency with no effective value for `tag_key` (provider tag, rule or manual edit)."""
     col = metric_column(metric)
+    source = source_for(cur, tag_keys=[tag_key])
+    join, value = source.tag_value_sql(tag_key.lower())
     rows = cur.execute(
         f"""
         SELECT c.BillingCurrency, sum(c.{col})
-        FROM charges c LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey AND t.tag_key = $key
-        WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e AND t.tag_value IS NULL
+        FROM {source.table} c{join}
+        WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e AND {value} IS NULL
           AND c.BillingCurrency IS NOT NULL
         GROUP BY 1
         """,
-        {"s": period.start, "e": period.end, "key": tag_key.lower()},
+        {"s": period.start, "e": period.end},
     ).fetchall()
     return {r[0]: r[1] or ZERO for r in rows}
 
@@ -241,7 +251,7 @@ def month_end_forecast(
     rows = cur.execute(
         f"""
         SELECT c.BillingCurrency, c.x_ChargeDate, sum(c.{col})
-        FROM charges c
+        FROM {source_for(cur).table} c
         WHERE c.x_ChargeDate >= least($hs, $ms) AND c.x_ChargeDate <= $a AND c.BillingCurrency IS NOT NULL
         GROUP BY 1, 2 HAVING sum(c.{col}) IS NOT NULL
         """,
@@ -362,7 +372,7 @@ def team_with_shared(
     key = team_key.lower()
     pools = [p.index for p in applied_pools(cur) if p.to_key == key]
     params: dict[str, object] = {"s": period.start, "e": period.end, "ps": previous.start, "pe": previous.end,
-                                 "key": key, "pools": pools}
+                                 "pools": pools}
     currency_sql = ""
     if currency:
         currency_sql = " AND c.BillingCurrency = $cur"
@@ -371,12 +381,14 @@ def team_with_shared(
     shares: list[tuple[str, str | None, Decimal | None, Decimal | None]] = []
     if pools:
         col = metric_column(metric)
+        source = source_for(cur, tag_keys=[key])
+        join, value = source.tag_value_sql(key)
         pooled = cur.execute(
             f"""
-            SELECT c.BillingCurrency, t.tag_value,
+            SELECT c.BillingCurrency, {value},
                    sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e),
                    sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe)
-            FROM charges c LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey AND t.tag_key = $key
+            FROM {source.table} c{join}
             WHERE c.x_SharedPool IS NOT NULL AND list_contains($pools, c.x_SharedPool)
               AND c.x_ChargeDate >= least($s, $ps) AND c.x_ChargeDate < greatest($e, $pe){currency_sql}
               AND c.BillingCurrency IS NOT NULL
@@ -394,7 +406,7 @@ def team_with_shared(
               {currency_sql.replace("c.BillingCurrency", "c.currency")}
             GROUP BY 1, 2
             """,
-            {k: v for k, v in params.items() if k != "key"},
+            params,
         ).fetchall()
     figures: dict[tuple[str, str | None], list[Decimal]] = {}
     names: dict[tuple[str, str | None], str] = {}

@@ -16,6 +16,7 @@ from finops_tui.basis.money import RoundingLine, rounding_line
 from finops_tui.basis.periods import Period
 from finops_tui.errors import UsageError
 from finops_tui.report.shared_nodes import PoolShare
+from finops_tui.report.sources import CHARGES, Source, source_for
 
 ZERO = Decimal(0)
 
@@ -76,20 +77,16 @@ def resolve_hierarchy(hierarchy: Sequence[str | Dimension]) -> list[Dimension]:
     return dims
 
 
-def _aliased(dim: Dimension, alias: str) -> Dimension:
-    return dimension(dim.name, alias=alias) if dim.is_tag else dim
+def _aliased(dim: Dimension, alias: str, source: Source = CHARGES) -> Dimension:
+    return source.level(dim, alias)
 
 
-def _step_filter(dim: Dimension, key: str | None, name: str, params: dict[str, Any]) -> str:
-    """A WHERE clause keeping only the charges under one node of `dim`."""
+def _step_filter(
+    dim: Dimension, key: str | None, name: str, params: dict[str, Any], source: Source = CHARGES
+) -> str:
+    """A WHERE clause keeping only the rows (of `source`) under one node of `dim`."""
     if dim.tag_key is not None:
-        params[f"{name}_k"] = dim.tag_key
-        # Keyed on the owning resource (a provider-split row's consumer), as the tag joins are.
-        tagged = f"SELECT resource_key FROM resource_tags WHERE tag_key = ${name}_k AND resource_key IS NOT NULL"
-        if key is None:  # no effective value, including charges that belong to no resource at all
-            return f" AND (c.x_ResourceKey IS NULL OR c.x_ResourceKey NOT IN ({tagged}))"
-        params[name] = key
-        return f" AND c.x_ResourceKey IN ({tagged} AND tag_value = ${name})"
+        return source.tag_filter(dim.tag_key, key, name, params)
     if key is None:
         return f" AND {dim.key_sql} IS NULL"
     params[name] = key
@@ -115,27 +112,29 @@ HIGH_CARDINALITY = frozenset({"resource", "allocated-resource", "sku"})
 
 def expansion_sql(
     level: Dimension, path: Sequence[tuple[Dimension, str | None]], metric: str, period: Period,
-    previous: Period, currency: str, *, limit: int | None = None, row_filter: str = "",
+    previous: Period, currency: str, *, limit: int | None = None, row_filter: str = "", source: Source = CHARGES,
 ) -> tuple[str, dict[str, Any]]:
     """The one query behind an expansion: current, previous and daily cost of each child.
 
     Without `limit`, one pass grouped by (child, day). With `limit` on a high-cardinality level, the
     daily series are computed for the top `limit` children only and the tail comes back as one summed
     row, so expanding a resource group of 20,000 resources costs what expanding 200 does. `row_filter` (an
-    `AND …` clause over `c`) narrows the charges, e.g. to direct cost when shared costs are on.
+    `AND …` clause over `c`) narrows the charges, e.g. to direct cost when shared costs are on. `source` is
+    the table read (`charges`, or the summary when it holds every dimension involved).
     """
     col = metric_column(metric)
-    level = _aliased(level, "lv")
+    level = _aliased(level, "lv", source)
     params = window_params(period, previous, currency)
-    filters = "".join(_step_filter(dim, key, f"p{i}", params) for i, (dim, key) in enumerate(path))
-    source = f"""
-            FROM charges c{level.join_sql("lv")}
+    filters = "".join(_step_filter(dim, key, f"p{i}", params, source) for i, (dim, key) in enumerate(path))
+    table = source.table
+    source_sql = f"""
+            FROM {table} c{level.join_sql("lv")}
             WHERE c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND c.BillingCurrency = $cur{filters}{row_filter}"""
     if limit is None or level.name not in HIGH_CARDINALITY:
         sql = f"""
         WITH daily AS (
             SELECT {level.key_sql} AS key, c.x_ChargeDate AS day, sum(c.{col}) AS cost, max({level.label_sql}) AS label
-            {source}
+            {source_sql}
             GROUP BY 1, 2
         )
         SELECT 'child' AS kind, key, arg_max(label, day) AS label,
@@ -154,7 +153,7 @@ def expansion_sql(
     sql = f"""
         WITH base AS NOT MATERIALIZED (
             SELECT {level.key_sql} AS key, {level.label_sql} AS label, c.x_ChargeDate AS day, c.{col} AS cost
-            {source}
+            {source_sql}
         ), totals AS MATERIALIZED (
             SELECT key, max((day, label)) FILTER (WHERE label IS NOT NULL) AS label,
                    sum(cost) FILTER (WHERE {in_period}) AS cost,
@@ -214,7 +213,9 @@ def children(
     previous = previous or period.previous()
     currency = resolve_currency(cur, period, metric, currency)
     [level] = labelled_for_cache(cur, [dims[len(steps)]])
-    sql, params = expansion_sql(level, steps, metric, period, previous, currency, limit=limit, row_filter=row_filter)
+    source = source_for(cur, [level, *(dim for dim, _key in steps)])
+    sql, params = expansion_sql(level, steps, metric, period, previous, currency, limit=limit, row_filter=row_filter,
+                                source=source)
     rows = cur.execute(sql, params).fetchall()
     child_rows = [r for r in rows if r[0] == "child"]
     nodes = _nodes_from_rows(level, currency, period.days, child_rows, extra=[r for r in rows if r[0] == "rest"])
@@ -305,7 +306,8 @@ def allocation_tree(
     the same rule (the latest day's name), so a renamed subscription reads the same in both.
     """
     dims = labelled_for_cache(cur, resolve_hierarchy(hierarchy))
-    levels = [_aliased(d, f"lv{i}") for i, d in enumerate(dims[: depth or len(dims)])]
+    source = source_for(cur, dims[: depth or len(dims)])
+    levels = [_aliased(d, f"lv{i}", source) for i, d in enumerate(dims[: depth or len(dims)])]
     if depth is not None and depth < 1:
         raise UsageError("--depth must be at least 1")
     previous = previous or period.previous()
@@ -324,7 +326,7 @@ def allocation_tree(
         SELECT {keys}, {labels},
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e),
                sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe)
-        FROM charges c{joins}
+        FROM {source.table} c{joins}
         WHERE c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND c.BillingCurrency = $cur{row_filter}
         GROUP BY {group}
         """,

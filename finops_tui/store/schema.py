@@ -333,6 +333,15 @@ def _v5_storage_sources(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _v6_summaries(con: duckdb.DuckDBPyConnection) -> None:
+    """(Cold speed issue) `daily_summary` and `summary_state`, built now from the cached charges (see
+    store.summaries and docs/summaries.md)."""
+    from finops_tui.store import summaries
+
+    summaries.create_tables(con)
+    summaries.rebuild(con)
+
+
 # MIGRATIONS[n] upgrades a cache at version n to n + 1; version 0 is an empty file.
 MIGRATIONS: dict[int, Migration] = {
     0: _create_v1,
@@ -340,5 +349,6 @@ MIGRATIONS: dict[int, Migration] = {
     2: _v3_contract_commitments,
     3: _v4_shared_costs,
     4: _v5_storage_sources,
+    5: _v6_summaries,
 }
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import duckdb
 
 from finops_tui import clock
+from finops_tui.store import summaries
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ def begin_window(cur: duckdb.DuckDBPyConnection, window: Window) -> int:
     Returns the new source_id; the caller inserts its charges with it, then calls `finish_window`.
     """
     scope = window.scope.lower()
+    summaries.mark_days(cur, window.start, window.end)
     cur.execute(
         """
         DELETE FROM charges
@@ -115,8 +117,7 @@ def claim_window(cur: duckdb.DuckDBPyConnection, source_id: int, window: Window)
     """
     periods = window.replaced_periods()
     values = ", ".join("(CAST(? AS DATE), CAST(? AS DATE))" for _ in periods)
-    cur.execute(
-        f"""
+    superseded_sql = f"""
         WITH periods(p_start, p_end) AS (VALUES {values}),
         superseded AS (
             SELECT s.source_id, s.period_start, s.period_end,
@@ -125,16 +126,18 @@ def claim_window(cur: duckdb.DuckDBPyConnection, source_id: int, window: Window)
             FROM sources s
             WHERE s.scope = ? AND s.metric = ? AND s.source_id <> ?
               AND EXISTS (SELECT 1 FROM periods p WHERE p.p_start < s.period_end AND s.period_start < p.p_end)
-        )
-        DELETE FROM charges c USING superseded o
-        WHERE c.source_id = o.source_id
+        )"""
+    superseded_rows = f"""
+        c.source_id = o.source_id
           AND (o.whole OR (
                 {BILLING_DAY_SQL} >= o.period_start AND {BILLING_DAY_SQL} < o.period_end
                 AND EXISTS (SELECT 1 FROM periods p
-                            WHERE {BILLING_DAY_SQL} >= p.p_start AND {BILLING_DAY_SQL} < p.p_end)))
-        """,
-        [*(day for period in periods for day in period), window.scope.lower(), window.metric, source_id],
+                            WHERE {BILLING_DAY_SQL} >= p.p_start AND {BILLING_DAY_SQL} < p.p_end)))"""
+    params = [*(day for period in periods for day in period), window.scope.lower(), window.metric, source_id]
+    summaries.mark_days_of(
+        cur, f"{superseded_sql} SELECT c.x_ChargeDate FROM charges c, superseded o WHERE {superseded_rows}", params
     )
+    cur.execute(f"{superseded_sql} DELETE FROM charges c USING superseded o WHERE {superseded_rows}", params)
     cur.execute(
         """
         UPDATE sources SET kind = ?, scope = ?, path = ?, file_hash = ?, provider = ?, focus_version = ?,
@@ -150,6 +153,7 @@ def claim_window(cur: duckdb.DuckDBPyConnection, source_id: int, window: Window)
 
 def discard_source(cur: duckdb.DuckDBPyConnection, source_id: int) -> None:
     """Forget a registered source and its rows (a load that ended with nothing to keep)."""
+    summaries.mark_days_of(cur, "SELECT x_ChargeDate FROM charges WHERE source_id = ?", [source_id])
     cur.execute("DELETE FROM charges WHERE source_id = ?", [source_id])
     cur.execute("DELETE FROM sources WHERE source_id = ?", [source_id])
 
@@ -193,8 +197,13 @@ def assign_resource_keys(cur: duckdb.DuckDBPyConnection, source_id: int | None =
 
 
 def finish_window(cur: duckdb.DuckDBPyConnection, source_id: int) -> int:
-    """Record the row count and currencies of a loaded window; forget sources left with no rows."""
+    """Record the row count and currencies of a loaded window; forget sources left with no rows.
+
+    Also brings the summary tables up to date for every day this write changed (see store.summaries).
+    """
     assign_resource_keys(cur, source_id)
+    summaries.mark_days_of(cur, "SELECT x_ChargeDate FROM charges WHERE source_id = ?", [source_id])
+    summaries.settle(cur)
     cur.execute(
         """
         UPDATE sources SET

@@ -372,7 +372,10 @@ class RecommendationsScreen(CostScreen):
         if self.run is not None and self.run.metric != self.finops.view_state.metric and not self.running:
             self.rerun()
         self._show_context()
-        self._show_list()
+        # Nothing changed while hidden (the usual case): the list, its cursor and the detail stay as they are,
+        # rather than redrawn with the same rows (and the highlighted anomaly explained again).
+        if self._matching() != self.shown:
+            self._show_list()
 
     # ----------------------------------------------------------------------------------------------
     # rendering
@@ -395,9 +398,12 @@ class RecommendationsScreen(CostScreen):
     def _show_list(self, keep: str | None = None) -> None:
         rec_list = self.query_one(RecList)
         current = rec_list.current
-        self.shown = [rec for rec in self.recommendations if matches(rec, self.list_filter, self.currency)]
+        self.shown = self._matching()
         rec_list.show(self.shown, empty_text=self._empty_text(), keep=keep or (current.id if current else None))
         self._show_filters()
+
+    def _matching(self) -> list[Recommendation]:
+        return [rec for rec in self.recommendations if matches(rec, self.list_filter, self.currency)]
 
     def _empty_text(self) -> str:
         if self.run is None:

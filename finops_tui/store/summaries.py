@@ -1,0 +1,284 @@
+"""Summary tables beside `charges`: daily cost per dimension group, kept true in the same write as the facts.
+
+`daily_summary` holds, per day and group of GROUP_COLUMNS plus the effective value of one tag key (the team
+key), the DECIMAL sums of EffectiveCost and BilledCost and the number of charge rows. Every figure a read
+model takes from it is a DECIMAL sum of DECIMAL sums: exact. docs/summaries.md says what keeps it true.
+
+Maintenance, always inside the caller's write (one transaction):
+- window writes (store.sources) mark the days whose rows they delete or insert (`mark_days*`), and
+  `finish_window` rebuilds those days (`settle`);
+- `rebuild` recomputes everything (after `refresh_derived`, rules, pools: effective tags may change anywhere);
+- a tag edit on some resources moves only their rows (`begin_resource_change` / `end_resource_change`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import duckdb
+
+from finops_tui import clock
+
+SUMMARY_TABLE = "daily_summary"
+DEFAULT_TAG_KEY = "team"
+TAG_COLUMN = "tag_value"  # the effective value of summary_state.tag_key for the rows' owning resource
+# Dimension columns of `charges` the summary keeps, by their `charges` names so dimension SQL reads either.
+GROUP_COLUMNS = (
+    "x_ChargeDate", "BillingCurrency", "ServiceName", "ServiceCategory", "SubAccountId", "SubAccountName",
+    "x_ResourceGroupName", "RegionId", "RegionName", "ChargeCategory", "PricingCategory", "ProviderName",
+    "ResourceType", "CommitmentDiscountId", "CommitmentDiscountName", "x_SharedPool",
+)
+# Plain dimensions (basis.dimensions names) whose key and label SQL use only GROUP_COLUMNS.
+SUMMARY_DIMENSIONS = frozenset({
+    "service", "service-category", "subscription", "resource-group", "region", "resource-type", "charge-category",
+    "pricing-category", "commitment", "provider",
+})
+_KEYS = (*GROUP_COLUMNS, TAG_COLUMN)
+_DAYS = "_summary_days"  # temp table of the days a write changed, until `settle`
+_RESOURCE_KEYS = "_summary_resources"
+_DELTA = "_summary_delta"
+_REBUILT = "_summary_rebuilt"  # temp flag: `rebuild` ran since `expect_rebuild`
+
+
+def create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """The summary tables (schema migration 5 -> 6); filled by `rebuild`."""
+    # Each column as `charges` has it (the schema migrations made it): this module sits below store.schema.
+    types = dict(con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'charges'"
+    ).fetchall())
+    columns = ", ".join(f'"{name}" {types[name]}' for name in GROUP_COLUMNS)
+    money = types["EffectiveCost"]
+    con.execute(
+        f"""
+        CREATE TABLE {SUMMARY_TABLE} ({columns}, {TAG_COLUMN} VARCHAR,
+            EffectiveCost {money}, BilledCost {money}, row_count BIGINT NOT NULL)
+        """
+    )
+    con.execute(
+        """
+        CREATE TABLE summary_state (
+            tag_key VARCHAR NOT NULL,       -- the tag key whose effective value daily_summary.tag_value holds
+            charges_rows BIGINT NOT NULL,   -- count(*) of charges when last maintained: a cheap staleness check
+            built_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+
+
+def _grouped_sql(where: str = "") -> str:
+    """SELECT of `charges` grouped as the summary is, with the tag value of summary_state's key."""
+    cols = ", ".join(f"c.{name}" for name in GROUP_COLUMNS)
+    return f"""
+        SELECT {cols}, t.tag_value AS {TAG_COLUMN}, sum(c.EffectiveCost) AS EffectiveCost,
+               sum(c.BilledCost) AS BilledCost, count(*) AS row_count
+        FROM charges c
+        LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey
+             AND t.tag_key = (SELECT tag_key FROM summary_state)
+        WHERE c.x_ChargeDate IS NOT NULL{where}
+        GROUP BY ALL
+    """
+
+
+def _stamp(cur: duckdb.DuckDBPyConnection, tag_key: str | None = None) -> None:
+    key = tag_key if tag_key is not None else stored_tag_key(cur) or DEFAULT_TAG_KEY
+    cur.execute("DELETE FROM summary_state")
+    cur.execute("INSERT INTO summary_state SELECT ?, (SELECT count(*) FROM charges), ?", [key.lower(), clock.now()])
+
+
+def rebuild(cur: duckdb.DuckDBPyConnection, tag_key: str | None = None) -> None:
+    """Recompute the whole summary from `charges` and `resource_tags`; `tag_key` changes the summarised key."""
+    _stamp(cur, tag_key)
+    cur.execute(f"DELETE FROM {SUMMARY_TABLE}")
+    cur.execute(f"INSERT INTO {SUMMARY_TABLE} {_grouped_sql()}")
+    cur.execute(f"DROP TABLE IF EXISTS {_DAYS}")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {_REBUILT} AS SELECT 1 AS done")
+
+
+def expect_rebuild(cur: duckdb.DuckDBPyConnection) -> None:
+    """Start watching for a `rebuild` (a step that may or may not rebuild, e.g. the shared pools' refresh)."""
+    cur.execute(f"DROP TABLE IF EXISTS {_REBUILT}")
+
+
+def rebuilt(cur: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `rebuild` ran on this cursor since `expect_rebuild`."""
+    return _temp_exists(cur, _REBUILT)
+
+
+def _temp_exists(cur: duckdb.DuckDBPyConnection, name: str) -> bool:
+    row = cur.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND temporary", [name]).fetchone()
+    return bool(row and row[0])
+
+
+def stored_tag_key(cur: duckdb.DuckDBPyConnection) -> str | None:
+    row = cur.execute("SELECT tag_key FROM summary_state").fetchone()
+    return str(row[0]) if row else None
+
+
+def _days_table(cur: duckdb.DuckDBPyConnection) -> None:
+    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_DAYS} (day DATE)")
+
+
+def mark_days(cur: duckdb.DuckDBPyConnection, start: dt.date, end: dt.date) -> None:
+    """The days [start, end) are about to change (a window's rows deleted or inserted)."""
+    _days_table(cur)
+    cur.execute(
+        f"INSERT INTO {_DAYS} SELECT CAST(d AS DATE) FROM generate_series(CAST(? AS DATE), CAST(? AS DATE) "
+        "- INTERVAL 1 DAY, INTERVAL 1 DAY) g(d)",
+        [start, end],
+    )
+
+
+def mark_days_of(cur: duckdb.DuckDBPyConnection, rows_sql: str, params: object = None) -> None:
+    """The charge days of the rows `rows_sql` selects (`SELECT c.x_ChargeDate FROM charges c …`) change."""
+    _days_table(cur)
+    cur.execute(f"INSERT INTO {_DAYS} SELECT DISTINCT * FROM ({rows_sql})", params)
+
+
+def settle(cur: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild the days marked since the last settle from `charges` (end of a window's write)."""
+    if not _temp_exists(cur, _DAYS):
+        return
+    if stored_tag_key(cur) is None:  # never built (a cache migrated from a future-less state): build it all
+        rebuild(cur)
+        return
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {_DAYS}_set AS SELECT DISTINCT day FROM {_DAYS} WHERE day IS NOT NULL")
+    cur.execute(f"DELETE FROM {SUMMARY_TABLE} WHERE x_ChargeDate IN (SELECT day FROM {_DAYS}_set)")
+    cur.execute(
+        f"INSERT INTO {SUMMARY_TABLE} {_grouped_sql(f' AND c.x_ChargeDate IN (SELECT day FROM {_DAYS}_set)')}"
+    )
+    cur.execute(f"DROP TABLE {_DAYS}_set")
+    cur.execute(f"DROP TABLE {_DAYS}")
+    _stamp(cur)
+
+
+def begin_resource_change(cur: duckdb.DuckDBPyConnection, resource_ids: list[str]) -> bool:
+    """Before a tag edit on these resources: take their rows out of the summary (into a pending delta).
+
+    Returns False when the summary is not built (nothing to keep true; reads use `charges`).
+    """
+    if stored_tag_key(cur) is None:
+        return False
+    cur.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {_RESOURCE_KEYS} AS
+        SELECT resource_key FROM resource_keys WHERE ResourceId IN (SELECT lower(unnest(?::VARCHAR[])))
+        """,
+        [resource_ids],
+    )
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {_DELTA} AS {_contributions(-1)}")
+    return True
+
+
+def end_resource_change(cur: duckdb.DuckDBPyConnection) -> None:
+    """After the edit: add the resources' rows back with their new tag value and pool marker, and merge.
+
+    Only the groups of the tag values the delta touches are re-aggregated (an edit moves cost between a few
+    teams); a join on all the group columns would cost more than that.
+    """
+    cur.execute(f"INSERT INTO {_DELTA} {_contributions(1)}")
+    touched = (
+        f"({TAG_COLUMN} IN (SELECT {TAG_COLUMN} FROM {_DELTA} WHERE {TAG_COLUMN} IS NOT NULL)"
+        f" OR ({TAG_COLUMN} IS NULL AND EXISTS (SELECT 1 FROM {_DELTA} WHERE {TAG_COLUMN} IS NULL)))"
+    )
+    keys = ", ".join(_KEYS)
+    cur.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _summary_merged AS
+        SELECT {keys}, sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost,
+               sum(row_count) AS row_count
+        FROM (SELECT * FROM {SUMMARY_TABLE} WHERE {touched} UNION ALL BY NAME SELECT * FROM {_DELTA})
+        GROUP BY ALL HAVING sum(row_count) <> 0
+        """
+    )
+    cur.execute(f"DELETE FROM {SUMMARY_TABLE} WHERE {touched}")
+    cur.execute(f"INSERT INTO {SUMMARY_TABLE} BY NAME SELECT * FROM _summary_merged")
+    for table in ("_summary_merged", _DELTA, _RESOURCE_KEYS):
+        cur.execute(f"DROP TABLE {table}")
+    _stamp(cur)
+
+
+def _contributions(sign: int) -> str:
+    cols = ", ".join(f"c.{name}" for name in GROUP_COLUMNS)
+    return f"""
+        SELECT {cols}, t.tag_value AS {TAG_COLUMN}, {sign} * sum(c.EffectiveCost) AS EffectiveCost,
+               {sign} * sum(c.BilledCost) AS BilledCost, {sign} * count(*) AS row_count
+        FROM charges c
+        LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey
+             AND t.tag_key = (SELECT tag_key FROM summary_state)
+        WHERE c.x_ChargeDate IS NOT NULL AND c.x_ResourceKey IN (SELECT resource_key FROM {_RESOURCE_KEYS})
+        GROUP BY ALL
+    """
+
+
+# --- reading -----------------------------------------------------------------------------------------------
+
+_reads = {"enabled": True}
+
+
+@contextmanager
+def charges_only() -> Iterator[None]:
+    """Read models answer from `charges` inside this block (the equality guard, `doctor`, the bench's
+    "before" figures). Process-wide: not for use while another thread reads."""
+    before = _reads["enabled"]
+    _reads["enabled"] = False
+    try:
+        yield
+    finally:
+        _reads["enabled"] = before
+
+
+@dataclass(frozen=True)
+class SummaryState:
+    tag_key: str
+
+
+def current(cur: duckdb.DuckDBPyConnection) -> SummaryState | None:
+    """The summary's state when read models may answer from it: built, and `charges` has the row count it
+    was last maintained with (a write that bypassed the window functions makes it stale: read `charges`)."""
+    if not _reads["enabled"]:
+        return None
+    try:
+        row = cur.execute(
+            "SELECT tag_key, charges_rows = (SELECT count(*) FROM charges) FROM summary_state"
+        ).fetchone()
+    except duckdb.CatalogException:  # a read-only cache of an older schema
+        return None
+    if row is None or not row[1]:
+        return None
+    return SummaryState(str(row[0]))
+
+
+def differences(cur: duckdb.DuckDBPyConnection, limit: int = 20) -> list[str]:
+    """How the stored summary differs from one recomputed now (one line each); empty when they match."""
+    if stored_tag_key(cur) is None:
+        return ["daily_summary has never been built; any write (or `doctor --fix`) builds it"]
+    problems: list[str] = []
+    stamped = cur.execute("SELECT charges_rows, (SELECT count(*) FROM charges) FROM summary_state").fetchone()
+    if stamped is not None and stamped[0] != stamped[1]:
+        problems.append(f"summary_state: built over {stamped[0]:,} charge rows, the cache has {stamped[1]:,}")
+    keys = ", ".join(_KEYS)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _summary_expected AS {_grouped_sql()}")
+    rows = cur.execute(
+        f"""
+        WITH stored AS (SELECT {keys}, sum(EffectiveCost) AS e, sum(BilledCost) AS b, sum(row_count) AS n
+                        FROM {SUMMARY_TABLE} GROUP BY ALL),
+             expected AS (SELECT {keys}, EffectiveCost AS e, BilledCost AS b, row_count AS n FROM _summary_expected)
+        SELECT coalesce(s.x_ChargeDate, x.x_ChargeDate), coalesce(s.BillingCurrency, x.BillingCurrency),
+               coalesce(s.ServiceName, x.ServiceName), coalesce(s.x_ResourceGroupName, x.x_ResourceGroupName),
+               coalesce(s.{TAG_COLUMN}, x.{TAG_COLUMN}), s.e, x.e, s.b, x.b, s.n, x.n
+        FROM stored s FULL OUTER JOIN expected x ON {" AND ".join(f"s.{k} IS NOT DISTINCT FROM x.{k}" for k in _KEYS)}
+        WHERE s.e IS DISTINCT FROM x.e OR s.b IS DISTINCT FROM x.b OR s.n IS DISTINCT FROM x.n
+        ORDER BY 1, 2, 3, 4, 5 LIMIT {int(limit)}
+        """
+    ).fetchall()
+    cur.execute("DROP TABLE _summary_expected")
+    for day, currency, service, group, tag, se, xe, sb, xb, sn, xn in rows:
+        where = f"{day} {currency} service={service} resource-group={group} tag={tag}"
+        problems.append(
+            f"daily_summary {where}: stored effective {se} billed {sb} rows {sn}, "
+            f"charges give effective {xe} billed {xb} rows {xn}"
+        )
+    return problems
