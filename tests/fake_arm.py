@@ -909,6 +909,10 @@ def render_csv(estate: Estate, facts: list[Fact]) -> str:
         elif not resource_id and d["ChargeType"] in ("Purchase", "UnusedReservation"):
             resource_id = estate.reservation_id
         cost = micros_text(fact.micros)
+        # Prices as Cost Details gives them: the negotiated unit price, and pay-as-you-go 25% above it.
+        quantity = int(fact.quantity)
+        unit_micros = fact.micros // quantity if quantity else 0
+        payg_unit_micros = unit_micros * 5 // 4
         tags = json.dumps(fact.tags, separators=(",", ": "))[1:-1] if fact.tags else ""
         values = {
             "billingaccountid": "8611537",
@@ -947,6 +951,9 @@ def render_csv(estate: Estate, facts: list[Fact]) -> str:
             "pricingmodel": d["PricingModel"],
             "benefitid": d["BenefitId"],
             "benefitname": d["BenefitName"],
+            "unitprice": micros_text(unit_micros),
+            "paygprice": micros_text(payg_unit_micros),
+            "paygcostinbillingcurrency": micros_text(payg_unit_micros * quantity),
             "publishername": "Microsoft",
             "publishertype": "Azure",
             "isazurecrediteligible": "True",

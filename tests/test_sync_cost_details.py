@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -62,6 +63,29 @@ def test_cost_details_reports_load_both_csv_flavours_exactly(arm: FakeArm, cache
     account = "8611537" if flavour == "ea" else "AB12-CD34"  # MCA: the billing profile is the account (FOCUS)
     assert row[:8] == ("Virtual Machines", "westeurope", vm.group, "Sub A", account, "Committed", "Used", 24.0)
     assert row[8].day == 1  # the CSV's inclusive end date becomes FOCUS's exclusive end (a 1st)
+
+
+@pytest.mark.parametrize("flavour", ["ea", "mca"])
+def test_cost_details_rows_carry_list_and_contracted_cost(arm: FakeArm, cache: Any, flavour: str) -> None:
+    """Commitments' savings need prices: EA ListCost = PayGPrice x Quantity, MCA ListCost = paygCostInBillingCurrency,
+    ContractedCost = UnitPrice x Quantity (as the legacy import and Microsoft's FOCUS conversion derive them)."""
+    arm.add_scope(SUB, 6, cost_details=flavour)
+    assert sync(arm, cache, months=1).result.ok
+    rows = _rows(cache, "SELECT ConsumedQuantity, ListCost, ContractedCost FROM charges "
+                        "WHERE ChargeCategory = 'Usage' AND ConsumedQuantity > 0")
+    assert rows and all(list_cost is not None and contracted is not None for _, list_cost, contracted in rows)
+    # pay-as-you-go is 25% above the negotiated price in the fake's files (within the micro-unit prices)
+    for quantity, list_cost, contracted in rows:
+        assert abs(list_cost - contracted * 5 / 4) <= Decimal("0.000001") * Decimal(quantity) * 2
+
+
+def test_query_api_rows_have_no_list_cost(arm: FakeArm, cache: Any) -> None:
+    """The Query API prices nothing: ListCost stays NULL there, so no saving is computed from a missing price."""
+    arm.add_scope(SUB, 6)
+    assert sync(arm, cache, months=1, api_path="query").result.ok
+    assert _rows(cache, "SELECT count(*) FROM charges WHERE ListCost IS NOT NULL OR ContractedCost IS NOT NULL") == [
+        (0,)
+    ]
 
 
 def test_billing_profile_scope_with_a_colon_in_its_id(arm: FakeArm, cache: Any) -> None:

@@ -53,6 +53,9 @@ CSV_FIELDS: dict[str, tuple[str, ...]] = {
     "billing_account_name": ("billingaccountname",),
     "billing_period_start": ("billingperiodstartdate",),
     "billing_period_end": ("billingperiodenddate",),
+    "payg_cost": ("paygcostinbillingcurrency",),  # MCA: the line at pay-as-you-go prices
+    "payg_price": ("paygprice",),  # EA: pay-as-you-go unit price
+    "unit_price": ("unitprice",),  # the negotiated unit price
 }
 
 
@@ -222,7 +225,8 @@ def load_report(
             headers["billingaccountname"] = headers["billingprofilename"]
     expressions: dict[str, str] = {"usage_date": _date(date), "cost": f"nullif(trim({cost}), '')"}
     for field in CSV_FIELDS:
-        if field in ("date", "cost", "tags", "quantity", "billing_period_start", "billing_period_end"):
+        if field in ("date", "cost", "tags", "quantity", "billing_period_start", "billing_period_end",
+                     "payg_cost", "payg_price", "unit_price"):
             continue
         expr = column(field)
         if expr:
@@ -239,6 +243,17 @@ def load_report(
         expressions["tags"] = _tags(tags)
     if quantity := column("quantity"):
         expressions["quantity"] = f"try_cast({quantity} AS DOUBLE)"
+    # ListCost / ContractedCost as the legacy import maps them (products in double precision, as Microsoft's own
+    # FOCUS conversion computes them): what commitments' savings are measured against.
+    quantity_sql = f"try_cast({quantity} AS DOUBLE)" if quantity else None
+    if payg_cost := column("payg_cost"):
+        expressions["list_cost"] = f"try_cast(nullif(trim({payg_cost}), '') AS DECIMAL(38,12))"
+    elif (payg_price := column("payg_price")) and quantity_sql:
+        expressions["list_cost"] = f"try_cast(try_cast({payg_price} AS DOUBLE) * {quantity_sql} AS DECIMAL(38,12))"
+    if (unit_price := column("unit_price")) and quantity_sql:
+        expressions["contracted_cost"] = (
+            f"try_cast(try_cast({unit_price} AS DOUBLE) * {quantity_sql} AS DECIMAL(38,12))"
+        )
     if period_start := column("billing_period_start"):
         expressions["billing_period_start"] = (
             f"CASE WHEN coalesce({period_start}, '') <> '' THEN {_date(period_start)} END"

@@ -44,6 +44,10 @@ STAGE_COLUMNS: list[tuple[str, str]] = [
     ("billing_account_name", "VARCHAR"),
     ("billing_period_start", "DATE"),
     ("billing_period_end", "DATE"),  # exclusive
+    # Cost Details rows price each line (the Query API does not): ListCost and ContractedCost, as the legacy
+    # import derives them (ingest.azure_legacy); NULL from the Query API, where savings are then not computed.
+    ("list_cost", "DECIMAL(38,12)"),
+    ("contracted_cost", "DECIMAL(38,12)"),
 ]
 
 _MACROS = r"""
@@ -138,7 +142,7 @@ def focus_select(stage_table: str, metric: str) -> str:
             coalesce(nullif(n.billing_account_id, ''), $account_id),
             coalesce(nullif(n.billing_account_name, ''), $account_name),
             CASE WHEN n.sub IS NOT NULL THEN '/subscriptions/' || lower(n.sub) END, nullif(n.subscription_name, ''),
-            {cost_columns}, n.currency,
+            {cost_columns}, n.list_cost, n.contracted_cost, n.currency,
             n.charge_category,
             CASE WHEN lower(n.charge_type) = 'refund' THEN 'Correction' END,
             CASE lower(n.frequency) WHEN 'onetime' THEN 'One-Time' WHEN 'recurring' THEN 'Recurring'
@@ -186,7 +190,7 @@ def focus_select(stage_table: str, metric: str) -> str:
 CHARGE_INSERT_COLUMNS = """
     ChargePeriodStart, ChargePeriodEnd, BillingPeriodStart, BillingPeriodEnd,
     BillingAccountId, BillingAccountName, SubAccountId, SubAccountName,
-    BilledCost, EffectiveCost, BillingCurrency,
+    BilledCost, EffectiveCost, ListCost, ContractedCost, BillingCurrency,
     ChargeCategory, ChargeClass, ChargeFrequency, ChargeDescription, PricingCategory,
     PricingQuantity, PricingUnit, ConsumedQuantity, ConsumedUnit,
     ServiceName, ServiceCategory, ServiceSubcategory, ProviderName, PublisherName, InvoiceIssuerName,
