@@ -124,9 +124,9 @@ async def _drive(cache_path: Path) -> dict[str, Any]:
             self.edit_ms: list[float] = []
             self._edit_started = 0.0
 
-        def _apply(self, assignments: dict[str, list[str]], key: str) -> None:
+        def _apply(self, assignments: dict[str, list[str]], key: str, items: Any) -> None:
             self._edit_started = time.monotonic()
-            super()._apply(assignments, key)
+            super()._apply(assignments, key, items)
 
         def on_tags_applied(self, message: TagsApplied) -> None:
             self.edit_ms.append((time.monotonic() - self._edit_started) * 1000)
