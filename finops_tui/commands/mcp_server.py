@@ -79,12 +79,17 @@ def _answering(fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> dict[str, Any]:
         try:
-            answer: dict[str, Any] = json.loads(to_json(fn(*args, **kwargs)))
+            answer = fn(*args, **kwargs)
         except UserError as exc:
             raise ToolError(printable(str(exc))) from None
-        return answer
+        # A report's document is already JSON (parsed from `--format json`); others hold Decimals and dates.
+        return answer if isinstance(answer, JsonDocument) else json.loads(to_json(answer))
 
     return call
+
+
+class JsonDocument(dict[str, Any]):
+    """A tool's answer that is JSON already (strings, numbers, lists): sent as it is."""
 
 
 class CostTools:
@@ -271,7 +276,9 @@ class CostTools:
         }
         if view in ("explain", "commitments"):
             builders[view] = _report_builder(view)
-        return self._fresh(json.loads(builders[view](self.cache, args, self.config)))
+        document = JsonDocument(json.loads(builders[view](self.cache, args, self.config)))
+        document["freshness"] = json.loads(to_json(self._fresh({})["freshness"]))
+        return document
 
     def _fresh(self, doc: dict[str, Any]) -> dict[str, Any]:
         """Every answer says how fresh the data is: the last day with cost and the last import or sync."""
