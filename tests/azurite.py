@@ -7,6 +7,7 @@ npm on the machine the tests that need it are skipped with the reason; in CI the
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import os
 import shutil
 import socket
@@ -39,10 +40,15 @@ def ensure_installed() -> Path:
     if npm is None:
         raise AzuriteUnavailable("npm is not installed: Azurite (npm package `azurite`) cannot be set up here")
     AZURITE_DIR.mkdir(exist_ok=True)
-    done = subprocess.run(
-        [npm, "install", "--prefix", str(AZURITE_DIR), "--no-audit", "--no-fund", "azurite@3"],
-        capture_output=True, text=True, timeout=600, check=False,
-    )
+    # xdist workers share the folder: one installs, the others wait for it.
+    with open(AZURITE_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if AZURITE_BIN.exists():
+            return AZURITE_BIN
+        done = subprocess.run(
+            [npm, "install", "--prefix", str(AZURITE_DIR), "--no-audit", "--no-fund", "azurite@3"],
+            capture_output=True, text=True, timeout=600, check=False,
+        )
     if done.returncode != 0 or not AZURITE_BIN.exists():
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise AzuriteUnavailable(f"`npm install azurite@3` failed: {tail[0]}")
