@@ -22,7 +22,7 @@ from decimal import Decimal
 
 import duckdb
 
-from finops_tui.basis.dimensions import UNALLOCATED, Dimension, dimension
+from finops_tui.basis.dimensions import UNALLOCATED, Dimension
 from finops_tui.basis.metrics import resolve_currency
 from finops_tui.basis.periods import Period
 from finops_tui.errors import UsageError
@@ -66,7 +66,7 @@ def children(
 ) -> list[Node]:
     """`report.tree.children` with shared costs on (same arguments; a "shared: <pool>" node's `step` drills)."""
     dims = tree.resolve_hierarchy(hierarchy)
-    steps = [(d if isinstance(d, Dimension) else dimension(d), key) for d, key in path]
+    steps = tree.normalise_path(path)
     previous = previous or period.previous()
     currency = resolve_currency(cur, period, metric, currency)
     active, every = active_pools(cur, dims)

@@ -183,7 +183,8 @@ def expansion_sql(
     return sql, params
 
 
-def _normalise_path(path: Sequence[PathStep]) -> list[tuple[Dimension, str | None]]:
+def normalise_path(path: Sequence[PathStep]) -> list[tuple[Dimension, str | None]]:
+    """Steps with dimension names resolved to Dimensions."""
     return [(d if isinstance(d, Dimension) else dimension(d), key) for d, key in path]
 
 
@@ -207,7 +208,7 @@ def children(
     when a level may be large, it bounds the work at resource level. One SQL query.
     """
     dims = resolve_hierarchy(hierarchy)
-    steps = _normalise_path(path)
+    steps = normalise_path(path)
     if len(steps) >= len(dims):
         raise UsageError(f"the path has {len(steps)} steps but the hierarchy only {len(dims)} levels")
     previous = previous or period.previous()
