@@ -217,3 +217,31 @@ def test_metric_file_errors_name_file_row_and_field(tmp_path: Path) -> None:
     (tmp_path / "requests.csv").write_text("period,recipient,value\n2026-11,payments,1\n2026-11,search,4\n")
     [parsed] = parse_pools({"pool": [pool]}, path)
     assert parsed.metric_values == (("2026-11", "payments", D(1)), ("2026-11", "search", D(4)))
+
+
+def test_a_tag_edit_re_splits_the_pools_exactly_as_from_scratch(tmp_path: Path) -> None:
+    """A tag edit re-splits every pool from the summary table (when no pool's rows depend on tags): the shares it
+    stores equal the split computed from `charges` rows, and the summary stays equal to `charges`."""
+    from finops_tui.allocation.effective import TagPolicy
+    from finops_tui.allocation.journal import apply_tags
+    from finops_tui.store import summaries
+
+    cache = load(tmp_path / "c.duckdb", _base([Charge(DAY + dt.timedelta(days=1), UNTAGGED, D("7.25"),
+                                                      service="Storage")]))
+    pools = (_pool("proportional"), _pool("even", index=2, match=Rule(set_tags={}, resource_group="rg-misc")))
+    policy = TagPolicy(pools=pools)
+    apply_pools(cache, pools)
+    apply_tags(cache, policy, [PAY], "team", "search")  # payments' direct cost moves to search
+    with cache.cursor() as cur:
+        stored = sorted(cur.execute(
+            "SELECT pool_index, day, currency, recipient, effective, billed FROM shared_splits"
+        ).fetchall(), key=str)
+        # The same figures from the rows themselves: a marker expression the summary path does not take.
+        fresh = compute_splits(cur, list(pools), marker="(r.x_SharedPool)")
+        assert summaries.differences(cur) == []
+    expected = sorted(((r.pool_index, r.day, r.currency, r.recipient, r.effective, r.billed) for r in fresh.rows),
+                      key=str)
+    assert stored == expected
+    assert {r[3] for r in stored if r[0] == 1} == {"search"}  # payments has no direct cost left
+    with cache.cursor() as cur:
+        assert summaries.whole_key(cur) == "team"  # what the re-split read

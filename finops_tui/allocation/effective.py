@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import duckdb
 
 from finops_tui.allocation.rules import Rule, apply_rules, load_rules
-from finops_tui.allocation.shared import Pool, load_pools, pools_are_current, refresh_shared
+from finops_tui.allocation.shared import Pool, load_pools, pools_are_current, refresh_shared, resolve_pools
 from finops_tui.config import Config
 from finops_tui.store import Cache, summaries
 from finops_tui.store.sources import OWNING_RESOURCE_SQL, PROVIDER_SPLIT_SQL, assign_resource_keys
@@ -152,9 +152,15 @@ def rebuild_resource_tags(
         cur.execute("DROP TABLE _tag_scope")
     # Shared cost pools read effective tags (recipients, `unallocated`): refreshed in the same transaction.
     summaries.expect_rebuild(cur)
+    # When no pool's rows depend on tags, the edit cannot move a row between pools: the summary is made whole
+    # first, and the pools' re-split reads it instead of scanning `charges` twice.
+    whole_first = delta and not any(p.depends_on_tags for p in resolve_pools(cur, policy.pools))
+    if whole_first:
+        summaries.end_resource_change(cur)
     refresh_shared(cur, policy.pools, resource_ids=resource_ids)  # rebuilds the summary when it re-marks every row
     if delta:
-        summaries.end_resource_change(cur)
+        if not whole_first:
+            summaries.end_resource_change(cur)
     elif not summaries.rebuilt(cur) or (resource_ids is None and summaries.stored_tag_key(cur) != policy.summary_key):
         summaries.rebuild(cur, policy.summary_key if resource_ids is None else None)
 

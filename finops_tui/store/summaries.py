@@ -251,6 +251,20 @@ def current(cur: duckdb.DuckDBPyConnection) -> SummaryState | None:
     return SummaryState(str(row[0]))
 
 
+def whole_key(cur: duckdb.DuckDBPyConnection) -> str | None:
+    """Inside a write: the summarised tag key when the summary holds every row of `charges` right now (built,
+    the same row count, no days or tag edit pending), so a derived table may be computed from it; else None."""
+    if _temp_exists(cur, _DAYS) or _temp_exists(cur, _DELTA):
+        return None
+    try:
+        row = cur.execute(
+            "SELECT tag_key, charges_rows = (SELECT count(*) FROM charges) FROM summary_state"
+        ).fetchone()
+    except duckdb.CatalogException:
+        return None
+    return str(row[0]) if row is not None and row[1] else None
+
+
 def differences(cur: duckdb.DuckDBPyConnection, limit: int = 20) -> list[str]:
     """How the stored summary differs from one recomputed now (one line each); empty when they match."""
     if stored_tag_key(cur) is None:
