@@ -184,10 +184,16 @@ async def _pool_dialog_on_group(pilot: Pilot[Any], group: str = "rg-aks-prod") -
     tree.tree_view.reveal(branch.path, expand=False)
     await pilot.press("dollar_sign")
     await settle(pilot)
-    await pilot.pause(0.4)  # the preview starts once the fields stop changing
-    await settle(pilot)
     dialog = pilot.app.screen
     assert isinstance(dialog, PoolDialog)
+    # The preview starts once the fields stop changing, then runs in a worker: wait for it, however busy the machine.
+    for _ in range(200):
+        if dialog.previewed is not None:
+            break
+        await pilot.pause(0.05)
+        await settle(pilot)
+    assert dialog.previewed is not None, "the preview never came"
+    await settle(pilot)
     return dialog
 
 
