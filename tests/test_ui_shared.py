@@ -170,6 +170,16 @@ def test_seed_from_trail_makes_each_step_a_condition() -> None:
     assert parse_weights("payments=40, search = 60.5") == {"payments": 40, "search": 60.5}
 
 
+async def _until(pilot: Pilot[Any], done: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Let the app run until `done()` (a debounced preview, a worker's answer), however busy the machine."""
+    for _ in range(int(seconds / 0.05)):
+        await settle(pilot)
+        if done():
+            return
+        await pilot.pause(0.05)
+    raise AssertionError("the screen never got there")
+
+
 async def _pool_dialog_on_group(pilot: Pilot[Any], group: str = "rg-aks-prod") -> PoolDialog:
     await settle(pilot)
     await pilot.press("2")
@@ -186,14 +196,8 @@ async def _pool_dialog_on_group(pilot: Pilot[Any], group: str = "rg-aks-prod") -
     await settle(pilot)
     dialog = pilot.app.screen
     assert isinstance(dialog, PoolDialog)
-    # The preview starts once the fields stop changing, then runs in a worker: wait for it, however busy the machine.
-    for _ in range(200):
-        if dialog.previewed is not None:
-            break
-        await pilot.pause(0.05)
-        await settle(pilot)
-    assert dialog.previewed is not None, "the preview never came"
-    await settle(pilot)
+    # The preview starts once the fields stop changing, then runs in a worker.
+    await _until(pilot, lambda: dialog.previewed is not None)
     return dialog
 
 
@@ -215,15 +219,11 @@ def test_dollar_previews_each_share_and_saving_gives_exactly_the_preview(demo_pa
                 # Bad weights get one line naming the field, and Save waits.
                 dialog.query_one("#method", Select).value = "fixed"
                 dialog.query_one("#weights", Input).value = "payments=abc"
-                await pilot.pause(0.4)
-                await settle(pilot)
-                assert "weights.payments" in str(dialog.query_one("#error").render())
+                await _until(pilot, lambda: "weights.payments" in str(dialog.query_one("#error").render()))
                 assert dialog.previewed is None
                 dialog.query_one("#method", Select).value = "proportional"
                 dialog.query_one("#weights", Input).value = ""
-                await pilot.pause(0.4)
-                await settle(pilot)
-                assert dialog.previewed is not None
+                await _until(pilot, lambda: dialog.previewed is not None)
                 await pilot.press("ctrl+s")
                 await settle(pilot)
                 tree = app.screen
