@@ -141,6 +141,7 @@ def tag_value_variants(cur: duckdb.DuckDBPyConnection, ctx: Context) -> list[Rec
         FROM resource_tags t JOIN cost c USING (ResourceId)
         WHERE t.tag_key IN (SELECT unnest($keys))
         GROUP BY ALL
+        ORDER BY 1, 2, 3  -- the clusters, and the reasons that joined them, come out in one order every run
         """,
         {"keys": list(ctx.tag_keys)},
     ).fetchall()
