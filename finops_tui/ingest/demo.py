@@ -1263,7 +1263,7 @@ def build_demo(
                     focus_version="1.2",
                 ))
                 _insert_charges(cur, catalogue, start=start, end=end, months=months, seed=seed, source_id=source_id)
-                finish_window(cur, source_id)
+                finish_window(cur, source_id, settle_summary=False)  # refresh_derived rebuilds the summary
                 refresh_derived(cur, policy)
             build_seconds = time.perf_counter() - started
             with cache.cursor() as cur:

@@ -59,6 +59,7 @@ from finops_tui.ingest.files import NULL_TEXTS, SourceFile, inspect, lone_carria
 from finops_tui.ingest.manifest import MANIFEST_NAME, ExportManifest, is_export_directory, read_manifest
 from finops_tui.ingest.mapping import Mapping, RowCheck, ValueCheck, quote_ident
 from finops_tui.ingest.progress import Reporter, SilentReporter
+from finops_tui.store import summaries
 from finops_tui.store.cache import Cache
 from finops_tui.store.schema import CHARGE_COLUMNS
 from finops_tui.store.sources import Window, begin_window, claim_window, discard_source, finish_window
@@ -300,7 +301,9 @@ def _load_all(
             loaded.append((unit, window))
         results.append(result)
     if any(r.source_id is not None for r in results):  # rows were added or replaced
-        refresh_derived(cur, policy)
+        refresh_derived(cur, policy)  # rebuilds the whole summary: the windows' days with it
+    else:
+        summaries.settle(cur)
     return results
 
 
@@ -412,7 +415,7 @@ def _load_unit(
     periods = [export_period] if export_period else _billing_periods(cur, ids.ok)
     window = _window(unit, mapping, metric, stats, periods)
     claim_window(cur, ids.ok, window)
-    finish_window(cur, ids.ok)
+    finish_window(cur, ids.ok, settle_summary=False)  # refresh_derived rebuilds the summary after
     totals = {
         currency: (billed if metric != "amortized" else None, effective if metric != "actual" else None)
         for currency, (billed, effective) in stats.totals.items()

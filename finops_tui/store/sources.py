@@ -196,14 +196,17 @@ def assign_resource_keys(cur: duckdb.DuckDBPyConnection, source_id: int | None =
     )
 
 
-def finish_window(cur: duckdb.DuckDBPyConnection, source_id: int) -> int:
+def finish_window(cur: duckdb.DuckDBPyConnection, source_id: int, *, settle_summary: bool = True) -> int:
     """Record the row count and currencies of a loaded window; forget sources left with no rows.
 
-    Also brings the summary tables up to date for every day this write changed (see store.summaries).
+    Also brings the summary tables up to date for every day this write changed (see store.summaries), unless
+    `settle_summary` is False: the caller rebuilds the whole summary later in the same transaction (an import
+    ends in refresh_derived), and summing those days now would be done twice.
     """
     assign_resource_keys(cur, source_id)
     summaries.mark_days_of(cur, "SELECT x_ChargeDate FROM charges WHERE source_id = ?", [source_id])
-    summaries.settle(cur)
+    if settle_summary:
+        summaries.settle(cur)
     cur.execute(
         """
         UPDATE sources SET
