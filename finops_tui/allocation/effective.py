@@ -154,10 +154,11 @@ def rebuild_resource_tags(
     summaries.expect_rebuild(cur)
     # When no pool's rows depend on tags, the edit cannot move a row between pools: the summary is made whole
     # first, and the pools' re-split reads it instead of scanning `charges` twice.
-    whole_first = delta and not any(p.depends_on_tags for p in resolve_pools(cur, policy.pools))
+    pools = resolve_pools(cur, policy.pools)
+    whole_first = delta and not any(p.depends_on_tags for p in pools)
     if whole_first:
         summaries.end_resource_change(cur)
-    refresh_shared(cur, policy.pools, resource_ids=resource_ids)  # rebuilds the summary when it re-marks every row
+    refresh_shared(cur, pools, resource_ids=resource_ids)  # rebuilds the summary when it re-marks every row
     if delta:
         if not whole_first:
             summaries.end_resource_change(cur)

@@ -30,6 +30,7 @@ import csv
 import datetime as dt
 import decimal
 import fnmatch
+import functools
 import hashlib
 import io
 import json
@@ -148,6 +149,7 @@ def load_pools(path: Path | None = None, *, team_key: str = "team") -> tuple[Poo
     return parse_pools(data, path, team_key=team_key)
 
 
+@functools.lru_cache(maxsize=1)  # package data: parsed once, not on every tag edit of the demo
 def demo_pools() -> tuple[Pool, ...]:
     """The three pools the demo estate ships with (package data), used when the user has no shared.toml."""
     text = resources.files("finops_tui").joinpath("data", DEMO_SHARED_FILE).read_text(encoding="utf-8")

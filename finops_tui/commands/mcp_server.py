@@ -277,17 +277,17 @@ class CostTools:
         if view in ("explain", "commitments"):
             builders[view] = _report_builder(view)
         document = JsonDocument(json.loads(builders[view](self.cache, args, self.config)))
-        document["freshness"] = json.loads(to_json(self._fresh({})["freshness"]))
-        return document
+        return self._fresh(document)
 
     def _fresh(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """Every answer says how fresh the data is: the last day with cost and the last import or sync."""
+        """Every answer says how fresh the data is: the last day with cost and the last import or sync (as JSON,
+        so a report's JsonDocument stays JSON)."""
         with self.cache.cursor() as cur:
             fresh = freshness(cur)
-        doc["freshness"] = {
+        doc["freshness"] = json.loads(to_json({
             "data_start": fresh.data_start, "data_end": fresh.data_end, "last_load": fresh.last_kind,
             "last_loaded_at": fresh.last_loaded_at,
-        }
+        }))
         return doc
 
 
