@@ -29,25 +29,16 @@ from finops_tui.store import open_cache
 from finops_tui.store.sources import PROVIDER_SPLIT_SQL, Window, begin_window, finish_window
 from tests.allocation_data import fresh_copy
 from tests.import_helpers import checksum, query, read_rows, run_import, write_csv
+from tests.splits_data import CLUSTER, HOST, NIGHTLY_ETL, SEARCH_API, SPLITS, SUB, imported_splits
 
-SPLITS = Path(__file__).parent / "fixtures" / "focus-1.3" / "splits.csv"
 MAY = Period(dt.date(2026, 5, 1), dt.date(2026, 5, 4), "2026-05-01..2026-05-04", dt.date(2026, 5, 3))
-SUB = "0a0a0a0a-1111-4111-8111-111111111111"
-HOST = (f"/subscriptions/{SUB}/resourcegroups/mc_rg-aks_aks-prod_westeurope/providers/microsoft.compute/"
-        "virtualmachinescalesets/aks-nodepool1-vmss")
-CLUSTER = f"/subscriptions/{SUB}/resourcegroups/rg-aks/providers/microsoft.containerservice/managedclusters/aks-prod"
-SEARCH_API = f"{CLUSTER}/namespaces/search/workloads/search-api"
-NIGHTLY_ETL = f"{CLUSTER}/namespaces/batch/workloads/nightly-etl"
 D = Decimal
 pytestmark = pytest.mark.today(dt.date(2026, 5, 20))
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("splits") / "cache.duckdb"
-    with open_cache(path) as cache:
-        import_paths(cache, TagPolicy(), [SPLITS])
-    return path
+    return imported_splits(tmp_path_factory.mktemp("splits"))
 
 
 @pytest.fixture

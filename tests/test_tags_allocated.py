@@ -9,28 +9,19 @@ from pathlib import Path
 import pytest
 
 from finops_tui import cli
-from finops_tui.allocation.effective import TagPolicy
 from finops_tui.allocation.push import ALLOCATED_REFUSAL
 from finops_tui.commands.tags import resolve_resource
 from finops_tui.errors import UsageError, UserError
-from finops_tui.ingest.importer import import_paths
 from finops_tui.store import open_cache
 from tests.allocation_data import fresh_copy
+from tests.splits_data import HOST_NAME, NIGHTLY_ETL, imported_splits
 
-SPLITS = Path(__file__).parent / "fixtures" / "focus-1.3" / "splits.csv"
-SUB = "0a0a0a0a-1111-4111-8111-111111111111"
-CLUSTER = f"/subscriptions/{SUB}/resourcegroups/rg-aks/providers/microsoft.containerservice/managedclusters/aks-prod"
-NIGHTLY_ETL = f"{CLUSTER}/namespaces/batch/workloads/nightly-etl"
-HOST_NAME = "aks-nodepool1-vmss"
 pytestmark = pytest.mark.today(dt.date(2026, 5, 20))
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("splits") / "cache.duckdb"
-    with open_cache(path) as cache:
-        import_paths(cache, TagPolicy(), [SPLITS])
-    return path
+    return imported_splits(tmp_path_factory.mktemp("splits"))
 
 
 @pytest.fixture
