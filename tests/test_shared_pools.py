@@ -245,3 +245,41 @@ def test_a_tag_edit_re_splits_the_pools_exactly_as_from_scratch(tmp_path: Path) 
     assert {r[3] for r in stored if r[0] == 1} == {"search"}  # payments has no direct cost left
     with cache.cursor() as cur:
         assert summaries.whole_key(cur) == "team"  # what the re-split read
+
+
+def test_a_new_window_marks_its_pool_rows_and_keeps_the_old_marks(tmp_path: Path) -> None:
+    """With the same pools (none reading tags), a later window's rows are marked as they come and the marks of
+    the rows already there stay: the markers equal the pools evaluated afresh on every row."""
+    from finops_tui.allocation.effective import TagPolicy, refresh_derived
+    from finops_tui.allocation.shared import marker_sql, resolve_pools
+    from finops_tui.store.sources import Window, begin_window, finish_window
+
+    cache = load(tmp_path / "c.duckdb", _base())
+    pools = (_pool("proportional"), _pool("even", index=2, match=Rule(set_tags={}, resource_group="rg-misc")))
+    apply_pools(cache, pools)
+    later = DAY + dt.timedelta(days=3)
+    with cache.write() as cur:
+        sid = begin_window(cur, Window("focus-file", "later", "focus", later, later + dt.timedelta(days=1)))
+        cur.executemany(
+            "INSERT INTO charges (ChargePeriodStart, ChargePeriodEnd, x_ChargeDate, ResourceId, x_ResourceGroupName, "
+            "ServiceName, BillingCurrency, EffectiveCost, BilledCost, ChargeCategory, source_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'USD', ?, ?, 'Usage', ?)",
+            [[later, later + dt.timedelta(days=1), later, rid.lower(), rg, service, cost, cost, sid]
+             for rid, rg, service, cost in ((HUB, "rg-hub", "Load Balancer", D("6")),
+                                            (UNTAGGED, "rg-misc", "Storage", D("2")),
+                                            (PAY, "rg-pay", "Virtual Machines", D("12")))],
+        )
+        finish_window(cur, sid)
+        refresh_derived(cur, TagPolicy(pools=pools))
+    with cache.cursor() as cur:
+        params: list[object] = []
+        marker = marker_sql(resolve_pools(cur, pools), params)
+        cur.execute("CREATE OR REPLACE TEMP VIEW _rule_view AS SELECT ResourceId, tag_key, tag_value FROM resource_tags")
+        wrong = cur.execute(
+            f"SELECT count(*) FROM charges r WHERE x_SharedPool IS DISTINCT FROM {marker}", params
+        ).fetchone()
+        marked = cur.execute("SELECT x_ChargeDate, x_SharedPool FROM charges WHERE x_SharedPool IS NOT NULL "
+                             "ORDER BY 1, 2").fetchall()
+    assert wrong == (0,)
+    assert marked == [(DAY, 1), (DAY, 2), (later, 1), (later, 2)]
+    assert _shares(cache)[(1, "USD", "payments")] + _shares(cache)[(1, "USD", "search")] == D("16.00")

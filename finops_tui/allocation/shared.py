@@ -717,7 +717,15 @@ def refresh_shared(
     try:
         params: list[Any] = []
         marker = marker_sql(applied, params)
-        if resource_ids is None or stored != definitions:
+        if resource_ids is None and stored == definitions and not any(p.depends_on_tags for p in applied):
+            # The same pools, none reading tags: a row's marker depends on the row alone, so only rows written
+            # since (still unmarked) can gain one. Re-marking every row rewrote the column of the whole table.
+            cur.execute(
+                f"UPDATE charges r SET x_SharedPool = {marker} WHERE r.x_SharedPool IS NULL AND {marker} IS NOT NULL",
+                [*params, *params],
+            )
+            summaries.rebuild(cur)  # the summary keeps the markers
+        elif resource_ids is None or stored != definitions:
             cur.execute(f"UPDATE charges r SET x_SharedPool = {marker}", params)
             summaries.rebuild(cur)  # the summary keeps the markers
         elif any(p.depends_on_tags for p in applied) and resource_ids:
