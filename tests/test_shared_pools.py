@@ -274,7 +274,8 @@ def test_a_new_window_marks_its_pool_rows_and_keeps_the_old_marks(tmp_path: Path
     with cache.cursor() as cur:
         params: list[object] = []
         marker = marker_sql(resolve_pools(cur, pools), params)
-        cur.execute("CREATE OR REPLACE TEMP VIEW _rule_view AS SELECT ResourceId, tag_key, tag_value FROM resource_tags")
+        cur.execute("CREATE OR REPLACE TEMP VIEW _rule_view AS "  # what the pools' tag conditions read
+                    "SELECT ResourceId, tag_key, tag_value FROM resource_tags")
         wrong = cur.execute(
             f"SELECT count(*) FROM charges r WHERE x_SharedPool IS DISTINCT FROM {marker}", params
         ).fetchone()
