@@ -19,10 +19,11 @@ k = D_after / D_before, every charge row falls in exactly one of these classes a
     A line used in only one of the periods (the resource moved to another meter: a resize) puts the rest
     in `sku_swap` = C_after - round(C_before * k).
     A line used in both periods is *measured* when all its rows carry a quantity, in one unit that did not
-    change, and Q_before > 0 and Q_after > 0. With p = C_before / Q_before (the earlier unit price), s = the
-    committed share of Q (rows with CommitmentDiscountStatus = Used or PricingCategory = Committed), p_od and
-    p_c the on-demand and committed unit prices (p_od from the earlier period where it has on-demand use, else
-    the later; p_c from the later where it has committed use, else the earlier):
+    change (rows that name no unit take the line's), and Q_before > 0 and Q_after > 0. With p = C_before /
+    Q_before (the earlier unit price), s = the committed share of Q (rows with CommitmentDiscountStatus = Used or
+    PricingCategory = Committed), p_od and p_c the on-demand and committed unit prices (p_od from the earlier
+    period where it has on-demand use, else the later; p_c from the later where it has committed use, else the
+    earlier):
       `usage`      = round(Q_after * p) - round(C_before * k)    (the change in quantity at the earlier price,
                                                                     beyond what the days explain)
       `commitment` = round(Q_after * (s_after - s_before) * (p_c - p_od))   (the same quantity moving between
@@ -30,31 +31,38 @@ k = D_after / D_before, every charge row falls in exactly one of these classes a
       `price`      = C_after - round(Q_after * p) - commitment      (the change in unit price at the later
                                                                     quantity, what the other two leave)
     A line that cannot be measured (rows without a quantity, a unit that changed, a zero quantity beside a
-    cost) puts C_after - round(C_before * k) in `other`: stated, never hidden.
-round() is to 12 decimal places, the cache's own scale, half-even; `price` and `sku_swap` take what the rounding
-leaves, so for every line and so for every bucket the parts add up to C_after - C_before exactly, and the buckets
-add up to the change to the cent and beyond. Each row counts in one class, one resource and one line only.
+    cost, a committed share that changed with no on-demand or no committed price to value it) puts
+    C_after - round(C_before * k) in `other`: stated, never hidden.
+round() is to 12 decimal places, the cache's own scale. round(C_before * k) is exact and half-even (DECIMAL and
+HUGEINT arithmetic). Quantities are DOUBLE in the cache, so the two figures that go through a unit price are
+computed in DOUBLE before they are rounded: round(Q_after * p) as C_before + round(C_before * (Q_after - Q_before)
+/ Q_before) (exactly C_before when the quantity did not change), and `commitment`; each is within about 1e-15 of
+the money involved of its exact value, far below a cent. `price` and `sku_swap` take what the rounding leaves, so
+for every line and so for every bucket the parts add up to C_after - C_before exactly, and the buckets add up to
+the change to the cent and beyond. Each row counts in one class, one resource and one line only.
+
+All of it is one SQL statement (`explain_query`): DuckDB computes every line and bucket in DECIMAL, and hands back
+per currency the two totals, each bucket's exact amount, how many contributors it lists (those that round to a
+cent or more) and the first `top` of them, largest first (ties by resource id, then meter).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import duckdb
 
 from finops_tui.basis.dimensions import NONE_LABEL, PLAIN_DIMENSIONS, UNALLOCATED, Dimension, dimension
 from finops_tui.basis.metrics import metric_column
-from finops_tui.basis.money import cents
 from finops_tui.basis.periods import Period
 from finops_tui.errors import UsageError, UserError
 from finops_tui.report.tree import path_filter
 
 ZERO = Decimal(0)
-SCALE = Decimal("1e-12")  # DECIMAL(38,12): every figure stays on the cache's own grid
 KINDS = (
     "new_resources", "removed_resources", "days", "usage", "price", "sku_swap", "commitment", "one_off", "other",
 )
@@ -82,8 +90,6 @@ KIND_HINTS = {
 }
 NO_RESOURCE = "(no resource)"
 DEFAULT_TOP = 10
-
-_ONE_OFF, _UNUSED, _USAGE = 2, 1, 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,100 +244,47 @@ def _resolve_part(cur: duckdb.DuckDBPyConnection, dim: Dimension, value: str) ->
 
 
 # --------------------------------------------------------------------------------------------------
-# the decomposition
+# the decomposition: one statement, the per-line arithmetic in DuckDB, only bucket totals and top contributors back
 
-
-def _q(value: Decimal) -> Decimal:
-    return value.quantize(SCALE, rounding=ROUND_HALF_EVEN)
-
-
-def _num(value: Any) -> Decimal:
-    return ZERO if value is None else value if isinstance(value, Decimal) else Decimal(value)
-
-
-@dataclass(slots=True)
-class _Part:
-    """One line's rows of one coverage (on-demand or committed) in both periods."""
-
-    cost_a: Decimal = ZERO
-    cost_b: Decimal = ZERO
-    qty_a: Decimal = ZERO
-    qty_b: Decimal = ZERO
-    rows_a: int = 0
-    rows_b: int = 0
-    measured_a: bool = True  # every row has a quantity, in one unit
-    measured_b: bool = True
-    unit_a: str | None = None
-    unit_b: str | None = None
-
-
-@dataclass(slots=True)
-class _Line:
-    od: _Part = field(default_factory=_Part)
-    committed: _Part = field(default_factory=_Part)
-
-    def parts(self) -> tuple[_Part, _Part]:
-        return self.od, self.committed
-
-    @property
-    def cost_a(self) -> Decimal:
-        return self.od.cost_a + self.committed.cost_a
-
-    @property
-    def cost_b(self) -> Decimal:
-        return self.od.cost_b + self.committed.cost_b
-
-    @property
-    def rows_a(self) -> int:
-        return self.od.rows_a + self.committed.rows_a
-
-    @property
-    def rows_b(self) -> int:
-        return self.od.rows_b + self.committed.rows_b
-
-
-@dataclass(slots=True)
-class _Currency:
-    before: Decimal = ZERO
-    after: Decimal = ZERO
-    # (resource, meter) -> line, usage rows only
-    lines: dict[tuple[str | None, str | None], _Line] = field(default_factory=dict)
-    amounts: dict[str, dict[tuple[str | None, str | None], Decimal]] = field(
-        default_factory=lambda: {kind: {} for kind in KINDS}
-    )
-
-    def add(self, kind: str, resource: str | None, meter: str | None, amount: Decimal) -> None:
-        if amount:
-            bucket = self.amounts[kind]
-            bucket[(resource, meter)] = bucket.get((resource, meter), ZERO) + amount
+_ONE_OFF, _UNUSED, _USAGE = 2, 1, 0
+_TOTALS = ("before", "after")  # two pseudo-kinds the statement returns beside the buckets
+_MONEY = "DECIMAL(38,12)"
 
 
 def _line_sql(col: str) -> str:
     one_off = ("(lower(coalesce(c.ChargeCategory, 'Usage')) <> 'usage' "
                "OR lower(coalesce(c.ChargeClass, '')) = 'correction')")
     status = "lower(coalesce(c.CommitmentDiscountStatus, ''))"
-    committed = f"({status} = 'used' OR lower(coalesce(c.PricingCategory, '')) = 'committed')"
     in_b = "c.x_ChargeDate >= $s AND c.x_ChargeDate < $e"
     in_a = "c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe"
-    qty = "coalesce(c.ConsumedQuantity, c.PricingQuantity)"
-    unit = "CASE WHEN c.ConsumedQuantity IS NOT NULL THEN c.ConsumedUnit ELSE c.PricingUnit END"
+    # Each row's class, meter, period and coverage computed once, in a projection the aggregates filter on.
     return f"""
-        SELECT c.BillingCurrency,
-               CASE WHEN {one_off} THEN {_ONE_OFF} WHEN {status} = 'unused' THEN {_UNUSED} ELSE {_USAGE} END AS cls,
-               c.ResourceId,
-               CASE WHEN {one_off} THEN coalesce(c.ChargeDescription, c.x_SkuMeterName, c.SkuId, c.ChargeCategory)
-                    ELSE coalesce(c.x_SkuMeterName, c.SkuId, c.ChargeDescription) END AS meter,
-               {committed} AS committed,
-               sum(c.{col}) FILTER (WHERE {in_a}), sum(c.{col}) FILTER (WHERE {in_b}),
-               sum({qty}) FILTER (WHERE {in_a}), sum({qty}) FILTER (WHERE {in_b}),
-               count(*) FILTER (WHERE {in_a}), count(*) FILTER (WHERE {in_b}),
-               count({qty}) FILTER (WHERE {in_a}), count({qty}) FILTER (WHERE {in_b}),
-               min({unit}) FILTER (WHERE {in_a}), max({unit}) FILTER (WHERE {in_a}),
-               min({unit}) FILTER (WHERE {in_b}), max({unit}) FILTER (WHERE {in_b}),
-               max(c.ResourceName)
-        FROM charges c
-        WHERE c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND (({in_a}) OR ({in_b})) AND c.{col} IS NOT NULL
-              {{filters}}
+        SELECT currency, cls, rid, meter,
+               coalesce(sum(cost) FILTER (WHERE in_a), 0) AS cost_a,
+               coalesce(sum(cost) FILTER (WHERE in_b), 0) AS cost_b,
+               coalesce(sum(cost) FILTER (WHERE in_a AND committed), 0) AS c_cost_a,
+               coalesce(sum(cost) FILTER (WHERE in_b AND committed), 0) AS c_cost_b,
+               coalesce(sum(qty) FILTER (WHERE in_a AND NOT committed), 0) AS od_qty_a,
+               coalesce(sum(qty) FILTER (WHERE in_b AND NOT committed), 0) AS od_qty_b,
+               coalesce(sum(qty) FILTER (WHERE in_a AND committed), 0) AS c_qty_a,
+               coalesce(sum(qty) FILTER (WHERE in_b AND committed), 0) AS c_qty_b,
+               count(*) FILTER (WHERE in_a) AS rows_a, count(*) FILTER (WHERE in_b) AS rows_b,
+               count(qty) FILTER (WHERE in_a) AS qty_rows_a, count(qty) FILTER (WHERE in_b) AS qty_rows_b,
+               min(unit) AS unit_lo, max(unit) AS unit_hi, max(name) AS name
+        FROM (
+            SELECT c.BillingCurrency AS currency,
+                   CASE WHEN {one_off} THEN {_ONE_OFF} WHEN {status} = 'unused' THEN {_UNUSED} ELSE {_USAGE} END AS cls,
+                   c.ResourceId AS rid,
+                   CASE WHEN {one_off} THEN coalesce(c.ChargeDescription, c.x_SkuMeterName, c.SkuId, c.ChargeCategory)
+                        ELSE coalesce(c.x_SkuMeterName, c.SkuId, c.ChargeDescription) END AS meter,
+                   c.{col} AS cost, coalesce(c.ConsumedQuantity, c.PricingQuantity) AS qty,
+                   CASE WHEN c.ConsumedQuantity IS NOT NULL THEN c.ConsumedUnit ELSE c.PricingUnit END AS unit,
+                   c.ResourceName AS name, {in_a} AS in_a, {in_b} AS in_b,
+                   {status} = 'used' OR lower(coalesce(c.PricingCategory, '')) = 'committed' AS committed
+            FROM charges c
+            WHERE c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND (({in_a}) OR ({in_b})) AND c.{col} IS NOT NULL
+                  {{filters}}
+        )
         GROUP BY ALL
     """
 
@@ -339,7 +292,8 @@ def _line_sql(col: str) -> str:
 def line_query(
     scope: Sequence[ScopePart], period: Period, vs: Period, metric: str, currency: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The one aggregation behind `explain`: per currency, class, resource, meter and coverage, both periods."""
+    """The aggregation behind `explain`: per currency, class, resource and meter, both periods, with the committed
+    part apart (what the buckets are computed from; the benchmark's raw side)."""
     params: dict[str, Any] = {
         "s": period.start, "e": period.end, "ps": vs.start, "pe": vs.end,
         "lo": min(period.start, vs.start), "hi": max(period.end, vs.end),
@@ -349,6 +303,126 @@ def line_query(
         params["cur"] = currency.upper()
         filters += " AND c.BillingCurrency = $cur"
     return _line_sql(metric_column(metric)).replace("{filters}", filters), params
+
+
+def _scaled_sql(days_after: int, days_before: int) -> str:
+    """round(cost_a × days_after / days_before) to 12 places, half-even, exact: in HUGEINT units of 1e-12."""
+    if days_after == days_before:
+        return "cost_a"
+    units = f"(CAST(cost_a * 1000000000000 AS HUGEINT) * {days_after})"
+    whole, left = f"(abs({units}) // {days_before})", f"(abs({units}) % {days_before})"
+    up = f"2 * {left} > {days_before} OR (2 * {left} = {days_before} AND {whole} % 2 = 1)"
+    half_even = f"CASE WHEN {up} THEN 1 ELSE 0 END"
+    return f"CAST(sign({units}) * ({whole} + {half_even}) AS DECIMAL(38,0)) * CAST(0.000000000001 AS DECIMAL(13,12))"
+
+
+# Which buckets a line feeds (the module docstring's cases, in its order), as a code the bucket amounts test.
+_BRANCHES = (
+    ("one_off", f"cls = {_ONE_OFF}"),
+    ("unused", f"cls = {_UNUSED}"),
+    ("new", "NOT was"),
+    ("removed", "NOT now"),
+    ("swap", "rows_a = 0 OR rows_b = 0"),
+    ("other", "NOT is_measured"),
+    ("measured", "true"),
+)
+_BRANCH = {name: i for i, (name, _condition) in enumerate(_BRANCHES)}
+
+
+def _bucket_amounts_sql() -> list[tuple[str, bool, str]]:
+    """(kind, keyed by meter too, amount of the line in it or NULL) for every bucket a line can feed."""
+    b = _BRANCH
+    continuing = f"branch >= {b['swap']}"
+    return [
+        ("one_off", True, f"CASE WHEN branch = {b['one_off']} THEN cost_b - cost_a END"),
+        ("commitment", True, f"CASE WHEN branch = {b['unused']} THEN cost_b - cost_a "
+                             f"WHEN branch = {b['measured']} THEN commitment END"),
+        ("new_resources", False, f"CASE WHEN branch = {b['new']} THEN cost_b END"),
+        ("removed_resources", False, f"CASE WHEN branch = {b['removed']} THEN -cost_a END"),
+        ("days", False, f"CASE WHEN {continuing} THEN scaled - cost_a END"),
+        ("sku_swap", True, f"CASE WHEN branch = {b['swap']} THEN cost_b - scaled END"),
+        ("other", True, f"CASE WHEN branch = {b['other']} THEN cost_b - scaled END"),
+        ("usage", True, f"CASE WHEN branch = {b['measured']} THEN at_earlier_price - scaled END"),
+        ("price", True, f"CASE WHEN branch = {b['measured']} THEN cost_b - at_earlier_price - commitment END"),
+    ]
+
+
+def explain_query(
+    scope: Sequence[ScopePart], period: Period, vs: Period, metric: str, currency: str | None = None,
+    *, top: int = DEFAULT_TOP,
+) -> tuple[str, dict[str, Any]]:
+    """The whole decomposition of the module docstring as one statement over `line_query`. One row per currency and
+    bucket (and per currency its `before` and `after` totals): kind, exact amount, how many contributors it lists
+    (those of a cent or more) and the first `top` of them, largest first."""
+    lines, params = line_query(scope, period, vs, metric, currency)
+    params["top"] = max(top, 0)
+
+    amounts = _bucket_amounts_sql()
+    kinds = ", ".join(f"'{kind}'" for kind, _by_meter, _amount in amounts)
+    meters = ", ".join("meter" if by_meter else "NULL" for _kind, by_meter, _amount in amounts)
+    money = ",\n                           ".join(f"CAST({amount} AS {_MONEY})" for _kind, _by_meter, amount in amounts)
+    branch = " ".join(f"WHEN {condition} THEN {_BRANCH[name]}" for name, condition in _BRANCHES)
+    sql = f"""
+        WITH lines AS MATERIALIZED ({lines}),
+        resources AS (  -- is the line's resource used in each period, and its name
+            SELECT *, coalesce(currency, '') AS code,
+                   bool_or(cls = {_USAGE} AND rows_a > 0) OVER per_resource AS was,
+                   bool_or(cls = {_USAGE} AND rows_b > 0) OVER per_resource AS now,
+                   max(name) OVER per_resource AS resource_name,
+                   od_qty_a + c_qty_a AS qty_a, od_qty_b + c_qty_b AS qty_b,
+                   {_scaled_sql(period.days, vs.days)} AS scaled
+            FROM lines WINDOW per_resource AS (PARTITION BY currency, rid)
+        ),
+        shares AS (
+            SELECT *,
+                   CASE WHEN qty_a > 0 AND qty_b > 0 THEN c_qty_a / qty_a END AS share_a,
+                   CASE WHEN qty_a > 0 AND qty_b > 0 THEN c_qty_b / qty_b END AS share_b,
+                   CASE WHEN od_qty_a > 0 THEN (cost_a - c_cost_a)::DOUBLE / od_qty_a
+                        WHEN od_qty_b > 0 THEN (cost_b - c_cost_b)::DOUBLE / od_qty_b END AS price_on_demand,
+                   CASE WHEN c_qty_b > 0 THEN c_cost_b::DOUBLE / c_qty_b
+                        WHEN c_qty_a > 0 THEN c_cost_a::DOUBLE / c_qty_a END AS price_committed
+            FROM resources
+        ),
+        measured AS (
+            SELECT *,
+                   coalesce(qty_rows_a = rows_a AND qty_rows_b = rows_b AND unit_lo IS NOT DISTINCT FROM unit_hi
+                            AND qty_a > 0 AND qty_b > 0
+                            AND (share_a = share_b OR (price_on_demand IS NOT NULL AND price_committed IS NOT NULL)),
+                            false) AS is_measured,
+                   -- Q_after at the earlier unit price, as C_before plus the change in quantity at that price:
+                   -- exactly C_before when the quantity did not change
+                   cost_a + CASE WHEN qty_a > 0 THEN CAST(cost_a::DOUBLE * ((qty_b - qty_a) / qty_a) AS {_MONEY})
+                                 ELSE 0 END AS at_earlier_price,
+                   CASE WHEN share_a = share_b OR share_a IS NULL THEN 0
+                        ELSE CAST(qty_b * (share_b - share_a) * (price_committed - price_on_demand) AS {_MONEY})
+                   END AS commitment
+            FROM shares
+        ),
+        entries AS (  -- one row per bucket the line feeds (parallel lists unnest faster than a list of structs)
+            SELECT code, resource_name, rid, unnest([{kinds}]) AS kind, unnest([{meters}]) AS meter,
+                   unnest([{money}]) AS amount
+            FROM (SELECT *, CASE {branch} END AS branch FROM measured)
+        ),
+        contributors AS (
+            SELECT code, kind, rid, meter, sum(amount) AS amount, max(resource_name) AS name
+            FROM entries WHERE amount <> 0 GROUP BY ALL
+        ),
+        ranked AS (  -- what rounds to a cent or more (half-even) by size: the first `top` and any tied at the cut
+            SELECT *, abs(amount) > 0.005 AS listed,
+                   rank() OVER (PARTITION BY code, kind ORDER BY abs(amount) DESC) AS rank
+            FROM contributors
+        )
+        SELECT code, kind, sum(amount) AS amount, count(*) FILTER (WHERE listed) AS listed,
+               list({{'rid': rid, 'name': name, 'meter': meter, 'amount': amount}}
+                    ORDER BY abs(amount) DESC, coalesce(rid, ''), coalesce(meter, ''))
+                   FILTER (WHERE listed AND rank <= $top) AS top
+        FROM ranked GROUP BY code, kind
+        UNION ALL
+        SELECT coalesce(currency, ''), 'before', sum(cost_a), 0, NULL FROM lines GROUP BY ALL
+        UNION ALL
+        SELECT coalesce(currency, ''), 'after', sum(cost_b), 0, NULL FROM lines GROUP BY ALL
+    """
+    return sql, params
 
 
 def explain(
@@ -362,123 +436,35 @@ def explain(
     top: int = DEFAULT_TOP,
 ) -> Explanation:
     """The change in `metric` from `vs` (default: the period before) to `period` in `scope`, per currency, split
-    into the buckets of KINDS (see the module docstring). One scan of the two periods' rows."""
+    into the buckets of KINDS (see the module docstring). One statement, one scan of the two periods' rows."""
     vs = vs or period.previous()
-    sql, params = line_query(scope, period, vs, metric, currency)
-    rows = cur.execute(sql, params).fetchall()
-    names: dict[str | None, str] = {}
-    by_currency: dict[str, _Currency] = {}
-    for (code, cls, rid, meter, committed, cost_a, cost_b, qty_a, qty_b, rows_a, rows_b, qrows_a, qrows_b,
-         unit_a_lo, unit_a_hi, unit_b_lo, unit_b_hi, name) in rows:
-        acc = by_currency.setdefault(code or "", _Currency())
-        cost_a, cost_b = _num(cost_a), _num(cost_b)
-        acc.before += cost_a
-        acc.after += cost_b
-        if name and rid not in names:
-            names[rid] = name
-        if cls == _ONE_OFF:
-            acc.add("one_off", rid, meter, cost_b - cost_a)
-        elif cls == _UNUSED:
-            acc.add("commitment", rid, meter, cost_b - cost_a)
-        else:
-            line = acc.lines.setdefault((rid, meter), _Line())
-            part = line.committed if committed else line.od
-            part.cost_a += cost_a
-            part.cost_b += cost_b
-            part.qty_a += _num(qty_a)
-            part.qty_b += _num(qty_b)
-            part.rows_a += rows_a
-            part.rows_b += rows_b
-            part.measured_a = qrows_a == rows_a and unit_a_lo == unit_a_hi
-            part.measured_b = qrows_b == rows_b and unit_b_lo == unit_b_hi
-            part.unit_a, part.unit_b = unit_a_lo, unit_b_lo
-    ratio = (Decimal(period.days), Decimal(vs.days))
-    out: list[CurrencyExplanation] = []
-    with localcontext() as ctx:
-        ctx.prec = 80  # products of costs and float quantities stay exact before rounding to 12 places
-        for code, acc in by_currency.items():
-            _decompose(acc, ratio)
-            buckets = tuple(_bucket(kind, acc.amounts[kind], names, top) for kind in KINDS)
-            out.append(CurrencyExplanation(code, acc.before, acc.after, buckets))
+    sql, params = explain_query(scope, period, vs, metric, currency, top=top)
+    by_currency: dict[str, dict[str, tuple[Decimal, int, list[dict[str, Any]]]]] = {}
+    for code, kind, amount, listed, shown in cur.execute(sql, params).fetchall():
+        by_currency.setdefault(code, {})[kind] = (_num(amount), int(listed), shown or [])
+    out = [_currency(code, figures) for code, figures in by_currency.items()]
     out.sort(key=lambda c: (-(abs(c.after) + abs(c.before)), c.currency))
     return Explanation(tuple(scope), period, vs, metric, tuple(out))
 
 
-def _decompose(acc: _Currency, ratio: tuple[Decimal, Decimal]) -> None:
-    """Usage lines into new / removed resources, days, usage, price, sku_swap, commitment and other."""
-    days_after, days_before = ratio
-    seen: dict[str | None, tuple[bool, bool]] = {}
-    for (rid, _meter), line in acc.lines.items():
-        was, now = seen.get(rid, (False, False))
-        seen[rid] = (was or line.rows_a > 0, now or line.rows_b > 0)
-    for (rid, meter), line in acc.lines.items():
-        was, now = seen[rid]
-        if not was:
-            acc.add("new_resources", rid, None, line.cost_b)
-            continue
-        if not now:
-            acc.add("removed_resources", rid, None, -line.cost_a)
-            continue
-        scaled = _q(line.cost_a * days_after / days_before)  # the earlier cost at the later number of days
-        acc.add("days", rid, None, scaled - line.cost_a)
-        rest = line.cost_b - scaled
-        if not line.rows_a or not line.rows_b:
-            acc.add("sku_swap", rid, meter, rest)
-            continue
-        measured = _measure(line)
-        if measured is None:
-            acc.add("other", rid, meter, rest)
-            continue
-        at_earlier_price, commitment = measured
-        acc.add("usage", rid, meter, at_earlier_price - scaled)
-        acc.add("commitment", rid, meter, commitment)
-        acc.add("price", rid, meter, line.cost_b - at_earlier_price - commitment)
+def _num(value: Any) -> Decimal:
+    return ZERO if value is None else value if isinstance(value, Decimal) else Decimal(value)
 
 
-def _measure(line: _Line) -> tuple[Decimal, Decimal] | None:
-    """(Q_after at the earlier unit price, the commitment effect) of a line used in both periods, or None when its
-    quantities cannot say (rows without one, units that differ, no quantity beside a cost)."""
-    present = [p for p in line.parts() if p.rows_a or p.rows_b]
-    if not all((p.measured_a or not p.rows_a) and (p.measured_b or not p.rows_b) for p in present):
-        return None
-    units = {p.unit_a for p in present if p.rows_a} | {p.unit_b for p in present if p.rows_b}
-    if len(units) != 1:
-        return None
-    od, committed = line.od, line.committed
-    qty_a, qty_b = od.qty_a + committed.qty_a, od.qty_b + committed.qty_b
-    if qty_a <= 0 or qty_b <= 0:
-        return None
-    at_earlier_price = _q(qty_b * line.cost_a / qty_a)
-    share_a, share_b = committed.qty_a / qty_a, committed.qty_b / qty_b
-    if share_a == share_b:
-        return at_earlier_price, ZERO
-    on_demand = _unit_price(od, prefer_earlier=True)
-    reserved = _unit_price(committed, prefer_earlier=False)
-    if on_demand is None or reserved is None:
-        return None
-    return at_earlier_price, _q(qty_b * (share_b - share_a) * (reserved - on_demand))
+def _currency(code: str, figures: dict[str, tuple[Decimal, int, list[dict[str, Any]]]]) -> CurrencyExplanation:
+    before, after = (figures.get(total, (ZERO, 0, []))[0] for total in _TOTALS)
+    return CurrencyExplanation(code, before, after, tuple(_bucket(kind, *figures.get(kind, (ZERO, 0, [])))
+                                                           for kind in KINDS))
 
 
-def _unit_price(part: _Part, *, prefer_earlier: bool) -> Decimal | None:
-    earlier = part.cost_a / part.qty_a if part.qty_a > 0 else None
-    later = part.cost_b / part.qty_b if part.qty_b > 0 else None
-    return (earlier if earlier is not None else later) if prefer_earlier else (later if later is not None else earlier)
-
-
-def _bucket(kind: str, amounts: dict[tuple[str | None, str | None], Decimal], names: dict[str | None, str],
-            top: int) -> Bucket:
-    total = sum(amounts.values(), ZERO)
-    # Contributors worth less than half a cent (float quantities' noise in a unit price) are not listed; their
-    # money stays in `rest`, so the bucket still adds up.
-    items = [(key, amount) for key, amount in amounts.items() if cents(amount)]
-    items.sort(key=lambda item: (-abs(item[1]), item[0][0] or "", item[0][1] or ""))
-    shown = items[: max(top, 0)]
+def _bucket(kind: str, total: Decimal, listed: int, shown: list[dict[str, Any]]) -> Bucket:
     contributors = tuple(
-        Contributor(rid, names.get(rid) or (rid.rsplit("/", 1)[-1] if rid else NO_RESOURCE), meter, amount)
-        for (rid, meter), amount in shown
+        Contributor(c["rid"], c["name"] or (c["rid"].rsplit("/", 1)[-1] if c["rid"] else NO_RESOURCE), c["meter"],
+                    _num(c["amount"]))
+        for c in shown
     )
     rest = total - sum((c.amount for c in contributors), ZERO)
-    return Bucket(kind, total, contributors, rest, len(items) - len(shown))
+    return Bucket(kind, total, contributors, rest, listed - len(contributors))
 
 
 # --------------------------------------------------------------------------------------------------
