@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 import duckdb
 
 from finops_tui.allocation.rules import Rule, apply_rules, load_rules
-from finops_tui.allocation.shared import Pool, load_pools, pools_are_current, refresh_shared, resolve_pools
+from finops_tui.allocation.shared import (
+    Pool,
+    load_pools,
+    pools_are_current,
+    refresh_shared,
+    resolve_pools,
+    split_tag_keys,
+)
 from finops_tui.config import Config
 from finops_tui.store import Cache, summaries
 from finops_tui.store.sources import OWNING_RESOURCE_SQL, PROVIDER_SPLIT_SQL, assign_resource_keys
@@ -109,10 +116,12 @@ def rebuild_resource_tags(
         "coalesce(a.canonical_key, lower(e.raw_key))" if policy.fold_case else "coalesce(a.canonical_key, e.raw_key)"
     )
     scope_sql = ""
-    # A tag edit moves only its resources' rows in the summary, unless the pools changed (every row re-marked).
-    delta = resource_ids is not None and pools_are_current(cur, policy.pools) and summaries.begin_resource_change(
-        cur, list(resource_ids)
-    )
+    pools = resolve_pools(cur, policy.pools)
+    # A tag edit touches only its resources' rows (in the summary, in the pools), unless the pools changed since
+    # they were applied (every row re-marked).
+    scoped_edit = resource_ids is not None and pools_are_current(cur, pools)
+    delta = scoped_edit and summaries.begin_resource_change(cur, list(resource_ids or ()))
+    split_keys = sorted(split_tag_keys(pools))
     if resource_ids is None:
         set_tag_aliases(cur, policy.aliases)
         cur.execute("DELETE FROM resource_tags")
@@ -121,6 +130,8 @@ def rebuild_resource_tags(
             "CREATE OR REPLACE TEMP TABLE _tag_scope AS SELECT DISTINCT unnest(?::VARCHAR[]) AS ResourceId",
             [list(resource_ids)],
         )
+        if scoped_edit:  # what the pools read of these resources, before
+            cur.execute(f"CREATE OR REPLACE TEMP TABLE {_SPLIT_TAGS_BEFORE} AS {_SPLIT_TAGS}", {"keys": split_keys})
         cur.execute("DELETE FROM resource_tags WHERE ResourceId IN (SELECT ResourceId FROM _tag_scope)")
         scope_sql = " AND r.ResourceId IN (SELECT ResourceId FROM _tag_scope)"
     cur.execute(
@@ -148,22 +159,45 @@ def rebuild_resource_tags(
         "UPDATE resource_tags SET resource_key = k.resource_key FROM resource_keys k "
         "WHERE resource_tags.resource_key IS NULL AND k.ResourceId = resource_tags.ResourceId"
     )
+    # Shared cost pools read effective tags (recipients, `unallocated`, tag matches, bases): refreshed in the same
+    # transaction, unless the edit changed none of the keys they read on its resources (then nothing they derive
+    # can change: each row's pool and every share stay as they are).
+    resplit = not scoped_edit or _split_tags_changed(cur, split_keys)
     if scoped:
         cur.execute("DROP TABLE _tag_scope")
-    # Shared cost pools read effective tags (recipients, `unallocated`): refreshed in the same transaction.
+    remark = resplit and any(p.depends_on_tags for p in pools)
     summaries.expect_rebuild(cur)
-    # When no pool's rows depend on tags, the edit cannot move a row between pools: the summary is made whole
-    # first, and the pools' re-split reads it instead of scanning `charges` twice.
-    pools = resolve_pools(cur, policy.pools)
-    whole_first = delta and not any(p.depends_on_tags for p in pools)
-    if whole_first:
-        summaries.end_resource_change(cur)
-    refresh_shared(cur, pools, resource_ids=resource_ids)  # rebuilds the summary when it re-marks every row
     if delta:
-        if not whole_first:
+        if remark:  # rows may change pools: they leave the summary as they are and come back re-marked
+            summaries.take_out_resources(cur)
+        else:  # made whole first, so the re-split reads the summary instead of scanning `charges`
+            summaries.end_resource_change(cur)
+    if resplit:
+        refresh_shared(cur, pools, resource_ids=resource_ids)  # rebuilds the summary when it re-marks every row
+    if delta:
+        if remark:
             summaries.end_resource_change(cur)
     elif not summaries.rebuilt(cur) or (resource_ids is None and summaries.stored_tag_key(cur) != policy.summary_key):
         summaries.rebuild(cur, policy.summary_key if resource_ids is None else None)
+
+
+# The values of the keys the shared pools read ($keys) on a scoped rebuild's resources (_tag_scope).
+_SPLIT_TAGS_BEFORE = "_split_tags_before"
+_SPLIT_TAGS = ("SELECT ResourceId, tag_key, tag_value FROM resource_tags WHERE ResourceId IN "
+               "(SELECT ResourceId FROM _tag_scope) AND tag_key IN (SELECT unnest($keys::VARCHAR[]))")
+
+
+def _split_tags_changed(cur: duckdb.DuckDBPyConnection, keys: list[str]) -> bool:
+    """After a scoped rebuild: whether any of those values changed (set, removed or another value)."""
+    row = cur.execute(
+        f"""
+        SELECT count(*) FROM ((SELECT * FROM {_SPLIT_TAGS_BEFORE} EXCEPT ALL {_SPLIT_TAGS})
+                              UNION ALL ({_SPLIT_TAGS} EXCEPT ALL SELECT * FROM {_SPLIT_TAGS_BEFORE}))
+        """,
+        {"keys": keys},
+    ).fetchone()
+    cur.execute(f"DROP TABLE {_SPLIT_TAGS_BEFORE}")
+    return bool(row and row[0])
 
 
 def _apply_manual_edits(cur: duckdb.DuckDBPyConnection, scoped: bool = False) -> None:

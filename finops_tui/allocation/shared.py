@@ -19,7 +19,8 @@ had cost in that currency) stays "(unallocated)", recipient NULL. Pools apply in
 matched is not matched again.
 
 The derived state (charges.x_SharedPool, shared_pools, shared_splits; see store.schema) is rebuilt by
-`refresh_shared` inside every write that rebuilds effective tags (the pools travel in the TagPolicy). The
+`refresh_shared` inside every write that rebuilds effective tags (the pools travel in the TagPolicy), except a tag
+edit that changes none of the keys the pools read (`split_tag_keys`) on its resources. The
 data layer never reads shared.toml: `load_pools` is for the command line and the app. With no shared.toml
 (`pools=None`), a cache holding the demo estate uses the demo pools shipped in finops_tui/data/demo_shared.toml.
 """
@@ -34,10 +35,12 @@ import functools
 import hashlib
 import io
 import json
+import math
+import uuid
 from collections import defaultdict
 from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from decimal import ROUND_FLOOR, Decimal
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,7 +73,6 @@ _BASIS_KEYS = {*MATCH_FIELDS, "tags", "charge_category"}
 _POOL_KEYS = {"name", "match", "to", "method", "basis", "weights", "metric_file", "recipients"}
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
-_EXACT = decimal.Context(prec=80)  # quotas of DECIMAL(38,12) amounts, exact enough that flooring is never off
 
 K = TypeVar("K", bound=Hashable)
 
@@ -465,21 +467,35 @@ def split_to_cents(amount: Decimal, weights: Mapping[K, Decimal]) -> dict[K, Dec
     the largest remainders (ties by key), and the sub-cent rest of `amount` (it may have 12 decimals) to the
     next one. The shares sum to `amount` exactly. Credits (negative amounts) split the same way. No positive
     weight: an empty dict (the caller keeps the amount unallocated).
+
+    Computed in integers over one common denominator (a tag edit re-splits every pool day), so every quota and
+    remainder is an exact fraction.
     """
-    positive = [(k, w) for k, w in weights.items() if w > 0]
-    total = sum((w for _, w in positive), ZERO)
+    positive = [(k, w.as_integer_ratio()) for k, w in weights.items() if w > 0]
     if not positive or not amount:
         return {k: ZERO for k, _ in positive} if positive else {}
-    quotas = [(k, _EXACT.divide(_EXACT.multiply(amount, w), total)) for k, w in positive]
-    shares = {k: q.quantize(CENT, rounding=ROUND_FLOOR) for k, q in quotas}
-    rest = amount - sum(shares.values(), ZERO)  # >= 0, below one cent per recipient
-    order = sorted(quotas, key=lambda kq: (-(kq[1] - shares[kq[0]]), str(kq[0])))
-    whole = int(rest / CENT)
-    for key, _ in order[:whole]:
-        shares[key] += CENT
-    leftover = rest - whole * CENT
-    if leftover:
-        shares[order[whole % len(order)][0]] += leftover
+    amount_n, amount_d = amount.as_integer_ratio()
+    common = math.lcm(100, amount_d, *(d for _, (_, d) in positive))  # in units of 1/common: all integers
+    units = amount_n * (common // amount_d)
+    scaled = [(k, n * (common // d)) for k, (n, d) in positive]
+    cent = common // 100
+    denominator = sum(w for _, w in scaled) * cent
+    cents: dict[K, int] = {}
+    remainders = []
+    for key, weight in scaled:
+        cents[key], remainder = divmod(units * weight, denominator)  # floor: toward -inf for credits too
+        remainders.append((-remainder, str(key), key))  # remainders share the denominator: compare numerators
+    remainders.sort(key=lambda r: (r[0], r[1]))
+    rest = units - sum(cents.values()) * cent  # >= 0, below one cent per recipient
+    whole, leftover = divmod(rest, cent)
+    for _, _, key in remainders[:whole]:
+        cents[key] += 1
+    shares = {key: Decimal(f"{c}E-2") for key, c in cents.items()}
+    if leftover:  # this share is its cents plus the sub-cent rest of `amount`: as many places as `amount` has
+        key = remainders[whole % len(remainders)][2]
+        exponent = amount.as_tuple().exponent
+        places = max(2, -exponent if isinstance(exponent, int) else 0)
+        shares[key] = Decimal(f"{(cents[key] * cent + leftover) * 10 ** places // common}E-{places}")
     return shares
 
 
@@ -611,7 +627,9 @@ def compute_splits(
         key = (pool.to, pool.definition() if pool.basis is not None else None)
         weights_eff, weights_billed = _weights(pool, day, currency, direct.get(key, {}), monthly.get(key, {}))
         eff_shares = split_to_cents(eff, weights_eff)
-        billed_shares = split_to_cents(billed, weights_billed)
+        # Even, fixed and metric pools weigh both metrics alike: the same amount splits the same way.
+        same = billed == eff and weights_billed is weights_eff
+        billed_shares = dict(eff_shares) if same else split_to_cents(billed, weights_billed)
         unsplit_eff = ZERO if eff_shares or not eff else eff
         unsplit_billed = ZERO if billed_shares or not billed else billed
         for recipient in sorted(set(eff_shares) | set(billed_shares)):
@@ -707,6 +725,8 @@ def refresh_shared(
     stored = [r[0] for r in cur.execute("SELECT definition FROM shared_pools ORDER BY pool_index").fetchall()]
     definitions = [p.definition() for p in applied]
     cur.execute("DELETE FROM shared_splits")
+    # A new version of the splits in the same transaction (read models keep shares in memory per version).
+    cur.execute(f"COMMENT ON TABLE shared_splits IS '{uuid.uuid4().hex}'")
     if not applied:
         cleared = cur.execute("UPDATE charges SET x_SharedPool = NULL WHERE x_SharedPool IS NOT NULL").fetchone()
         cur.execute("DELETE FROM shared_pools")
@@ -752,17 +772,30 @@ def _insert_splits(cur: duckdb.DuckDBPyConnection, rows: Iterable[SplitRow]) -> 
     rows = list(rows)
     if not rows:
         return
+    # Pool, day and money as one text of lines, split and cast by DuckDB (exact): binding lists of Decimal and
+    # date objects was most of the write. Currency and recipient (any text) stay lists.
+    text = "\n".join(f"{r.pool_index} {r.day.isoformat()} {r.effective} {r.billed}" for r in rows)
     cur.execute(
         """
         INSERT INTO shared_splits
-        SELECT unnest($pool), unnest($day), unnest($currency), unnest($recipient), unnest($eff), unnest($billed)
+        SELECT f[1]::SMALLINT, f[2]::DATE, currency, recipient, f[3]::DECIMAL(38, 12), f[4]::DECIMAL(38, 12)
+        FROM (SELECT string_split(unnest(string_split($text, chr(10))), ' ') AS f, unnest($currency) AS currency,
+                     unnest($recipient::VARCHAR[]) AS recipient)
         """,
-        {
-            "pool": [r.pool_index for r in rows], "day": [r.day for r in rows],
-            "currency": [r.currency for r in rows], "recipient": [r.recipient for r in rows],
-            "eff": [r.effective for r in rows], "billed": [r.billed for r in rows],
-        },
+        {"text": text, "currency": [r.currency for r in rows], "recipient": [r.recipient for r in rows]},
     )
+
+
+def split_tag_keys(pools: Iterable[Pool]) -> set[str]:
+    """Every tag key the pools' markers and splits read: recipients (`to`), tag matches, bases on tags. An edit
+    of any other key leaves each row's pool and every share as they are."""
+    keys: set[str] = set()
+    for pool in pools:
+        keys.add(pool.to)
+        keys.update(pool.match.tags)
+        if pool.basis is not None:
+            keys.update(pool.basis.tags)
+    return keys
 
 
 def applied_definitions(cur: duckdb.DuckDBPyConnection) -> list[str]:

@@ -8,7 +8,8 @@ Maintenance, always inside the caller's write (one transaction):
 - window writes (store.sources) mark the days whose rows they delete or insert (`mark_days*`), and
   `finish_window` rebuilds those days (`settle`);
 - `rebuild` recomputes everything (after `refresh_derived`, rules, pools: effective tags may change anywhere);
-- a tag edit on some resources moves only their rows (`begin_resource_change` / `end_resource_change`).
+- a tag edit on some resources moves only the rows of those whose summarised value changed
+  (`begin_resource_change` / `end_resource_change`; `take_out_resources` when their pool markers may change).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ SUMMARY_DIMENSIONS = frozenset({
 })
 _KEYS = (*GROUP_COLUMNS, TAG_COLUMN)
 _DAYS = "_summary_days"  # temp table of the days a write changed, until `settle`
-_RESOURCE_KEYS = "_summary_resources"
-_DELTA = "_summary_delta"
+_RESOURCE_KEYS = "_summary_resources"  # a tag edit's resources and their summarised value before it
+_MOVED = "_summary_moved"  # the same with the value after it
+_DELTA = "_summary_delta"  # signed contributions to add into the summary
+_MATCHED = "_summary_matched"
 _REBUILT = "_summary_rebuilt"  # temp flag: `rebuild` ran since `expect_rebuild`
 
 
@@ -155,7 +158,7 @@ def settle(cur: duckdb.DuckDBPyConnection) -> None:
 
 
 def begin_resource_change(cur: duckdb.DuckDBPyConnection, resource_ids: list[str]) -> bool:
-    """Before a tag edit on these resources: take their rows out of the summary (into a pending delta).
+    """Before a tag edit on these resources: note each one's summarised tag value (no rows are read yet).
 
     Returns False when the summary is not built (nothing to keep true; reads use `charges`).
     """
@@ -164,51 +167,107 @@ def begin_resource_change(cur: duckdb.DuckDBPyConnection, resource_ids: list[str
     cur.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {_RESOURCE_KEYS} AS
-        SELECT resource_key FROM resource_keys WHERE ResourceId IN (SELECT lower(unnest(?::VARCHAR[])))
+        SELECT k.resource_key, t.tag_value AS old_value FROM resource_keys k
+        LEFT JOIN resource_tags t ON t.resource_key = k.resource_key AND t.tag_key = (SELECT tag_key FROM summary_state)
+        WHERE k.ResourceId IN (SELECT lower(unnest(?::VARCHAR[])))
         """,
         [resource_ids],
     )
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {_DELTA} AS {_contributions(-1)}")
     return True
 
 
-def end_resource_change(cur: duckdb.DuckDBPyConnection) -> None:
-    """After the edit: add the resources' rows back with their new tag value and pool marker, and merge.
+def take_out_resources(cur: duckdb.DuckDBPyConnection) -> None:
+    """Between `begin_resource_change` and a step that re-marks the resources' rows with other shared pools: their
+    rows as they are now (old tag value, old pool) leave the summary, into the pending delta."""
+    rows = _contributions(-1, f"m.old_value AS {TAG_COLUMN}", _RESOURCE_KEYS)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {_DELTA} AS {rows}")
 
-    Only the groups of the tag values the delta touches are re-aggregated (an edit moves cost between a few
-    teams); a join on all the group columns would cost more than that.
+
+def end_resource_change(cur: duckdb.DuckDBPyConnection) -> None:
+    """After the edit: the rows of the resources whose summarised value changed move from the old value's groups
+    to the new one's, in place (one scan of `charges`, restricted to those resources; none when no value moved).
+
+    After `take_out_resources` every resource's rows come back instead, with their new value and pool marker.
     """
-    cur.execute(f"INSERT INTO {_DELTA} {_contributions(1)}")
-    touched = (
-        f"({TAG_COLUMN} IN (SELECT {TAG_COLUMN} FROM {_DELTA} WHERE {TAG_COLUMN} IS NOT NULL)"
-        f" OR ({TAG_COLUMN} IS NULL AND EXISTS (SELECT 1 FROM {_DELTA} WHERE {TAG_COLUMN} IS NULL)))"
-    )
-    keys = ", ".join(_KEYS)
     cur.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE _summary_merged AS
-        SELECT {keys}, sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost,
-               sum(row_count) AS row_count
-        FROM (SELECT * FROM {SUMMARY_TABLE} WHERE {touched} UNION ALL BY NAME SELECT * FROM {_DELTA})
-        GROUP BY ALL HAVING sum(row_count) <> 0
+        CREATE OR REPLACE TEMP TABLE {_MOVED} AS
+        SELECT r.resource_key, r.old_value, t.tag_value AS new_value FROM {_RESOURCE_KEYS} r
+        LEFT JOIN resource_tags t ON t.resource_key = r.resource_key AND t.tag_key = (SELECT tag_key FROM summary_state)
         """
     )
-    cur.execute(f"DELETE FROM {SUMMARY_TABLE} WHERE {touched}")
-    cur.execute(f"INSERT INTO {SUMMARY_TABLE} BY NAME SELECT * FROM _summary_merged")
-    for table in ("_summary_merged", _DELTA, _RESOURCE_KEYS):
-        cur.execute(f"DROP TABLE {table}")
+    if _temp_exists(cur, _DELTA):
+        cur.execute(f"INSERT INTO {_DELTA} {_contributions(1, f'm.new_value AS {TAG_COLUMN}', _MOVED)}")
+        _merge(cur, f"SELECT * FROM {_DELTA}")
+    elif cur.execute(f"SELECT count(*) FROM {_MOVED} WHERE old_value IS DISTINCT FROM new_value").fetchone() != (0,):
+        # Only the tag value differs between a row's old and new group: one pass gives both sides of the move.
+        cols = ", ".join(GROUP_COLUMNS)
+        moved = _contributions(1, "m.old_value, m.new_value", _MOVED, "m.old_value IS DISTINCT FROM m.new_value")
+        _merge(cur, f"""
+            WITH moved AS ({moved})
+            SELECT {cols}, old_value AS {TAG_COLUMN}, -EffectiveCost AS EffectiveCost, -BilledCost AS BilledCost,
+                   -row_count AS row_count FROM moved
+            UNION ALL
+            SELECT {cols}, new_value, EffectiveCost, BilledCost, row_count FROM moved
+        """)
+    for table in (_MOVED, _DELTA, _RESOURCE_KEYS):
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
     _stamp(cur)
 
 
-def _contributions(sign: int) -> str:
+def _merge(cur: duckdb.DuckDBPyConnection, delta_sql: str) -> None:
+    """Add the signed rows `delta_sql` selects into the summary: the groups it shares with the summary are updated
+    in place, new ones inserted, emptied ones deleted (a join on every group column that reads the small delta,
+    never a re-aggregation of the summary)."""
+    keys = ", ".join(_KEYS)
+    same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM d.{k}" for k in _KEYS)
+    cur.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {_MATCHED} AS
+        WITH delta AS ({delta_sql}),
+        net AS (
+            SELECT {keys}, sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost,
+                   sum(row_count) AS row_count
+            FROM delta GROUP BY ALL
+            HAVING sum(row_count) <> 0 OR sum(EffectiveCost) <> 0 OR sum(BilledCost) <> 0
+        )
+        SELECT s.rowid AS summary_row, d.* FROM net d LEFT JOIN {SUMMARY_TABLE} s ON {same}
+        """
+    )
+    # sum() semantics, as a rebuild would give: a NULL side adds nothing, NULL + NULL stays NULL.
+    added = {
+        money: f"CASE WHEN m.{money} IS NULL THEN s.{money} WHEN s.{money} IS NULL THEN m.{money} "
+               f"ELSE s.{money} + m.{money} END"
+        for money in ("EffectiveCost", "BilledCost")
+    }
+    cur.execute(
+        f"""
+        UPDATE {SUMMARY_TABLE} s SET EffectiveCost = {added["EffectiveCost"]}, BilledCost = {added["BilledCost"]},
+               row_count = s.row_count + m.row_count
+        FROM {_MATCHED} m WHERE s.rowid = m.summary_row
+        """
+    )
+    cur.execute(
+        f"INSERT INTO {SUMMARY_TABLE} BY NAME SELECT {keys}, EffectiveCost, BilledCost, row_count "
+        f"FROM {_MATCHED} WHERE summary_row IS NULL"
+    )
+    cur.execute(
+        f"DELETE FROM {SUMMARY_TABLE} WHERE rowid IN (SELECT summary_row FROM {_MATCHED} WHERE summary_row IS NOT NULL)"
+        " AND row_count = 0"
+    )
+    cur.execute(f"DROP TABLE {_MATCHED}")
+
+
+def _contributions(sign: int, values: str, resources: str, where: str = "true") -> str:
+    """`charges` rows of the resources in the temp table `resources` (alias m), grouped as the summary is, by the
+    tag value(s) `values` (columns of m) instead of the current one."""
     cols = ", ".join(f"c.{name}" for name in GROUP_COLUMNS)
     return f"""
-        SELECT {cols}, t.tag_value AS {TAG_COLUMN}, {sign} * sum(c.EffectiveCost) AS EffectiveCost,
-               {sign} * sum(c.BilledCost) AS BilledCost, {sign} * count(*) AS row_count
-        FROM charges c
-        LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey
-             AND t.tag_key = (SELECT tag_key FROM summary_state)
-        WHERE c.x_ChargeDate IS NOT NULL AND c.x_ResourceKey IN (SELECT resource_key FROM {_RESOURCE_KEYS})
+        SELECT {cols}, {values},
+               {sign} * sum(c.EffectiveCost) AS EffectiveCost, {sign} * sum(c.BilledCost) AS BilledCost,
+               {sign} * count(*) AS row_count
+        FROM charges c JOIN {resources} m ON m.resource_key = c.x_ResourceKey
+        WHERE c.x_ChargeDate IS NOT NULL AND {where}
         GROUP BY ALL
     """
 
@@ -254,7 +313,7 @@ def current(cur: duckdb.DuckDBPyConnection) -> SummaryState | None:
 def whole_key(cur: duckdb.DuckDBPyConnection) -> str | None:
     """Inside a write: the summarised tag key when the summary holds every row of `charges` right now (built,
     the same row count, no days or tag edit pending), so a derived table may be computed from it; else None."""
-    if _temp_exists(cur, _DAYS) or _temp_exists(cur, _DELTA):
+    if _temp_exists(cur, _DAYS) or _temp_exists(cur, _RESOURCE_KEYS):
         return None
     try:
         row = cur.execute(
