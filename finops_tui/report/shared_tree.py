@@ -10,8 +10,9 @@ every node's direct figures (they no longer appear under "(unallocated)" or thei
   cost; expanding it lists each recipient's share (leaves).
 
 Children always sum to their parent, and the totals equal the tree without shared costs. Figures come from
-`shared_splits` (materialised per day and currency when the pools were applied), so an expansion costs the
-plain one plus a read of a few thousand rows.
+`shared_splits` (materialised per day and currency when the pools were applied), read through the memo of
+report.shared_nodes: an expansion costs the plain one plus one small statement (the pools and the splits'
+version), and the first expansion of a period after a write one more (the period's splits).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from finops_tui.report.shared_nodes import (
     ShareRow,
     applied_pools,
     direct_filter,
+    expansion_shares,
     pool_costs,
     share_rows,
 )
@@ -69,42 +71,43 @@ def children(
     steps = tree.normalise_path(path)
     previous = previous or period.previous()
     currency = resolve_currency(cur, period, metric, currency)
-    active, every = active_pools(cur, dims)
+    level = len(steps)
+    pool_key = steps[0][1] if steps and isinstance(steps[0][1], PoolKey) else None
+    if pool_key is not None and level > 1:
+        raise UsageError("a recipient's share of a shared cost pool has no children")
+    # The pools and the shares this expansion shows, read before the direct cost (its filter needs the pools):
+    # a statement costs milliseconds however small its table, so this is one small one when the splits are
+    # in memory.
+    group = "top" if level == 0 else "pool" if pool_key is not None else (
+        "recipient" if level == 1 and dims[0].is_tag else None)
+    found = expansion_shares(cur, [d.name for d in dims], period, previous, currency, metric, group=group,
+                             recipient=steps[0][1] if group == "recipient" else None,
+                             pool_index=pool_key.pool_index if pool_key is not None else None)
+    names = {d.name for d in dims}
+    active = [p for p in found.pools if f"tag:{p.to_key}" in names]
     if not active:
         return tree.children(cur, dims, path, period, metric, currency, limit=limit, previous=previous)
     by_index = {p.index: p for p in active}
-    if steps and isinstance(steps[0][1], PoolKey):
-        if len(steps) > 1:
-            raise UsageError("a recipient's share of a shared cost pool has no children")
-        pool = by_index[steps[0][1].pool_index]
-        rows = share_rows(cur, [pool], period, previous, currency, metric)
-        return _sorted(_recipient_nodes(pool, rows, currency), limit)
-    row_filter = direct_filter(active, every)
-    level = len(steps)
+    if pool_key is not None:
+        return _sorted(_recipient_nodes(by_index[pool_key.pool_index], found.rows, currency), limit)
+    row_filter = direct_filter(active, found.pools)
     first_key_pools = [p for p in active if _key_level(p, dims) == 0]
     if level == 0:
         # Recipients gain their shares before the tail is folded, so the direct list comes unfolded then.
         direct = tree.children(cur, dims, path, period, metric, currency, limit=None if first_key_pools else limit,
                                previous=previous, row_filter=row_filter)
-        others = [p for p in active if p not in first_key_pools]
-        pool_rows = share_rows(cur, others, period, previous, currency, metric, by="pool")
-        costs = pool_costs(pool_rows)
-        wholes = [_whole_node(p, [r for r in pool_rows if r.pool_index == p.index], dims[0].name, currency, costs)
-                  for p in others if any(r.pool_index == p.index for r in pool_rows)]
+        wholes = [_whole_node(by_index[r.pool_index], [r], dims[0].name, currency, found.pool_cost)
+                  for r in found.rows if r.pool_index != 0]
         if not first_key_pools:
             return _with_extra(direct, wholes)
-        rows = share_rows(cur, first_key_pools, period, previous, currency, metric, by="recipient")
-        nodes = _merge_recipients(direct, rows, dims[0], currency, period.days)
+        recipients = [r for r in found.rows if r.pool_index == 0]
+        nodes = _merge_recipients(direct, recipients, dims[0], currency, period.days)
         return _sorted(nodes + wholes, limit)
     direct = tree.children(cur, dims, path, period, metric, currency, limit=limit, previous=previous,
                            row_filter=row_filter)
     if level == 1 and first_key_pools:
-        recipient = steps[0][1]
-        rows = share_rows(cur, first_key_pools, period, previous, currency, metric, recipient=(recipient,))
-        every_rows = share_rows(cur, first_key_pools, period, previous, currency, metric, daily=False, by="pool")
-        costs = pool_costs(every_rows)
-        extra = [_share_node(by_index[r.pool_index], r, dims[1].name, currency, costs) for r in rows if r.cost or
-                 r.previous]
+        extra = [_share_node(by_index[r.pool_index], r, dims[1].name, currency, found.pool_cost)
+                 for r in found.rows if r.cost or r.previous]
         return _with_extra(direct, extra)
     return direct
 
