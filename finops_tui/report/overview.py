@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -182,7 +183,7 @@ def breakdown(
           AND c.BillingCurrency IS NOT NULL
         GROUP BY key, currency
         HAVING cost IS NOT NULL{limit_sql}
-        ORDER BY cost DESC, key NULLS LAST
+        ORDER BY cost DESC, key NULLS LAST, currency
         """,
         params,
     ).fetchall()
@@ -190,6 +191,76 @@ def breakdown(
     return [
         BreakdownRow(r[0], r[1][1] if r[1] is not None else NONE_LABEL, r[2], r[3] or ZERO, r[4] or ZERO) for r in rows
     ]
+
+
+def summary_breakdowns(
+    cur: duckdb.DuckDBPyConnection,
+    dims: list[Dimension],
+    period: Period,
+    metric: str,
+    *,
+    currency: str | None = None,
+    previous: Period | None = None,
+) -> tuple[list[CurrencyTotal], dict[str, list[BreakdownRow]]] | None:
+    """`currency_totals` and the `breakdown` of each dimension from one pass over the summary; None when the
+    summary cannot answer them all (read each from `charges` then).
+
+    The period's summary rows are first summed without their day, per group of the columns the dimensions
+    read (each group keeps its last day, for the labels): every breakdown then groups a few thousand rows,
+    not the period's days times its teams again and again. Labels stay the latest day's (the greatest on a
+    tie): a group's label is one value, so its (last day, label) is the greatest pair among its rows.
+    """
+    previous = previous or period.previous()
+    source = source_for(cur, dims)
+    if not source.is_summary:
+        return None
+    levels = [source.level(dim, dim.alias) for dim in dims]
+    col = metric_column(metric)
+    read = sorted({name for d in levels for name in re.findall(r"\bc\.(\w+)", f"{d.key_sql} {d.label_sql}")}
+                  - {"x_ChargeDate", "BillingCurrency"})
+    params: dict[str, object] = {"s": period.start, "e": period.end, "ps": previous.start, "pe": previous.end}
+    currency_sql = ""
+    if currency:
+        currency_sql = " AND c.BillingCurrency = $cur"
+        params["cur"] = currency
+    grouped = [
+        f"""
+        SELECT {i} AS d, {d.key_sql} AS key,
+               max((c.x_ChargeDate, {d.label_sql})) FILTER (WHERE {d.label_sql} IS NOT NULL) AS label,
+               c.BillingCurrency AS currency, sum(c.cost) AS cost, sum(c.prev) AS prev, NULL AS n
+        FROM periods c GROUP BY key, currency HAVING sum(c.cost) IS NOT NULL
+        """
+        for i, d in enumerate(levels)
+    ]
+    rows = cur.execute(
+        f"""
+        WITH periods AS MATERIALIZED (
+            SELECT c.BillingCurrency{"".join(f", c.{name}" for name in read)},
+                   max(c.x_ChargeDate) AS x_ChargeDate,
+                   sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e) AS cost,
+                   sum(c.{col}) FILTER (WHERE c.x_ChargeDate >= $ps AND c.x_ChargeDate < $pe) AS prev,
+                   {source.rows_sql} FILTER (WHERE c.x_ChargeDate >= $s AND c.x_ChargeDate < $e) AS n
+            FROM {source.table} c
+            WHERE c.x_ChargeDate >= least($s, $ps) AND c.x_ChargeDate < greatest($e, $pe)
+              AND c.BillingCurrency IS NOT NULL{currency_sql}
+            GROUP BY ALL
+        )
+        SELECT -1 AS d, c.BillingCurrency AS key, NULL AS label, c.BillingCurrency AS currency, sum(c.cost) AS cost,
+               sum(c.prev) AS prev, sum(c.n) AS n
+        FROM periods c GROUP BY c.BillingCurrency
+        {"".join(f"UNION ALL {q}" for q in grouped)}
+        ORDER BY d, cost DESC NULLS LAST, key NULLS LAST, currency
+        """,
+        params,
+    ).fetchall()
+    totals = [CurrencyTotal(r[3], r[4] or ZERO, r[5] or ZERO, int(r[6] or 0)) for r in rows
+              if r[0] < 0 and (r[4] is not None or r[6])]
+    breakdowns: dict[str, list[BreakdownRow]] = {d.name: [] for d in levels}
+    for d, key, label, code, cost, prev, _n in rows:
+        if d >= 0:
+            breakdowns[levels[d].name].append(
+                BreakdownRow(key, label[1] if label is not None else NONE_LABEL, code, cost or ZERO, prev or ZERO))
+    return totals, breakdowns
 
 
 def daily_series(
@@ -311,9 +382,6 @@ def overview(
     resource groups are always computed, for the movers.
     """
     previous = period.previous()
-    totals = currency_totals(cur, period, metric, previous)
-    if currency:
-        totals = [t for t in totals if t.currency == currency]
     team = f"tag:{team_key.lower()}"
     names = [*DEFAULT_BREAKDOWNS, team] if breakdown_names is None else [*breakdown_names]
     # Resource groups feed the movers and the team key the untagged share, so both are always computed.
@@ -323,9 +391,18 @@ def overview(
     titles: dict[str, str] = {}
     # Unlimited queries, cut in Python: groups are few (Decimal conversion is cheap), and the movers
     # and the untagged share need every group, not only the top ones.
-    full: dict[str, list[BreakdownRow]] = {}
-    for dim in labelled_for_cache(cur, [dimension(name) for name in names]):
-        full[dim.name] = breakdown(cur, dim, period, metric, currency=currency, previous=previous)
+    dims = labelled_for_cache(cur, [dimension(name) for name in names])
+    one_pass = summary_breakdowns(cur, dims, period, metric, currency=currency, previous=previous)
+    if one_pass is None:  # a dimension the summary does not hold (tag:env): the others still take one pass
+        held = [d for d in dims if source_for(cur, [d]).is_summary]
+        one_pass = summary_breakdowns(cur, held, period, metric, currency=currency, previous=previous) if held else None
+    totals, full = one_pass if one_pass is not None else (currency_totals(cur, period, metric, previous), {})
+    for dim in dims:
+        if dim.name not in full:
+            full[dim.name] = breakdown(cur, dim, period, metric, currency=currency, previous=previous)
+    if currency:
+        totals = [t for t in totals if t.currency == currency]
+    for dim in dims:
         breakdowns[dim.name] = _top_per_currency(full[dim.name], top)
         titles[dim.name] = dim.title
     movers = top_movers(full["resource-group"])

@@ -124,6 +124,9 @@ def expansion_sql(
     """
     col = metric_column(metric)
     level = _aliased(level, "lv", source)
+    # Where the label is the key itself (or a tag's value), `_label` names the node from its key: no string
+    # aggregate per row.
+    label_sql = "NULL" if level.is_tag or level.label_sql == level.key_sql else level.label_sql
     params = window_params(period, previous, currency)
     filters = "".join(_step_filter(dim, key, f"p{i}", params, source) for i, (dim, key) in enumerate(path))
     table = source.table
@@ -133,7 +136,7 @@ def expansion_sql(
     if limit is None or level.name not in HIGH_CARDINALITY:
         sql = f"""
         WITH daily AS (
-            SELECT {level.key_sql} AS key, c.x_ChargeDate AS day, sum(c.{col}) AS cost, max({level.label_sql}) AS label
+            SELECT {level.key_sql} AS key, c.x_ChargeDate AS day, sum(c.{col}) AS cost, max({label_sql}) AS label
             {source_sql}
             GROUP BY 1, 2
         )
@@ -152,7 +155,7 @@ def expansion_sql(
     series = "list(datediff('day', $s, day) ORDER BY day) AS offsets, list(cost ORDER BY day) AS costs"
     sql = f"""
         WITH base AS NOT MATERIALIZED (
-            SELECT {level.key_sql} AS key, {level.label_sql} AS label, c.x_ChargeDate AS day, c.{col} AS cost
+            SELECT {level.key_sql} AS key, {label_sql} AS label, c.x_ChargeDate AS day, c.{col} AS cost
             {source_sql}
         ), totals AS MATERIALIZED (
             SELECT key, max((day, label)) FILTER (WHERE label IS NOT NULL) AS label,
