@@ -14,6 +14,7 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.reactive import var
 from textual.screen import ModalScreen, Screen
+from textual.widget import AwaitMount
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from finops_tui import clock
@@ -41,6 +42,7 @@ __all__ = ["VIEWS", "VIEWS_BY_MODE", "WELCOME_MODE", "FinopsApp", "ReopenCache",
 
 
 CANCEL_CONFIRM_SECONDS = 3.0  # a second R within this time cancels the running sync
+AHEAD_POLL_SECONDS = 0.2  # how often the views mounted ahead check that the app is idle
 
 # The screen of each view, made on first use (a Textual mode).
 VIEW_SCREENS: dict[str, type[FinopsScreen]] = {
@@ -94,7 +96,11 @@ class FinopsApp(App[ReopenCache | None]):
         now: Callable[[], dt.datetime] = clock.now,
         demo_end: dt.date | None = None,
         config_problem: str | None = None,
+        mount_ahead: bool = False,
     ) -> None:
+        """`mount_ahead`: once the overview is on screen and the app idle, mount the other views one by one
+        behind it (compose, styles, first query), so that their first switch only paints (the command line
+        turns it on; tests that count queries or workers keep it off)."""
         super().__init__()
         self.cache = cache
         if config is None:
@@ -109,6 +115,9 @@ class FinopsApp(App[ReopenCache | None]):
         # Where `esc` returns to: the views the user left by opening a row in them (newest last).
         self.came_from: list[str] = []
         self._sync_cancel_asked_at: float | None = None  # when R during a sync asked "press R again to cancel"
+        self.mount_ahead = mount_ahead
+        self._switch_to_made_screen = False  # during switch_mode: the screen shown exists already
+        self._mounted_ahead: Screen[Any] | None = None  # the view last mounted ahead
         if self.config.theme in self.available_themes:
             self.theme = self.config.theme
 
@@ -120,6 +129,8 @@ class FinopsApp(App[ReopenCache | None]):
             self.remap_keys(self.config.keymap)
         self.add_mode(WELCOME_MODE, WelcomeScreen)
         self.show_view("overview")
+        if self.mount_ahead:
+            self.set_timer(AHEAD_POLL_SECONDS, self._mount_next_view_ahead)
         if self.config.scopes:  # the worker checks whether the cache is old enough (SQL stays off this thread)
             self.start_sync(manual=False)
 
@@ -132,6 +143,43 @@ class FinopsApp(App[ReopenCache | None]):
             self.add_mode(mode, VIEW_SCREENS[mode])
         self.switch_mode(mode)
         return True
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        # Textual holds every paint back 50 ms on a mode switch, to hide a screen still being built. A screen
+        # already made (mounted ahead, or visited) has nothing to hide: it paints at once.
+        self._switch_to_made_screen = mode in self._screen_stacks
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self._switch_to_made_screen = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if not self._switch_to_made_screen:
+            super().delay_update(delay)
+
+    @property
+    def views_mounted_ahead(self) -> bool:
+        """Whether every view's screen exists (mounted ahead, or opened)."""
+        return all(view.mode in self._screen_stacks for view in VIEWS)
+
+    def _mount_next_view_ahead(self) -> None:
+        """Mount the next view the user has not opened yet behind the one on screen, when the app is idle: no
+        query or prefetch running (a sync does not count: it may run for minutes), the view mounted before
+        it done. Its first switch then paints a screen that is already composed, styled and filled."""
+        if self.current_mode == WELCOME_MODE or self.views_mounted_ahead or not self.is_running:
+            return
+        previous = self._mounted_ahead
+        busy = any(not worker.is_finished and worker.group != SYNC_GROUP for worker in self.workers)
+        if busy or (previous is not None and not previous.is_mounted):
+            self.set_timer(AHEAD_POLL_SECONDS, self._mount_next_view_ahead)
+            return
+        mode = next(view.mode for view in VIEWS if view.mode not in self._screen_stacks)
+        if mode not in self._modes:
+            self.add_mode(mode, VIEW_SCREENS[mode])
+        # Textual's own step of `switch_mode` that makes a mode's screen, without showing it.
+        self._init_mode(mode)
+        self._mounted_ahead = self._screen_stacks[mode][0]
+        self.set_timer(AHEAD_POLL_SECONDS, self._mount_next_view_ahead)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_sync":  # shown in the footer only while there is a sync to cancel

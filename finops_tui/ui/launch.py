@@ -28,7 +28,7 @@ def run_explorer(cache_path: Path) -> int:
         # Read-only between writes: `report` and other readers work while the explorer is open.
         cache = open_cache(path, shared=True)
         try:
-            app = FinopsApp(cache, config=config, config_problem=config_problem)
+            app = FinopsApp(cache, config=config, config_problem=config_problem, mount_ahead=True)
             result = app.run()
         finally:
             close_when_idle(cache)

@@ -81,6 +81,7 @@ class AllocationScreen(CostViewScreen):
     """Where the money goes, level by level: team › subscription › resource group › resource by default."""
 
     VIEW_TITLE = "Allocation"
+    AUTO_FOCUS = "#tree"  # what on_mount focuses: no detour through the hidden filter (two restyles)
     QUERY_GROUP = "alloc-root"
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -32,6 +32,40 @@ class FinopsScreen(Screen[None]):
         # CSS source and restyle the whole app twice on a view's first visit (about 90 ms each at 160x48).
         with suppress(NoActiveAppError):
             self._css_update_count = self.app._css_update_count
+            self._take_breakpoint_classes()
+        self._styled_for = self._style_inputs()
+
+    def _take_breakpoint_classes(self) -> None:
+        # Born with the classes of the terminal's size: Textual would otherwise add them on the first resize,
+        # after the widgets mounted, and restyle the whole screen for it.
+        app = self.app
+        width, height = app.size
+        horizontal = (app.HORIZONTAL_BREAKPOINTS if self.HORIZONTAL_BREAKPOINTS is None
+                      else self.HORIZONTAL_BREAKPOINTS) or []
+        vertical = (app.VERTICAL_BREAKPOINTS if self.VERTICAL_BREAKPOINTS is None else self.VERTICAL_BREAKPOINTS) or []
+        classes = self._get_breakpoint_classes(width, horizontal) | self._get_breakpoint_classes(height, vertical)
+        if classes:
+            self.add_class(*classes, update=False)
+
+    def _style_inputs(self) -> tuple[object, ...]:
+        """What the styles of a hidden screen depend on outside it: the stylesheet and the app's classes."""
+        try:
+            app = self.app
+        except NoActiveAppError:
+            return ()
+        return (app._css_update_count, app.classes, app.pseudo_classes)
+
+    @on(events.ScreenSuspend)
+    def _remember_style_inputs(self) -> None:
+        self._styled_for = self._style_inputs()
+
+    @on(events.ScreenResume)
+    def _keep_styles_if_current(self, event: events.ScreenResume) -> None:
+        # Textual restyles every widget of a screen when it is shown again (half of a view switch). Widgets
+        # restyle themselves when their own classes or focus change, hidden or not; a screen only needs the full
+        # pass when something outside it changed: the stylesheet (a theme) or the app's classes (focus, dark).
+        if self._styled_for == self._style_inputs():
+            event.refresh_styles = False
 
     @property
     def finops(self) -> Explorer:

@@ -41,6 +41,7 @@ class CommitmentsScreen(CostViewScreen):
     """Are we using what we bought, how much of the eligible usage it covers, and what it saved."""
 
     VIEW_TITLE = "Commitments"
+    AUTO_FOCUS = "#list"  # what on_mount focuses: no detour through the hidden filter (two restyles)
     QUERY_GROUP = "commitments"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual's type)
 

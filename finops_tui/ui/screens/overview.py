@@ -287,7 +287,8 @@ class OverviewScreen(CostViewScreen):
     def _overview_prefetched(self, message: OverviewPrefetched) -> None:
         if message.day == clock.today() and message.generation == self._generation:
             self._results.put(self._result_key(message.period, message.metric, message.shared), message.overview)
-        if self._pending is None:
+        # Hidden, the guesses would take the CPU from the view the user went to: they go on when it is back.
+        if self._pending is None and self.is_current:
             self._prefetch_next()
 
     def suspended(self) -> None:
@@ -300,9 +301,13 @@ class OverviewScreen(CostViewScreen):
         if latest is not None and (latest.period, latest.metric, latest.shared) != (state.period, state.metric,
                                                                                     state.shared):
             self.request_overview()
-        elif self.overview is not None and self.view is not None and self.view.currency != state.currency \
+            return
+        if self.overview is not None and self.view is not None and self.view.currency != state.currency \
                 and state.currency is not None:
             self._show_currency()
+        prefetching = any(worker.group == "overview-prefetch" and not worker.is_finished for worker in self.workers)
+        if self._pending is None and self.overview is not None and not prefetching:
+            self.call_after_refresh(self._prefetch_next)  # the guesses left when the overview was hidden
 
     # ----------------------------------------------------------------------------------------------
     # rendering

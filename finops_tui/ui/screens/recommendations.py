@@ -155,6 +155,7 @@ class RecommendationsScreen(CostScreen):
     """Every finding on the cache's latest data, most money first, with its evidence and a way to act on it."""
 
     VIEW_TITLE = "Recommendations"
+    AUTO_FOCUS = "#rec-list"  # what on_mount focuses: no detour through the hidden filter (two restyles)
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (140, "-wide")]  # noqa: RUF012 (Textual's type)
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -234,6 +235,7 @@ class RecommendationsScreen(CostScreen):
         self._edits: dict[str, StateEdit] = {}
         self._serial = 0
         self._stored_worker: Worker[None] | None = None
+        self._rerun_when_shown = False  # the run on open waits until the screen is first shown
 
     # ----------------------------------------------------------------------------------------------
     # layout
@@ -336,7 +338,10 @@ class RecommendationsScreen(CostScreen):
             self._show_list()  # never ran on this cache: the list says it is running for the first time
         self._show_status()
         if not message.fresh and self.refresh_on_open and self._serial == 0:
-            self.call_after_refresh(self.rerun)
+            if self.is_current:
+                self.call_after_refresh(self.rerun)
+            else:  # mounted ahead, behind another view: the generators would take the CPU from the one in use
+                self._rerun_when_shown = True
 
     @on(CacheFoundEmpty)
     def _cache_found_empty(self) -> None:
@@ -368,6 +373,9 @@ class RecommendationsScreen(CostScreen):
         self.end_loading(rec_list)
 
     def on_screen_resume(self) -> None:
+        if self._rerun_when_shown and self.is_current:
+            self._rerun_when_shown = False
+            self.call_after_refresh(self.rerun)  # after the stored run is painted: the run takes the CPU
         # Another view may have changed the shared metric or currency meanwhile.
         if self.run is not None and self.run.metric != self.finops.view_state.metric and not self.running:
             self.rerun()

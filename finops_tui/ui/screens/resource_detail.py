@@ -75,6 +75,9 @@ class ResourceDetailScreen(CostViewScreen):
     """Pushed over the tree (or the queue): `esc` goes back; `t` tags this resource."""
 
     VIEW_TITLE = "Resource"
+    # The chart that on_mount focuses: Textual would first focus the scrolling container of every table, and
+    # moving focus off it again restyles them all (a third of the screen's first paint).
+    AUTO_FOCUS = "#chart"
     QUERY_GROUP = "resource-detail"
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -135,6 +135,7 @@ class TaggingScreen(CostViewScreen):
     """What to tag next: the resources without a value for one tag key, the costliest first."""
 
     VIEW_TITLE = "Tagging"
+    AUTO_FOCUS = "#queue"  # what on_mount focuses: no detour through the hidden filter (two restyles)
     QUERY_GROUP = "tagging-queue"
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -75,8 +75,14 @@ class KeyFooter(Footer):
                 yield self._key(binding, enabled, tooltip)
 
     def _key(self, binding: Binding, enabled: bool, tooltip: str) -> FooterKey:
-        return FooterKey(binding.key, self.app.get_key_display(binding), binding.description, binding.action,
-                         disabled=not enabled, tooltip=tooltip or binding.description).data_bind(compact=Footer.compact)
+        # Born with the footer's compactness (its class and its reactive), not bound to it: a bound key starts
+        # compact, then follows the footer, restyling itself twice on mount (most of a first view switch's
+        # footer). A change of compactness recomposes the footer anyway (on_resize).
+        key = FooterKey(binding.key, self.app.get_key_display(binding), binding.description, binding.action,
+                        disabled=not enabled, tooltip=tooltip or binding.description,
+                        classes="-compact" if self.compact else "")
+        key.set_reactive(FooterKey.compact, self.compact)
+        return key
 
     def key_width(self, binding: Binding) -> int:
         """Cells one key takes: its key, a space, its description and the gap after it (see FooterKey's CSS)."""
