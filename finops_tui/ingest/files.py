@@ -9,6 +9,7 @@ import io
 import re
 import zlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import duckdb
@@ -77,13 +78,46 @@ class SourceFile:
         return f"{alias}.{quote_ident(column)}"
 
     def parse_ref(self, column: str, alias: str = "src") -> str:
-        """SQL for a source column about to be parsed: Parquet text gets the NULL handling the CSV reader
-        applies, so that `NULL` is no value rather than an unparsable one. (Text copied as text is
-        cleaned after loading, on the few rows that need it: see `text_null_cleanup_sql`.)"""
+        """SQL for a source column as a mapping reads it: Parquet text gets the NULL handling the CSV reader
+        applies, so that `NULL` and empty texts are no value (rather than an unparsable one, or a text that a
+        fallback such as coalesce would keep), in the columns that can hold one."""
         ref = self.ref(column, alias)
-        if self.needs_null_cleanup and self.types.get(column, "").upper() == "VARCHAR":
+        if column in self.null_text_columns:
             return f"(CASE WHEN length({ref}) <= 4 AND {ref} IN {NULL_TEXTS} THEN NULL ELSE {ref} END)"
         return ref
+
+    @cached_property
+    def null_text_columns(self) -> frozenset[str]:
+        """Text columns of a Parquet file that hold a NULL literal or an empty text somewhere.
+
+        Only those get the test row by row (which would also expand their dictionary encoding). Two cheap
+        passes over the columnar file: the shortest value of every text column, then the distinct values
+        of the few whose shortest value could be one (at most 4 characters).
+        """
+        texts = [c for c in self.columns if self.types.get(c, "").upper() == "VARCHAR"]
+        if not self.needs_null_cleanup or not texts:
+            return frozenset()
+        reader = self.reader_sql()
+        con = duckdb.connect()
+        try:
+            lengths = con.execute(f"SELECT {', '.join(f'min(length({quote_ident(c)}))' for c in texts)} FROM {reader}")
+            shortest = lengths.fetchone() or [None] * len(texts)
+            suspects = [c for c, length in zip(texts, shortest, strict=True) if length is not None and length <= 4]
+            if not suspects:
+                return frozenset()
+            holding = con.execute(
+                " UNION ALL ".join(
+                    f"SELECT {quote_literal(c)}, bool_or(v IN {NULL_TEXTS}) "
+                    f"FROM (SELECT DISTINCT {quote_ident(c)} AS v FROM {reader})"
+                    for c in suspects
+                )
+            ).fetchall()
+        except duckdb.Error as exc:
+            reason = str(exc).splitlines()[0]
+            raise UserError(f"{self.name}: a damaged Parquet file ({reason}); copy the file again") from None
+        finally:
+            con.close()
+        return frozenset(str(column) for column, holds in holding if holds)
 
     @property
     def columnar(self) -> bool:

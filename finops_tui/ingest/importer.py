@@ -55,13 +55,12 @@ from finops_tui.ingest.badrows import (
 )
 from finops_tui.ingest.contract_commitments import ContractImport, load_contract_commitments
 from finops_tui.ingest.currencies import ISO_4217_CODES
-from finops_tui.ingest.files import NULL_TEXTS, SourceFile, inspect, lone_carriage_return_row
+from finops_tui.ingest.files import SourceFile, inspect, lone_carriage_return_row
 from finops_tui.ingest.manifest import MANIFEST_NAME, ExportManifest, is_export_directory, read_manifest
 from finops_tui.ingest.mapping import Mapping, RowCheck, ValueCheck, quote_ident
 from finops_tui.ingest.progress import Reporter, SilentReporter
 from finops_tui.store import summaries
 from finops_tui.store.cache import Cache
-from finops_tui.store.schema import CHARGE_COLUMNS
 from finops_tui.store.sources import Window, begin_window, claim_window, discard_source, finish_window
 
 _SHIFT_HINT = "(the row looks shifted by a column)"
@@ -209,14 +208,18 @@ def _load_contracts(
 
 
 def import_in_transaction(
-    cur: duckdb.DuckDBPyConnection, policy: TagPolicy, paths: Sequence[Path], *, reporter: Reporter | None = None
+    cur: duckdb.DuckDBPyConnection, policy: TagPolicy, paths: Sequence[Path], *, reporter: Reporter | None = None,
+    derive: bool = True,
 ) -> list[ImportResult]:
     """Import inside the caller's write transaction, so it can record its own state beside the rows (the
-    export sync records each run with its window); any refusal raises UserError and the caller rolls back."""
+    export sync records each run with its window); any refusal raises UserError and the caller rolls back.
+
+    `derive=False` settles only the summary's changed days and leaves resources and effective tags to the caller's
+    one `refresh_derived` after its last import (as the API sync does after its last window)."""
     sink: Reporter = reporter or SilentReporter()
     units, _ = _plan(paths, skip_bad_rows=False, reporter=sink)
     try:
-        return _load_all(cur, policy, units, skip_bad_rows=False, reporter=sink)
+        return _load_all(cur, policy, units, skip_bad_rows=False, reporter=sink, derive=derive)
     except _UnreadableFile as exc:
         raise UserError(exc.message) from None
 
@@ -285,7 +288,7 @@ def _mapping_for(source: SourceFile, metric_hint: str | None) -> Mapping:
 
 def _load_all(
     cur: duckdb.DuckDBPyConnection, policy: TagPolicy, units: list[_Unit], *, skip_bad_rows: bool,
-    reporter: Reporter,
+    reporter: Reporter, derive: bool = True,
 ) -> list[ImportResult]:
     # Timestamps with an offset convert to UTC, and naive ones are read as UTC, whatever the machine's zone.
     cur.execute("SET TimeZone = 'UTC'")
@@ -295,12 +298,14 @@ def _load_all(
     loaded: list[tuple[_Unit, Window]] = []
     results = []
     for unit in units:
-        result, window = _load_unit(cur, unit, placeholders, skip_bad_rows=skip_bad_rows, reporter=reporter)
+        result, window = _load_unit(
+            cur, unit, placeholders, skip_bad_rows=skip_bad_rows, reporter=reporter, derive=derive
+        )
         if window is not None:
             _refuse_overlap(unit, window, loaded)
             loaded.append((unit, window))
         results.append(result)
-    if any(r.source_id is not None for r in results):  # rows were added or replaced
+    if derive and any(r.source_id is not None for r in results):  # rows were added or replaced
         refresh_derived(cur, policy)  # rebuilds the whole summary: the windows' days with it
     else:
         summaries.settle(cur)
@@ -329,6 +334,7 @@ def _load_unit(
     *,
     skip_bad_rows: bool,
     reporter: Reporter,
+    derive: bool = True,
 ) -> tuple[ImportResult, Window | None]:
     mapping = unit.parts[0].mapping
     # The real window (scope, days) is known only once the rows are in: register a provisional one.
@@ -362,13 +368,14 @@ def _load_unit(
                 f"{part.source.name}: no row could be read, though the file has data after its header: its first "
                 "row is longer than DuckDB can read (32 MB); check that the file is a complete CSV cost export",
             )
-        if part.source.needs_null_cleanup:
-            _clean_null_texts(cur, ids.all)
 
-    invalid = _invalid_values(cur, mapping, [ids.ok, ids.noted])
+    # One survey of the new rows (a few aggregate queries) answers the value checks and describes the window;
+    # it is repeated only when the checks or notes move rows between the placeholders (never on a clean file).
+    survey = _survey(cur, mapping, ids)
+    invalid = survey.invalid
     if invalid:
         _mark_bad_values(cur, ids, invalid)
-    bad = _count(cur, [ids.bad]) + sum(len(r) for r in rejects)
+    bad = (_count(cur, [ids.bad]) if invalid else survey.rows_of(ids.bad)) + sum(len(r) for r in rejects)
     if bad:
         report = BadRowReport()
         value_checks = [_value_row_check(check, values) for check, values in invalid.items()]
@@ -385,7 +392,7 @@ def _load_unit(
         reporter.note(_skip_text(unit, report))
 
     notes: list[str] = []
-    noted = _count(cur, [ids.noted])
+    noted = _count(cur, [ids.noted]) if invalid else survey.rows_of(ids.noted)
     if noted:
         warn_report = BadRowReport()
         for part, part_rejects in zip(unit.parts, rejects, strict=True):
@@ -398,7 +405,9 @@ def _load_unit(
         reporter.note(notes[-1])
         cur.execute(f"UPDATE charges SET source_id = {ids.ok} WHERE source_id = {ids.noted}")
 
-    stats = _window_stats(cur, ids.ok)
+    if invalid or noted:
+        survey = _survey(cur, mapping, ids)
+    stats = survey.stats
     manifest = unit.manifest
     export_period = (manifest.start, manifest.end) if manifest and manifest.start and manifest.end else None
     if stats.rows == 0 and export_period is None:
@@ -412,10 +421,11 @@ def _load_unit(
         # Both cost columns held the cost until the rows told which metric the file is.
         emptied = "EffectiveCost" if metric == "actual" else "BilledCost"
         cur.execute(f"UPDATE charges SET {emptied} = NULL WHERE source_id = {ids.ok}")
-    periods = [export_period] if export_period else _billing_periods(cur, ids.ok)
+    periods = [export_period] if export_period else survey.periods
     window = _window(unit, mapping, metric, stats, periods)
     claim_window(cur, ids.ok, window)
-    finish_window(cur, ids.ok, settle_summary=False)  # refresh_derived rebuilds the summary after
+    # refresh_derived rebuilds the summary after (derive), or settle sums the marked days
+    finish_window(cur, ids.ok, settle_summary=False, rebuild_follows=derive)
     totals = {
         currency: (billed if metric != "amortized" else None, effective if metric != "actual" else None)
         for currency, (billed, effective) in stats.totals.items()
@@ -445,24 +455,6 @@ def _id_list(ids: list[int]) -> str:
 def _count(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> int:
     row = cur.execute(f"SELECT count(*) FROM charges WHERE source_id IN ({_id_list(ids)})").fetchone()
     return int(row[0]) if row else 0
-
-
-def _clean_null_texts(cur: duckdb.DuckDBPyConnection, ids: list[int]) -> None:
-    """Text columns loaded from Parquet: empty and NULL texts become nulls, as CSV reading does.
-
-    Done after loading, because doing it in the INSERT would expand every dictionary-encoded Parquet
-    column; here the shortest length per column (cheap) rules out most columns before any real check.
-    """
-    id_list = _id_list(ids)
-    columns = [name for name, kind in CHARGE_COLUMNS if kind == "VARCHAR"]
-    shortest = cur.execute(
-        f"SELECT {', '.join(f'min(length({quote_ident(c)}))' for c in columns)} FROM charges "
-        f"WHERE source_id IN ({id_list})"
-    ).fetchone()
-    suspects = [c for c, length in zip(columns, shortest or [], strict=False) if length is not None and length <= 4]
-    for column in suspects:
-        condition = f"length({quote_ident(column)}) <= 4 AND {quote_ident(column)} IN {NULL_TEXTS}"
-        cur.execute(f"UPDATE charges SET {quote_ident(column)} = NULL WHERE source_id IN ({id_list}) AND {condition}")
 
 
 def _check_row_count(unit: _Unit, part: _Part, found: int) -> None:
@@ -496,30 +488,6 @@ def _unreadable_message(source: SourceFile, exc: duckdb.Error) -> str:
             f"{source.name}: the CSV does not parse ({text.splitlines()[0]}); check that it is a complete cost export"
         )
     return f"{source.name}: cannot read the file ({text.splitlines()[0]}); check that it is a complete cost export"
-
-
-def _invalid_values(
-    cur: duckdb.DuckDBPyConnection, mapping: Mapping, source_ids: list[int]
-) -> dict[ValueCheck, list[str | None]]:
-    """Distinct values of the checked columns that fail their check (one pass over the new rows)."""
-    checks = mapping.value_checks
-    if not checks:
-        return {}
-    ids = _id_list(source_ids)
-    lists = ", ".join(f"list(DISTINCT {quote_ident(c.column)})" for c in checks)
-    nulls = ", ".join(f"bool_or({quote_ident(c.column)} IS NULL)" for c in checks)
-    row = cur.execute(f"SELECT {lists}, {nulls} FROM charges WHERE source_id IN ({ids})").fetchone()
-    if row is None:
-        return {}
-    invalid: dict[ValueCheck, list[str | None]] = {}
-    for index, check in enumerate(checks):
-        values = [v for v in (row[index] or []) if v is not None]
-        bad_values: list[str | None] = [v for v in values if not _value_ok(check, str(v))]
-        if check.required and row[len(checks) + index]:
-            bad_values.append(None)
-        if bad_values:
-            invalid[check] = bad_values
-    return invalid
 
 
 def _value_ok(check: ValueCheck, value: str) -> bool:
@@ -575,48 +543,113 @@ class _Stats:
     commitment_purchases_with_cost: int = 0
 
 
-def _window_stats(cur: duckdb.DuckDBPyConnection, source_id: int) -> _Stats:
-    ids = str(source_id)
+@dataclass
+class _Survey:
+    """What the survey of a window's new rows tells: rows per placeholder, the values failing the value
+    checks (among good and noted rows), and the good rows' stats and billing periods."""
+
+    rows: dict[int, int]
+    invalid: dict[ValueCheck, list[str | None]]
+    stats: _Stats
+    periods: list[tuple[dt.date, dt.date]]
+
+    def rows_of(self, source_id: int) -> int:
+        return self.rows.get(source_id, 0)
+
+
+# The billing period a row counts in: its BillingPeriodStart/End, else the calendar month of its charge; a
+# period ending within a day (a provider's billing day boundary at 07:00 UTC) ends after that day.
+_PERIOD_START = "coalesce(BillingPeriodStart, date_trunc('month', x_ChargeDate))"
+_PERIOD_END = (
+    "CASE WHEN BillingPeriodStart IS NULL THEN date_trunc('month', x_ChargeDate) + INTERVAL 1 MONTH "
+    "WHEN BillingPeriodEnd > BillingPeriodStart THEN BillingPeriodEnd ELSE BillingPeriodStart + INTERVAL 1 MONTH END"
+)
+
+
+def _survey(cur: duckdb.DuckDBPyConnection, mapping: Mapping, ids: _Ids) -> _Survey:
+    """Aggregates of the new rows: distinct values of the checked columns (good and noted rows), the good
+    rows' stats, and their totals by currency and billing period. (Distinct aggregates stay in queries of
+    their own, without FILTER or GROUP BY: DuckDB ran them two to four times slower so.)
+
+    A file's billing periods are those its good rows are charged within; a file none of whose rows is
+    charged within its billing period (late adjustments only) replaces the periods its rows are billed in.
+    """
+    checks = mapping.value_checks
+    invalid: dict[ValueCheck, list[str | None]] = {}
+    if checks:
+        lists = ", ".join(f"list(DISTINCT {quote_ident(c.column)})" for c in checks)
+        nulls = ", ".join(f"bool_or({quote_ident(c.column)} IS NULL)" for c in checks)
+        checked = cur.execute(
+            f"SELECT {lists}, {nulls} FROM charges WHERE source_id IN ({ids.ok}, {ids.noted})"
+        ).fetchone()
+        assert checked is not None
+        for index, check in enumerate(checks):
+            values = sorted(v for v in checked[index] or [] if v is not None)
+            failing: list[str | None] = [v for v in values if not _value_ok(check, str(v))]
+            if check.required and checked[len(checks) + index]:
+                failing.append(None)
+            if failing:
+                invalid[check] = failing
+    rows = dict(
+        cur.execute(f"SELECT source_id, count(*) FROM charges WHERE source_id IN ({_id_list(ids.all)}) GROUP BY 1")
+        .fetchall()
+    )
     row = cur.execute(
         f"""
-        SELECT count(*), min(x_ChargeDate), max(x_ChargeDate),
+        SELECT min(x_ChargeDate), max(x_ChargeDate),
                list(DISTINCT lower(BillingAccountId)) FILTER (WHERE BillingAccountId IS NOT NULL),
+               list(DISTINCT lower(SubAccountId)) FILTER (WHERE SubAccountId IS NOT NULL),
                list(DISTINCT ProviderName) FILTER (WHERE ProviderName IS NOT NULL),
                count(*) FILTER (WHERE CommitmentDiscountStatus = 'Unused'),
                count(*) FILTER (WHERE CommitmentDiscountStatus = 'Used' AND BilledCost <> 0),
                count(*) FILTER (WHERE ChargeCategory = 'Purchase' AND CommitmentDiscountType IS NOT NULL
                                   AND BilledCost <> 0)
-        FROM charges WHERE source_id IN ({ids})
+        FROM charges WHERE source_id = {ids.ok}
         """
     ).fetchone()
     assert row is not None
-    totals = {
-        str(currency): (billed, effective)
-        for currency, billed, effective in cur.execute(
-            f"SELECT BillingCurrency, sum(BilledCost), sum(EffectiveCost) FROM charges "
-            f"WHERE source_id IN ({ids}) GROUP BY ALL"
-        ).fetchall()
-    }
-    billing_accounts = sorted(row[3] or [])
-    sub_accounts: list[str] = []
-    if not billing_accounts and row[0]:
-        sub_row = cur.execute(
-            f"SELECT list(DISTINCT lower(SubAccountId)) FILTER (WHERE SubAccountId IS NOT NULL) "
-            f"FROM charges WHERE source_id IN ({ids})"
-        ).fetchone()
-        sub_accounts = sorted(sub_row[0] or []) if sub_row else []
-    return _Stats(
-        rows=int(row[0]),
-        first_day=row[1],
-        last_day=row[2],
-        billing_accounts=billing_accounts,
-        sub_accounts=sub_accounts,
+    groups = cur.execute(
+        f"""
+        WITH billed AS (
+            SELECT ChargePeriodStart, BillingCurrency, BilledCost, EffectiveCost,
+                   {_PERIOD_START} AS _period_start, {_PERIOD_END} AS _period_end
+            FROM charges WHERE source_id = {ids.ok}
+        )
+        SELECT BillingCurrency, CAST(_period_start AS DATE),
+               CAST(_period_end AS DATE) + CASE WHEN _period_end > CAST(CAST(_period_end AS DATE) AS TIMESTAMP)
+                                                THEN 1 ELSE 0 END,
+               count(*) FILTER (WHERE ChargePeriodStart >= _period_start AND ChargePeriodStart < _period_end),
+               sum(BilledCost), sum(EffectiveCost)
+        FROM billed GROUP BY ALL ORDER BY 2, 3
+        """
+    ).fetchall()
+    accounts = sorted(row[2] or [])
+    stats = _Stats(
+        rows=rows.get(ids.ok, 0),
+        first_day=row[0],
+        last_day=row[1],
+        billing_accounts=accounts,
+        sub_accounts=[] if accounts else sorted(row[3] or []),
         providers=sorted(row[4] or []),
-        totals=totals,
+        totals={},
         unused_commitment_rows=int(row[5]),
         covered_usage_with_cost=int(row[6]),
         commitment_purchases_with_cost=int(row[7]),
     )
+    periods: dict[tuple[dt.date, dt.date], int] = {}
+    for currency, start, end, charged_within, billed, effective in groups:
+        sums = stats.totals.get(str(currency), (None, None))
+        stats.totals[str(currency)] = (_plus(sums[0], billed), _plus(sums[1], effective))
+        periods[(start, end)] = periods.get((start, end), 0) + charged_within
+    anchored = [period for period, charged_within in periods.items() if charged_within]
+    return _Survey(rows, invalid, stats, anchored or list(periods))
+
+
+def _plus(total: Decimal | None, value: Decimal | None) -> Decimal | None:
+    """A sum over groups as SQL's sum gives it: NULL only when every group's sum is."""
+    if value is None:
+        return total
+    return value if total is None else total + value
 
 
 def _decide_metric(stats: _Stats, unit: _Unit, reporter: Reporter, notes: list[str]) -> str:
@@ -635,36 +668,6 @@ def _decide_metric(stats: _Stats, unit: _Unit, reporter: Reporter, notes: list[s
     notes.append(note)
     reporter.note(note)
     return "actual"
-
-
-def _billing_periods(cur: duckdb.DuckDBPyConnection, source_id: int) -> list[tuple[dt.date, dt.date]]:
-    """The billing periods [start, end) a loaded file replaces: those its rows are charged within.
-
-    A row without BillingPeriodStart counts by the calendar month of its charge; one without a usable
-    BillingPeriodEnd, as a month from its start. A file none of whose rows is charged within its billing
-    period (a file of late adjustments only) replaces the periods its rows are billed in.
-    """
-    rows = cur.execute(
-        """
-        WITH billed AS (
-            SELECT ChargePeriodStart AS charged,
-                   coalesce(BillingPeriodStart, date_trunc('month', x_ChargeDate)) AS period_start,
-                   CASE WHEN BillingPeriodStart IS NULL THEN date_trunc('month', x_ChargeDate) + INTERVAL 1 MONTH
-                        WHEN BillingPeriodEnd > BillingPeriodStart THEN BillingPeriodEnd
-                        ELSE BillingPeriodStart + INTERVAL 1 MONTH END AS period_end
-            FROM charges WHERE source_id = ?
-        )
-        SELECT CAST(period_start AS DATE),
-               -- a period ending within a day (a provider's billing day boundary at 07:00 UTC) ends after it
-               CAST(period_end AS DATE) + CASE WHEN period_end > CAST(CAST(period_end AS DATE) AS TIMESTAMP)
-                                              THEN 1 ELSE 0 END,
-               count(*) FILTER (WHERE charged >= period_start AND charged < period_end)
-        FROM billed GROUP BY ALL ORDER BY 1, 2
-        """,
-        [source_id],
-    ).fetchall()
-    anchored = [(start, end) for start, end, charged_within in rows if charged_within]
-    return anchored or [(start, end) for start, end, _ in rows]
 
 
 def _periods_text(periods: list[tuple[dt.date, dt.date]], label: str) -> str:

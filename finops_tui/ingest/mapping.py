@@ -143,7 +143,8 @@ class MappingBuilder:
         self.value_checks: list[ValueCheck] = []
 
     def ref(self, field_name: str | None) -> str:
-        return self.source.ref(field_name) if field_name else "NULL"
+        """A source column as it is, but for the NULL texts a non-CSV file may hold (see parse_ref)."""
+        return self.source.parse_ref(field_name) if field_name else "NULL"
 
     def raw(self, field_name: str) -> str:
         """Alias of the raw source value, kept for checks and messages."""
@@ -282,7 +283,12 @@ def parse_timestamp(expr: str, source_type: str) -> tuple[str, bool]:
         return expr, False
     if source_type.startswith(("TIMESTAMP", "DATE")):
         return f"CAST({expr} AS TIMESTAMP)", False
-    return f"CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP)", True
+    # Text ending in Z is UTC already: the plain cast reads it alike at half the cost of the offset-aware one.
+    return (
+        f"CASE WHEN suffix({expr}, 'Z') THEN TRY_CAST({expr} AS TIMESTAMP) "
+        f"ELSE CAST(TRY_CAST({expr} AS TIMESTAMPTZ) AS TIMESTAMP) END",
+        True,
+    )
 
 
 def parse_tags(expr: str, source_type: str) -> tuple[str, bool]:

@@ -196,16 +196,19 @@ def assign_resource_keys(cur: duckdb.DuckDBPyConnection, source_id: int | None =
     )
 
 
-def finish_window(cur: duckdb.DuckDBPyConnection, source_id: int, *, settle_summary: bool = True) -> int:
+def finish_window(
+    cur: duckdb.DuckDBPyConnection, source_id: int, *, settle_summary: bool = True, rebuild_follows: bool = False
+) -> int:
     """Record the row count and currencies of a loaded window; forget sources left with no rows.
 
     Also brings the summary tables up to date for every day this write changed (see store.summaries), unless
-    `settle_summary` is False: the caller rebuilds the whole summary later in the same transaction (an import
-    ends in refresh_derived), and summing those days now would be done twice.
+    `settle_summary` is False: the caller settles them later in the same transaction, or, `rebuild_follows`,
+    rebuilds the whole summary (an import ending in refresh_derived), so the days need not even be marked.
     """
     assign_resource_keys(cur, source_id)
-    summaries.mark_days_of(cur, "SELECT x_ChargeDate FROM charges WHERE source_id = ?", [source_id])
-    if settle_summary:
+    if not rebuild_follows:
+        summaries.mark_days_of(cur, "SELECT x_ChargeDate FROM charges WHERE source_id = ?", [source_id])
+    if settle_summary and not rebuild_follows:
         summaries.settle(cur)
     cur.execute(
         """

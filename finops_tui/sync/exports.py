@@ -63,9 +63,12 @@ class ImportedWindow(Protocol):
     source_id: int | None
 
 
-# The importer (finops_tui.ingest.importer.import_in_transaction), passed in by the commands and the explorer:
-# sync and ingest are sibling layers that never import each other.
-RunImporter = Callable[[duckdb.DuckDBPyConnection, TagPolicy, Sequence[Path]], Sequence[ImportedWindow]]
+class RunImporter(Protocol):
+    """The importer (finops_tui.ingest.importer.import_in_transaction), passed in by the commands and the explorer:
+    sync and ingest are sibling layers that never import each other."""
+
+    def __call__(self, cur: duckdb.DuckDBPyConnection, policy: TagPolicy, paths: Sequence[Path], *,
+                 derive: bool = ...) -> Sequence[ImportedWindow]: ...
 
 
 class SyncCancelled(Exception):
@@ -531,7 +534,9 @@ class _ExportSync:
         try:
             with self.cache.write() as cur:
                 assert self.options.importer is not None
-                results = self.options.importer(cur, self.policy, [folder])
+                # Resources and effective tags are rebuilt once after the last run (run()), not after each:
+                # per run that rebuild was a quarter of a 13-run sync.
+                results = self.options.importer(cur, self.policy, [folder], derive=False)
                 rows = sum(r.rows for r in results)
                 source_ids = [r.source_id for r in results if r.source_id is not None]
                 if source_ids:

@@ -5,8 +5,9 @@ currency and the FOCUS columns the cache keeps), both metrics in one pass. The c
 summarised rows: each row becomes one CSV line, CHUNK_ROWS lines are gzipped and sent as one base64 string.
 The client's streaming reader then parses five JSON tokens per chunk instead of a few per value, the wire
 carries a tenth of the bytes, and no row passes through Python: chunks are decompressed into a spool CSV
-that DuckDB reads in one statement. Each month is written in one transaction, and a window that is throttled
-past its retries or fails part-way is recorded as failed with its previous rows intact, like the API sync's.
+that DuckDB reads in one statement, parsing dates and sums to their types as it reads. Each month is written
+in one transaction, and a window that is throttled past its retries or fails part-way is recorded as failed
+with its previous rows intact, like the API sync's.
 """
 
 from __future__ import annotations
@@ -513,11 +514,12 @@ def _load(cur: duckdb.DuckDBPyConnection, path: Path, source_id: int, window: Mo
     """Insert the spooled chunks under `source_id` in one pass, then check what was inserted: a malformed id, a
     day outside the window or a currency that is not a code fails the window (the caller's transaction rolls back).
 
-    One pass from the CSV into `charges` (no staging table) measured 1.45 s against 1.75 s per 100k rows."""
-    fields = ", ".join(f"'{column}': 'VARCHAR'" for column, _, _ in GRAIN)
-    # Quoted text keeps an empty string apart from NULL; an unquoted empty field (a missing date or sum) is NULL.
+    One pass from the CSV into `charges` (no staging table) measured 1.45 s against 1.75 s per 100k rows; the reader
+    parsing dates and sums to their column types itself (no text column cast after it), 17% less DuckDB time again."""
+    fields = ", ".join(f"'{column}': '{_wire_type(column, kind)}'" for column, _, kind in GRAIN)
+    # An empty field, quoted or not, is NULL: the cache keeps no empty strings.
     rows = (f"read_csv($path, columns = {{{fields}}}, header = false, delim = ',', quote = '\"', escape = '\"', "
-            "auto_detect = false, allow_quoted_nulls = false, strict_mode = true)")
+            "auto_detect = false, strict_mode = true)")
     try:
         cur.execute(f"INSERT INTO charges ({', '.join(_target_columns())}) SELECT {_select_sql()} FROM {rows}",
                     {"path": str(path), "source_id": source_id})
@@ -551,26 +553,29 @@ def _target_columns() -> list[str]:
     return [f'"{column}"' for column, _, _ in GRAIN] + ['"ChargePeriodStart"', '"ChargePeriodEnd"', '"source_id"']
 
 
+def _wire_type(column: str, kind: str) -> str:
+    """The type the CSV reader parses a field to: dates and sums typed on read (the sums' digits straight to DECIMAL,
+    never through a float), text as text."""
+    if column in _DATETIME_COLUMNS:
+        return "TIMESTAMP"
+    return _TYPES[column] if kind == "sum" else "VARCHAR"
+
+
 def _select_sql() -> str:
     items = []
     for column, _, _ in GRAIN:
-        kind = _TYPES[column]
-        value = f"nullif({column}, '')"
         if column == "ResourceId":
-            items.append(f"lower({value})")
+            items.append("lower(ResourceId)")
         elif column == "Tags":
             # A tag value that is not text (a number in the hub's dynamic bag) is kept as its JSON text.
-            items.append(f"CASE WHEN json_valid({value}) AND json_type({value}) = 'OBJECT' "
-                         f"THEN CAST(json_transform({value}, '\"MAP(VARCHAR, VARCHAR)\"') "
-                         "AS MAP(VARCHAR, VARCHAR)) END")
+            items.append("CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' "
+                         "THEN CAST(json_transform(Tags, '\"MAP(VARCHAR, VARCHAR)\"') AS MAP(VARCHAR, VARCHAR)) END")
         elif column == "x_ChargeDate":
-            items.append(f"CAST(CAST({value} AS TIMESTAMP) AS DATE)")
-        elif kind == "VARCHAR":
-            items.append(value)
+            items.append("CAST(x_ChargeDate AS DATE)")
         else:
-            items.append(f"CAST({value} AS {kind})")
-    items.append("CAST(CAST(nullif(x_ChargeDate, '') AS TIMESTAMP) AS DATE)::TIMESTAMP")
-    items.append("CAST(CAST(nullif(x_ChargeDate, '') AS TIMESTAMP) AS DATE)::TIMESTAMP + INTERVAL 1 DAY")
+            items.append(column)
+    items.append("CAST(x_ChargeDate AS DATE)::TIMESTAMP")
+    items.append("CAST(x_ChargeDate AS DATE)::TIMESTAMP + INTERVAL 1 DAY")
     items.append("$source_id")
     return ", ".join(items)
 
