@@ -23,7 +23,7 @@ from finops_tui.ingest.demo import build_demo
 from finops_tui.report import overview, tree
 from finops_tui.report.sources import source_for
 from finops_tui.store import open_cache, summaries
-from finops_tui.store.sources import Window, begin_window, finish_window
+from finops_tui.store.sources import Window, begin_window, finish_window, freshness
 from tests.allocation_data import Charge, fresh_copy, load
 from tests.report_helpers import build_small_cache
 from tests.summaries_check import assert_same, check_cache, check_overview, check_tree, periods_of
@@ -248,3 +248,22 @@ def test_random_edits_rules_pools_and_reimports_keep_them_equal(charges: list[Ch
                         cur, PERIOD, m, shared=True))
         finally:
             cache.close()
+
+
+def test_the_data_range_is_the_same_from_the_summary_as_from_charges(tmp_path: Path) -> None:
+    path = build_small_cache(tmp_path / "s.duckdb")
+    with open_cache(path) as cache:
+        with cache.write() as cur:  # a replaced window leaves deleted rows; the last days go away
+            cur.execute("DELETE FROM charges WHERE x_ChargeDate >= (SELECT max(x_ChargeDate) - 3 FROM charges)")
+            summaries.rebuild(cur)
+        with cache.cursor() as cur:
+            assert summaries.current(cur) is not None
+            from_summary = freshness(cur)
+            with summaries.charges_only():
+                from_charges = freshness(cur)
+        assert from_summary == from_charges and from_summary.data_end is not None
+        with cache.write() as cur:  # a write around the window functions: the summary is not trusted
+            cur.execute("INSERT INTO charges SELECT * REPLACE (x_ChargeDate + 30 AS x_ChargeDate) FROM charges "
+                        "ORDER BY x_ChargeDate DESC LIMIT 1")
+        with cache.cursor() as cur:
+            assert freshness(cur).data_end == from_charges.data_end + dt.timedelta(days=30)
