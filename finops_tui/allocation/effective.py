@@ -117,6 +117,8 @@ def rebuild_resource_tags(
     )
     scope_sql = ""
     pools = resolve_pools(cur, policy.pools)
+    if resource_ids is not None and any(p.allocated and p.depends_on_tags for p in pools):
+        resource_ids = _with_consumers(cur, resource_ids)
     # A tag edit touches only its resources' rows (in the summary, in the pools), unless the pools changed since
     # they were applied (every row re-marked).
     scoped_edit = resource_ids is not None and pools_are_current(cur, pools)
@@ -179,6 +181,19 @@ def rebuild_resource_tags(
             summaries.end_resource_change(cur)
     elif not summaries.rebuilt(cur) or (resource_ids is None and summaries.stored_tag_key(cur) != policy.summary_key):
         summaries.rebuild(cur, policy.summary_key if resource_ids is None else None)
+
+
+def _with_consumers(cur: duckdb.DuckDBPyConnection, resource_ids: Collection[str]) -> list[str]:
+    """The resources and the consumers a provider split their cost to."""
+    # An `allocated = true` pool matches a split row by its host's tags, so editing a host may move rows that
+    # belong to its consumers: they join the edit's scope (their summary rows and pool markers follow).
+    ids = sorted({r.lower() for r in resource_ids})
+    consumers = cur.execute(
+        "SELECT DISTINCT AllocatedResourceId FROM charges WHERE AllocatedResourceId IS NOT NULL "
+        "AND ResourceId IN (SELECT unnest(?::VARCHAR[]))",
+        [ids],
+    ).fetchall()
+    return sorted({*ids, *(row[0] for row in consumers)})
 
 
 # The values of the keys the shared pools read ($keys) on a scoped rebuild's resources (_tag_scope).
