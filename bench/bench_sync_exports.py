@@ -69,18 +69,6 @@ def _local_runs(scratch: Path, months: int, rows_per_month: int) -> list[tuple[d
     return runs
 
 
-class _LocalContainer:
-    """upload_run's container interface writing into a local folder: the same layout for `import`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def upload_blob(self, name: str, data: bytes, overwrite: bool = True) -> None:
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
 def _serve_hub(rows_per_month: int, months: int, queue: Any) -> None:
     from finops_tui.sync.hub import CHUNK_ROWS
     from tests.fake_kusto import FakeKusto
@@ -129,7 +117,7 @@ def _exports(scratch: Path, months: int, rows_per_month: int, note: Any) -> list
         return [{"name": f"export sync: skipped ({exc})", "rows": None, "app_ms": None, "raw_ms": None}]
     note(f"writing {months} × {rows_per_month:,} rows of FOCUS Parquet …")
     runs = _local_runs(scratch, months, rows_per_month)
-    local = _LocalContainer(scratch / "local")
+    local = azurite.LocalFolder(scratch / "local")
     folders = []
     for month, parts, counts in runs:
         run = azurite.upload_run(local, "costs", "focus-monthly", month, parts, counts, run_id=f"run-{month:%Y%m}")

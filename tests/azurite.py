@@ -219,6 +219,19 @@ class ExportRun:
     rows: int
 
 
+class LocalFolder:
+    """upload_run's container interface writing into a local folder: an export run laid out as Cost Management
+    writes it, for `import` of the same files."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def upload_blob(self, name: str, data: bytes, overwrite: bool = True) -> None:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
 def upload_run(
     container: Any, prefix: str, export_name: str, month: dt.date, parts: list[Path], rows_per_part: list[int],
     *, dataset: str = "FocusCost", run_id: str | None = None, submitted: str = "2025-03-02T05:00:00Z",

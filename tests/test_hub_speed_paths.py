@@ -17,7 +17,7 @@ from finops_tui.store import summaries
 from finops_tui.store.cache import open_cache
 from finops_tui.sync.hub import GRAIN, HubOptions, sync_hub
 from finops_tui.sync.spool import PREFIX
-from tests.azurite import upload_run, write_focus_part
+from tests.azurite import LocalFolder, upload_run, write_focus_part
 from tests.fake_arm import FakeCredential
 from tests.fake_kusto import FakeKusto
 from tests.test_sync_hub import FEB, MAR, cached, served
@@ -67,22 +67,10 @@ def _dec(text: str) -> Decimal:
     return Decimal(text).quantize(Decimal("0.000000000001"))
 
 
-class _Folder:
-    """upload_run's container interface writing into a local folder (an export run as Cost Management lays it)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def upload_blob(self, name: str, data: bytes, overwrite: bool = True) -> None:
-        path = self.root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
 def test_an_import_without_derive_settles_the_summary_and_leaves_resources_to_the_caller(tmp_path: Path) -> None:
     part = tmp_path / "part.parquet"
     write_focus_part(part, FEB, 300)
-    run = upload_run(_Folder(tmp_path / "runs"), "costs", "focus", FEB, [part], [300], run_id="run-1")
+    run = upload_run(LocalFolder(tmp_path / "runs"), "costs", "focus", FEB, [part], [300], run_id="run-1")
 
     with open_cache(tmp_path / "c.duckdb") as cache:
         with cache.write() as cur:

@@ -44,6 +44,13 @@ def ahead_app(cache: Cache) -> FinopsApp:
     return FinopsApp(cache, config=Config(), now=fixed_now, demo_end=DATA_END, mount_ahead=True)
 
 
+async def all_mounted_ahead(app: FinopsApp, pilot: Any) -> None:
+    """Wait until every view is mounted behind the overview and the app is idle again."""
+    while not app.views_mounted_ahead:
+        await pilot.pause(0.05)
+    await settle(pilot)
+
+
 def answered(screen: Any) -> bool:
     """Whether the screen shows its main answer (not waiting for its query)."""
     if isinstance(screen, RecommendationsScreen):
@@ -97,9 +104,7 @@ async def test_views_mounted_ahead_show_their_figures_on_the_first_switch() -> N
     with opened(usd_cache_path()) as cache:
         app = ahead_app(cache)
         async with app.run_test(size=SIZE) as pilot:
-            while not app.views_mounted_ahead:
-                await pilot.pause(0.05)
-            await settle(pilot)
+            await all_mounted_ahead(app, pilot)
             behind = {view.mode: app._screen_stacks[view.mode][0] for view in OTHER_VIEWS}
             assert all(answered(screen) for screen in behind.values()), "each view queried while behind"
             rec = behind["recommendations"]
@@ -118,9 +123,7 @@ async def test_a_view_mounted_ahead_follows_the_period_chosen_before_its_first_s
     with opened(usd_cache_path()) as cache:
         app = ahead_app(cache)
         async with app.run_test(size=SIZE) as pilot:
-            while not app.views_mounted_ahead:
-                await pilot.pause(0.05)
-            await settle(pilot)
+            await all_mounted_ahead(app, pilot)
             overview = app.screen
             assert isinstance(overview, CostViewScreen)
             overview.set_period("last-month")
