@@ -371,7 +371,7 @@ def test_migrated_caches_without_splits_keep_their_resource_keys(tmp_path):
 
 def test_the_resource_detail_screen_shows_a_hosts_consumers_and_a_consumers_host(template):
     from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
-    from tests.ui_fixtures import async_test, make_app, opened, screen_text, settle
+    from tests.ui_fixtures import async_test, make_app, opened, settle, wait_for_text
 
     @async_test
     async def scenario() -> None:
@@ -380,13 +380,11 @@ def test_the_resource_detail_screen_shows_a_hosts_consumers_and_a_consumers_host
             async with app.run_test(size=(160, 60)) as pilot:
                 await settle(pilot)
                 await app.push_screen(ResourceDetailScreen(HOST))
-                await settle(pilot)
-                text = screen_text(app)
+                text = await wait_for_text(pilot, "Split by the provider to", "search-api (even")
                 assert "Split by the provider to" in text
                 assert "search-api (even, fixed, proportional)" in text and "46.9%" in text  # 37.50 of 80.00
                 await app.push_screen(ResourceDetailScreen(SEARCH_API))
-                await settle(pilot)
-                text = screen_text(app)
+                text = await wait_for_text(pilot, "on aks-nodepool1-vmss")
                 assert "on aks-nodepool1-vmss" in text and "split by the provider (even, fixed, proportional)" in text
                 assert "Split by the provider to" not in text
 

@@ -208,6 +208,18 @@ def screen_text(app: App[Any]) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", "", body)).replace("\xa0", " ").split())
 
 
+async def wait_for_text(pilot: Pilot[Any], *texts: str, timeout: float = 20.0) -> str:
+    """The screen's text once it shows every one of `texts` (a worker's answer may be handled after `settle`
+    returns, when the worker is finished but its message not yet painted); fails after `timeout` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        await settle(pilot)
+        text = screen_text(pilot.app)
+        if all(t in text for t in texts) or asyncio.get_running_loop().time() > deadline:
+            return text
+        await pilot.pause(0.05)
+
+
 P = ParamSpec("P")
 
 
