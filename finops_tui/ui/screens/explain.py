@@ -260,7 +260,8 @@ class ExplainScreen(CostViewScreen):
         amount_width = max([len("Change"), *(len(money(c.amount, signed=True)) for c in bucket.top)])
         width = self.size.width // 2 if self.size.width >= 140 else self.size.width
         room = max(12, width - amount_width - 10)
-        table.add_column(Text("Change", justify="right"))
+        # A set width: measured from the rows as they arrive, it came out at the header's 6 now and then.
+        table.add_column(Text("Change", justify="right"), width=amount_width)
         table.add_column("Resource · meter / charge")
         for c in bucket.top:
             label = c.name if not c.meter else f"{c.name} · {c.meter}"
