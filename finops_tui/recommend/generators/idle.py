@@ -58,7 +58,9 @@ def idle_resources(cur: duckdb.DuckDBPyConnection, ctx: Context) -> list[Recomme
         stopped = compute_before > 0
         kind = KIND_STOPPED if stopped else KIND_ORPHANS
         scope = Scope("resource-group", f"{sub}/{rg}".lower(), f"{rg} ({sub_name or sub})", sub, rg)
-        listed = resources or []
+        # Most money first, then by name: the list's ORDER BY beside a FILTER came back in another order now
+        # and then (two runs of the same report differed).
+        listed = sorted(resources or [], key=lambda item: (-item["cost"], str(item["name"])))
         evidence: list[tuple[str, EvidenceValue]] = [
             (f"Leftover cost, last {t.idle_days} days", money(leftover, currency)),
             ("Leftover resources", len(listed)),
