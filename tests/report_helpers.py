@@ -5,6 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
+from finops_tui import cli
 from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.store import open_cache
 from finops_tui.store.sources import Window, begin_window, finish_window
@@ -43,3 +46,12 @@ def build_small_cache(path: Path, *, end: dt.date = dt.date(2026, 11, 26), days:
         finish_window(cur, sid)
         refresh_derived(cur, TagPolicy())
     return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`finops-tui ARGV` in process: its exit code, stdout and stderr (never a traceback)."""
+    capsys.readouterr()
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err

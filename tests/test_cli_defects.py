@@ -21,24 +21,16 @@ import pytest
 
 from finops_tui import clock, paths
 from finops_tui.allocation.effective import TagPolicy, refresh_derived
-from finops_tui.cli import build_parser, main
+from finops_tui.cli import build_parser
 from finops_tui.commands.render import render_rows, to_json
 from finops_tui.store import open_cache
 from finops_tui.textsafe import printable, spreadsheet_safe
 from tests.fake_arm import SUB, FakeArm, install_fake_az
-from tests.report_helpers import build_small_cache
+from tests.report_helpers import build_small_cache, run_cli
 
 FOCUS_SAMPLE = Path(__file__).parent / "fixtures" / "focus-sample" / "focus_sample.csv"
 EVIL = "Key\x1b]52;c;ZXZpbA==\x07Vault\x1b[31m red\r\nnext\x9b2J\u202eevil\tend"
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # all but the line break
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 @pytest.fixture
@@ -90,7 +82,7 @@ def test_reports_print_escapes_from_data_as_text(
     evil_cache: Path, pinned_today: None, capsys: pytest.CaptureFixture[str], view: str, fmt: str
 ) -> None:
     by = ["--by", "service"] if view != "recommendations" else []
-    code, out, _ = run(capsys, "report", view, "--cache", str(evil_cache), "--period", "all", "--format", fmt, *by)
+    code, out, _ = run_cli(capsys, "report", view, "--cache", str(evil_cache), "--period", "all", "--format", fmt, *by)
     assert code == 0
     assert not CONTROL.search(out)
     if view != "recommendations":
@@ -99,8 +91,8 @@ def test_reports_print_escapes_from_data_as_text(
 
 def test_json_keeps_the_data_and_escapes_every_control_character(evil_cache: Path, pinned_today: None,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "report", "overview", "--cache", str(evil_cache), "--period", "all", "--format", "json",
-                       "--by", "service")
+    code, out, _ = run_cli(capsys, "report", "overview", "--cache", str(evil_cache), "--period", "all",
+                           "--format", "json", "--by", "service")
     assert code == 0
     assert not CONTROL.search(out)
     names = {row["name"] for row in json.loads(out)["breakdowns"]["service"]}
@@ -121,10 +113,10 @@ def test_csv_keeps_the_data_but_no_formula_runs(capsys: pytest.CaptureFixture[st
 
 
 def test_tags_list_prints_resource_names_as_text(evil_cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run(capsys, "tags", "set", "--resource-group", "rg-3", "--subscription", "s0", "team=x",
+    code, _, err = run_cli(capsys, "tags", "set", "--resource-group", "rg-3", "--subscription", "s0", "team=x",
                        "--cache", str(evil_cache))
     assert code == 0, err
-    code, out, _ = run(capsys, "tags", "list", "--cache", str(evil_cache))
+    code, out, _ = run_cli(capsys, "tags", "list", "--cache", str(evil_cache))
     assert code == 0
     assert "Key\\x1b]52;c;ZXZpbA==\\x07Vault" in out
     assert not CONTROL.search(out)
@@ -132,7 +124,7 @@ def test_tags_list_prints_resource_names_as_text(evil_cache: Path, capsys: pytes
 
 def test_error_lines_print_escapes_as_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "x\x1b]52;c;eA==\x07.csv"
-    code, _, err = run(capsys, "import", "--cache", str(tmp_path / "c.duckdb"), str(missing))
+    code, _, err = run_cli(capsys, "import", "--cache", str(tmp_path / "c.duckdb"), str(missing))
     assert code == 1
     assert err.count("\n") == 1 and not CONTROL.search(err)
     assert "x\\x1b]52;c;eA==\\x07.csv" in err
@@ -141,7 +133,7 @@ def test_error_lines_print_escapes_as_text(tmp_path: Path, capsys: pytest.Captur
 def test_import_summaries_print_file_names_as_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     name = tmp_path / "focus\x1b[2J\r.csv"
     name.write_text("".join(FOCUS_SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)[:30]), encoding="utf-8")
-    code, out, err = run(capsys, "import", "--cache", str(tmp_path / "c.duckdb"), str(name))
+    code, out, err = run_cli(capsys, "import", "--cache", str(tmp_path / "c.duckdb"), str(name))
     assert code == 0, err
     assert "focus\\x1b[2J\\r.csv" in out
     assert not CONTROL.search(out + err)
@@ -181,7 +173,7 @@ def test_an_import_writes_private_files_whatever_the_umask(open_umask: None, tmp
     sample = tmp_path / "focus.csv"
     sample.write_text("".join(FOCUS_SAMPLE.read_text(encoding="utf-8").splitlines(keepends=True)[:30]),
                       encoding="utf-8")
-    code, _, err = run(capsys, "import", str(sample))
+    code, _, err = run_cli(capsys, "import", str(sample))
     assert code == 0, err
     assert mode(paths.data_dir()) == 0o700
     assert mode(paths.default_cache_path()) == 0o600
@@ -222,7 +214,7 @@ def test_spool_folders_of_a_killed_sync_are_removed_at_the_next_sync(
     try:
         with FakeArm(today=dt.date(2025, 3, 15)) as arm:
             arm.add_scope(SUB, 3, cost_details=None)
-            code, _, err = run(capsys, "sync", "-q", "--cache", str(tmp_path / "c.duckdb"), "--arm-endpoint",
+            code, _, err = run_cli(capsys, "sync", "-q", "--cache", str(tmp_path / "c.duckdb"), "--arm-endpoint",
                                arm.base_url, "--scope", SUB, "--months", "1")
     finally:
         clock.pin(None)
@@ -266,7 +258,7 @@ def test_the_cache_option_is_accepted_before_and_after_any_action(argv: list[str
 def test_tags_list_with_the_cache_after_the_action_reads_that_cache(
     usd_only_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(capsys, "tags", "list", "--cache", str(usd_only_cache))
+    code, out, err = run_cli(capsys, "tags", "list", "--cache", str(usd_only_cache))
     assert code == 0, err
     assert out == "the tag edit journal is empty\n"
     assert not paths.default_cache_path().exists()
@@ -279,7 +271,7 @@ def test_a_failed_import_leaves_no_cache_file(tmp_path: Path, capsys: pytest.Cap
     not_cost = tmp_path / "notes.csv"
     not_cost.write_text("a,b\n1,2\n", encoding="utf-8")
     cache = tmp_path / "c.duckdb"
-    code, _, err = run(capsys, "import", "--cache", str(cache), str(not_cost))
+    code, _, err = run_cli(capsys, "import", "--cache", str(cache), str(not_cost))
     assert code == 1, err
     assert not cache.exists() and not Path(f"{cache}.wal").exists()
 
@@ -289,7 +281,7 @@ def test_a_failed_import_keeps_an_existing_empty_cache(tmp_path: Path, capsys: p
     open_cache(cache).close()
     not_cost = tmp_path / "notes.csv"
     not_cost.write_text("a,b\n1,2\n", encoding="utf-8")
-    code, _, _ = run(capsys, "import", "--cache", str(cache), str(not_cost))
+    code, _, _ = run_cli(capsys, "import", "--cache", str(cache), str(not_cost))
     assert code == 1
     assert cache.exists(), "only a file this command created is removed"
 
@@ -300,7 +292,7 @@ def test_a_failed_sync_leaves_no_cache_file(tmp_path: Path, monkeypatch: pytest.
     cache = tmp_path / "c.duckdb"
     with FakeArm(today=dt.date(2025, 3, 15)) as arm:
         arm.add_scope(SUB, 3)
-        code, _, _ = run(capsys, "sync", "--cache", str(cache), "--arm-endpoint", arm.base_url, "--scope", SUB)
+        code, _, _ = run_cli(capsys, "sync", "--cache", str(cache), "--arm-endpoint", arm.base_url, "--scope", SUB)
     assert code == 3
     assert not cache.exists()
 
@@ -309,7 +301,7 @@ def test_a_failed_sync_leaves_no_cache_file(tmp_path: Path, monkeypatch: pytest.
 def test_report_on_a_missing_cache_says_no_data_yet(view: str, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     cache = tmp_path / "none.duckdb"
-    code, out, err = run(capsys, "report", view, "--cache", str(cache))
+    code, out, err = run_cli(capsys, "report", view, "--cache", str(cache))
     assert code == 1 and out == ""
     assert err.startswith(f"finops-tui: no data yet: {cache} does not exist;") and err.count("\n") == 1
     assert not cache.exists()
@@ -320,7 +312,7 @@ def test_report_on_an_empty_cache_says_no_data_yet(view: str, tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     cache = tmp_path / "empty.duckdb"
     open_cache(cache).close()
-    code, out, err = run(capsys, "report", view, "--cache", str(cache), "--format", "json")
+    code, out, err = run_cli(capsys, "report", view, "--cache", str(cache), "--format", "json")
     assert code == 1 and out == ""
     assert err.startswith(f"finops-tui: no data yet: {cache} holds no cost;") and err.count("\n") == 1
 
@@ -328,16 +320,17 @@ def test_report_on_an_empty_cache_says_no_data_yet(view: str, tmp_path: Path,
 @pytest.mark.parametrize("view", ["overview", "allocation", "recommendations"])
 def test_a_currency_the_cache_does_not_hold_is_one_line(view: str, usd_only_cache: Path, pinned_today: None,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "report", view, "--cache", str(usd_only_cache), "--currency", "EUR")
+    code, out, err = run_cli(capsys, "report", view, "--cache", str(usd_only_cache), "--currency", "EUR")
     assert code == 1 and out == ""
     assert err == "finops-tui: --currency EUR: the cache holds no cost in EUR, only in USD\n"
-    code, out, _ = run(capsys, "report", view, "--cache", str(usd_only_cache), "--currency", "usd", "--period", "all")
+    code, out, _ = run_cli(capsys, "report", view, "--cache", str(usd_only_cache), "--currency", "usd",
+                           "--period", "all")
     assert code == 0 and "USD" in out
 
 
 def test_a_refused_tags_command_creates_no_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cache = tmp_path / "c.duckdb"
-    run(capsys, "tags", "list", "--cache", str(cache))
+    run_cli(capsys, "tags", "list", "--cache", str(cache))
     assert not cache.exists()
     with pytest.raises(duckdb.IOException):
         duckdb.connect(str(cache), read_only=True)

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from finops_tui import cli
 from finops_tui.allocation.push import ALLOCATED_REFUSAL
 from finops_tui.commands.tags import resolve_resource
 from finops_tui.errors import UsageError, UserError
 from finops_tui.store import open_cache
 from tests.allocation_data import fresh_copy
+from tests.report_helpers import run_cli
 from tests.splits_data import HOST_NAME, NIGHTLY_ETL, imported_splits
 
 pytestmark = pytest.mark.today(dt.date(2026, 5, 20))
@@ -29,21 +29,13 @@ def cache_path(template: Path, tmp_path: Path) -> Path:
     return fresh_copy(template, tmp_path)
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
-
-
 def test_az_export_leaves_allocated_resources_out_and_says_so(
     cache_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cache = str(cache_path)
-    assert run(capsys, "tags", "set", "--cache", cache, "--resource", NIGHTLY_ETL, "team=data")[0] == 0
-    assert run(capsys, "tags", "set", "--cache", cache, "--resource", "vm-payments-01", "owner=alice")[0] == 0
-    code, out, err = run(capsys, "tags", "export", "--cache", cache, "--format", "az")
+    assert run_cli(capsys, "tags", "set", "--cache", cache, "--resource", NIGHTLY_ETL, "team=data")[0] == 0
+    assert run_cli(capsys, "tags", "set", "--cache", cache, "--resource", "vm-payments-01", "owner=alice")[0] == 0
+    code, out, err = run_cli(capsys, "tags", "export", "--cache", cache, "--format", "az")
     assert code == 0
     commands = [line for line in out.splitlines() if line.startswith("az ")]
     assert len(commands) == 1 and "vm-payments-01" in commands[0] and "nightly-etl" not in out.lower()
@@ -51,14 +43,14 @@ def test_az_export_leaves_allocated_resources_out_and_says_so(
     assert "not exported" in err and "nightly-etl" in err and ALLOCATED_REFUSAL in err
     assert len(err.strip().splitlines()) == 1
     # CSV is data for your own pipeline, not ARM calls: it keeps every pending edit
-    code, out, _ = run(capsys, "tags", "export", "--cache", cache, "--format", "csv")
+    code, out, _ = run_cli(capsys, "tags", "export", "--cache", cache, "--format", "csv")
     assert code == 0 and NIGHTLY_ETL in out.lower() and "vm-payments-01" in out
 
 
 def test_only_allocated_edits_give_no_az_command(cache_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cache = str(cache_path)
-    assert run(capsys, "tags", "set", "--cache", cache, "--resource", NIGHTLY_ETL, "team=data")[0] == 0
-    code, out, err = run(capsys, "tags", "export", "--cache", cache, "--format", "az")
+    assert run_cli(capsys, "tags", "set", "--cache", cache, "--resource", NIGHTLY_ETL, "team=data")[0] == 0
+    code, out, err = run_cli(capsys, "tags", "export", "--cache", cache, "--format", "az")
     assert code == 0 and "az tag update" not in out and "left out" in out and ALLOCATED_REFUSAL in err
 
 

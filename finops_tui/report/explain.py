@@ -49,7 +49,7 @@ cent or more) and the first `top` of them, largest first (ties by resource id, t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -479,8 +479,3 @@ def week_aligned_before(start: dt.date, end: dt.date, anchor: dt.date | None = N
     later = Period(start, end, f"{start.isoformat()}..{end.isoformat()}", anchor)
     earlier = Period(start - shift, end - shift, f"{(start - shift).isoformat()}..{(end - shift).isoformat()}", anchor)
     return later, earlier
-
-
-def bucket_rows(explanation: CurrencyExplanation, *, skip_zero: bool = False) -> Iterable[Bucket]:
-    """The buckets in waterfall order (zero ones left out with `skip_zero`)."""
-    return (b for b in explanation.buckets if b.amount or not skip_zero)

@@ -119,11 +119,6 @@ class Overview:
         return next((t for t in self.totals if t.currency == currency), None)
 
 
-def _date_filter(period: Period, previous: Period | None) -> tuple[str, list[object]]:
-    start = previous.start if previous is not None else period.start
-    return "c.x_ChargeDate >= ? AND c.x_ChargeDate < ?", [start, period.end]
-
-
 def currency_totals(
     cur: duckdb.DuckDBPyConnection, period: Period, metric: str, previous: Period | None = None
 ) -> list[CurrencyTotal]:
