@@ -380,11 +380,13 @@ def test_the_resource_detail_screen_shows_a_hosts_consumers_and_a_consumers_host
             async with app.run_test(size=(160, 60)) as pilot:
                 await settle(pilot)
                 await app.push_screen(ResourceDetailScreen(HOST))
-                text = await wait_for_text(pilot, "Split by the provider to", "search-api (even")
+                text = await wait_for_text(pilot, "Split by the provider to", "search-api (even, fixed, proportional)",
+                                           "46.9%")
                 assert "Split by the provider to" in text
                 assert "search-api (even, fixed, proportional)" in text and "46.9%" in text  # 37.50 of 80.00
                 await app.push_screen(ResourceDetailScreen(SEARCH_API))
-                text = await wait_for_text(pilot, "on aks-nodepool1-vmss")
+                text = await wait_for_text(pilot, "on aks-nodepool1-vmss",
+                                           "split by the provider (even, fixed, proportional)")
                 assert "on aks-nodepool1-vmss" in text and "split by the provider (even, fixed, proportional)" in text
                 assert "Split by the provider to" not in text
 

@@ -290,7 +290,9 @@ class ResourceDetailScreen(CostViewScreen):
         cost_width = max([len(f"Cost ({self.currency})"), *(len(money(cost)) for _, cost in lines)])
         # What is left of the table's width for the label (borders, cell padding, the two figures); the
         # two tables sit side by side from 100 columns, one above the other below.
-        table_width = self.size.width - 4 if self.narrow else (self.size.width - 4) // 2
+        # Before its first layout the screen has no size yet; it will fill the app's.
+        width = self.size.width or self.app.size.width
+        table_width = width - 4 if self.narrow else (width - 4) // 2
         room = max(16, table_width - cost_width - 16)
         for label, cost in lines:
             share = f"{cost / total * 100:.1f}%" if total else "—"
