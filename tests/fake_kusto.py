@@ -5,11 +5,12 @@ DataSetHeader, DataTable (QueryProperties), DataTable (PrimaryResult: Chunk, Row
 (QueryCompletionInformation), DataSetCompletion, written progressively (chunked transfer) like a cluster.
 It does not run KQL: it reads the month window's datetime bounds from the query, checks the query's shape,
 and serves that month of its own rows summarised and packed the way the query asks (a chunk of rows as CSV
-lines, gzipped, base64). An answer's bytes are rendered once per query and kept, so a benchmark can render
-them before its timer starts (`prerender`) and measure the client alone. GET
+lines, gzipped, base64). Like Data Explorer, it compresses the whole response (Content-Encoding: gzip) when the
+request accepts it, as azure-kusto-data's does. An answer's bytes are rendered once per query and kept, so a
+benchmark can render them before its timer starts (`prerender`) and measure the client alone. GET
 /v1/rest/auth/metadata answers 404, so the client takes the public cloud's defaults and never leaves
 loopback for them. Scripted failures: throttling (429 with Retry-After), 5xx, an error row part-way
-through a result (a partial failure), and an error reported in DataSetCompletion.
+through a result (a partial failure), an error reported in DataSetCompletion, and a chunk whose gzip is cut short.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import json
 import random
 import re
 import threading
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -58,7 +60,9 @@ class FakeKusto:
     cut_month: dt.date | None = None  # a result cut short by an error row after the first chunk
     completion_error_month: dt.date | None = None  # rows served, then an error in DataSetCompletion
     bad_row_month: dt.date | None = None  # one row with a malformed resource id
+    corrupt_month: dt.date | None = None  # its first chunk's gzip is cut in half (valid base64, a gzip header)
     awkward_text: bool = False  # resource names with quotes, commas and line breaks, tags with non-text values
+    encodings: list[str] = field(default_factory=list)  # the Content-Encoding of each answer served with rows
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _rendered: dict[tuple[Any, ...], list[bytes]] = field(default_factory=dict)
@@ -184,7 +188,10 @@ class FakeKusto:
                 start, end = (dt.date.fromisoformat(bounds.group(i)) for i in (1, 2))
                 subscriptions = tuple(sorted({sub.lower() for clause in _SUBSCRIPTION_FILTER.findall(request.query)
                                               for sub in _SUBSCRIPTION_LITERAL.findall(clause)}))
-                self._stream(fake.rendered(start, end, int(chunk.group(1)), subscriptions))
+                gzipped = "gzip" in (self.headers.get("Accept-Encoding") or "")
+                with fake._lock:
+                    fake.encodings.append("gzip" if gzipped else "identity")
+                self._stream(fake.rendered(start, end, int(chunk.group(1)), subscriptions, gzipped=gzipped), gzipped)
 
             def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
@@ -195,9 +202,11 @@ class FakeKusto:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _stream(self, pieces: list[bytes]) -> None:
+            def _stream(self, pieces: list[bytes], gzipped: bool) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
+                if gzipped:
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
                 for data in pieces:
@@ -214,25 +223,36 @@ class FakeKusto:
             self._server.server_close()
 
     def rendered(
-        self, start: dt.date, end: dt.date, chunk_rows: int, subscriptions: tuple[str, ...] = ()
+        self, start: dt.date, end: dt.date, chunk_rows: int, subscriptions: tuple[str, ...] = (), *,
+        gzipped: bool = False,
     ) -> list[bytes]:
-        """The answer's bytes for one month window, rendered once (then served as kept)."""
-        key = (start, end, chunk_rows, subscriptions, self.rows_per_month, self.cut_month, self.completion_error_month,
-               self.bad_row_month, self.awkward_text)
+        """The answer's bytes for one month window, rendered once (then served as kept); `gzipped`: as one gzip
+        stream, flushed after each frame piece so the client can read rows as they arrive."""
+        key = (start, end, chunk_rows, subscriptions, self.rows_per_month, self.seed, self.cut_month,
+               self.completion_error_month, self.bad_row_month, self.corrupt_month, self.awkward_text, gzipped)
         with self._lock:
             kept = self._rendered.get(key)
         if kept is None:
-            rows = [row for row in self.month_rows(start, end)
-                    if not subscriptions or row["SubAccountId"].lower() in subscriptions]
-            kept = [piece.encode() for piece in self._frames(start, rows, chunk_rows)]
+            if gzipped:
+                kept = _gzip_stream(self.rendered(start, end, chunk_rows, subscriptions))
+            else:
+                rows = [row for row in self.month_rows(start, end)
+                        if not subscriptions or row["SubAccountId"].lower() in subscriptions]
+                kept = [piece.encode() for piece in self._frames(start, rows, chunk_rows)]
             with self._lock:
                 self._rendered[key] = kept
         return kept
 
     def prerender(self, months: list[dt.date], chunk_rows: int) -> None:
-        """Render these months' answers now (a benchmark does it before its timer starts)."""
+        """Render these months' answers now, as the client will ask for them (a benchmark does it before its timer
+        starts)."""
         for start in months:
-            self.rendered(start, (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1), chunk_rows)
+            end = (start.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+            self.rendered(start, end, chunk_rows, gzipped=True)
+            with self._lock:  # the plain rendering is only a step towards the gzipped one
+                self._rendered.pop((start, end, chunk_rows, (), self.rows_per_month, self.seed, self.cut_month,
+                                    self.completion_error_month, self.bad_row_month, self.corrupt_month,
+                                    self.awkward_text, False), None)
 
     def _frames(self, start: dt.date, rows: list[dict[str, str]], chunk_rows: int) -> Iterator[str]:
         """The v2 frames, the primary table's rows one chunk at a time (as the cluster streams them)."""
@@ -261,7 +281,11 @@ class FakeKusto:
                     "@message": "Query execution has exceeded the allowed limits (80DA0003)", "@permanent": True}}]})
                 break
             prefix = "," if index else ""
-            yield prefix + json.dumps([index // chunk_rows, len(part), _packed(part)])
+            packed = _packed(part)
+            if index == 0 and self.corrupt_month == start:
+                body = base64.b64decode(packed)
+                packed = base64.b64encode(body[: len(body) // 2]).decode()
+            yield prefix + json.dumps([index // chunk_rows, len(part), packed])
         yield "]}"
         failed = self.completion_error_month == start
         yield "," + json.dumps({"FrameType": "DataTable", "TableId": 2, "TableKind": "QueryCompletionInformation",
@@ -276,6 +300,14 @@ class FakeKusto:
         if failed:
             completion["OneApiErrors"] = [{"error": {"code": "ShardFailure", "message": "a shard failed"}}]
         yield "," + json.dumps(completion) + "]"
+
+
+def _gzip_stream(pieces: list[bytes]) -> list[bytes]:
+    """The pieces as one gzip stream (Content-Encoding: gzip), a sync flush after each so none waits for the next."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+    out = [compressor.compress(piece) + compressor.flush(zlib.Z_SYNC_FLUSH) for piece in pieces]
+    out.append(compressor.flush())
+    return [piece for piece in out if piece]
 
 
 def _packed(rows: list[dict[str, str]]) -> str:

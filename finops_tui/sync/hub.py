@@ -4,10 +4,19 @@ The hub's `Costs()` function is summarised on the cluster to the cache's grain (
 currency and the FOCUS columns the cache keeps), both metrics in one pass. The cluster also packs the
 summarised rows: each row becomes one CSV line, CHUNK_ROWS lines are gzipped and sent as one base64 string.
 The client's streaming reader then parses five JSON tokens per chunk instead of a few per value, the wire
-carries a tenth of the bytes, and no row passes through Python: chunks are decompressed into a spool CSV
-that DuckDB reads in one statement, parsing dates and sums to their types as it reads. Each month is written
-in one transaction, and a window that is throttled past its retries or fails part-way is recorded as failed
-with its previous rows intact, like the API sync's.
+carries a tenth of the bytes, and no row passes through Python: each chunk's gzip member is spooled as it came
+(one `.csv.gz` a month), and DuckDB reads them, parsing dates and sums to their types as it reads.
+
+Months are written in batches: spooled months accumulate until they hold `batch_rows` rows, then one statement
+loads them all and one transaction writes them (DuckDB writes a few large inserts for much less CPU than many
+small ones). Each month is still its own window, replaced exactly as before (`begin_window` / `finish_window`,
+its own `sync_state` row), so a re-sync replaces it and never doubles it. What a batch means when a sync stops:
+a batch is committed as one, so every window of a committed batch is complete, and the windows of a batch not yet
+committed (a cancel, a crash, an auth failure) are simply absent and fetched again by the next sync, while their
+previous rows stay as they were. A month the hub served badly (a malformed id, a day outside the month, a row
+count the chunks disagree with, an unreadable chunk) fails alone: the batch is written again without it, from the
+spool. A window throttled past its retries or failing part-way is recorded as failed with its previous rows
+intact, like the API sync's.
 """
 
 from __future__ import annotations
@@ -15,10 +24,10 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import gzip
 import re
 import threading
 import time
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +39,7 @@ import duckdb
 from finops_tui.allocation.effective import TagPolicy, refresh_derived
 from finops_tui.basis.arm_ids import invalid_resource_id_sql
 from finops_tui.errors import AzureError, UserError
+from finops_tui.store import summaries
 from finops_tui.store.cache import Cache
 from finops_tui.store.schema import CHARGE_COLUMNS
 from finops_tui.store.sources import Window, begin_window, finish_window
@@ -44,6 +54,13 @@ DEFAULT_DATABASE = "Hub"
 # Rows per packed chunk: its text stays well under Kusto's 1 MB string limit before compression, and its base64
 # under the streaming reader's 64 KB buffer (the reader rescans a string that spans buffers: quadratic past that).
 CHUNK_ROWS = 500
+# Rows written per batch (one INSERT, one transaction). At 100k rows an insert, DuckDB writes ~170k rows/s of
+# already-typed 41-column rows (the rows go through the WAL at commit); from about 500k rows an insert it writes
+# row groups as it goes, about twice as fast. A larger batch gains little more and spools more (~45 bytes a row).
+BATCH_ROWS = 1_000_000
+# Written after each chunk's gzip member: a gzip member of its own holding the newline that ends its last line.
+_NEWLINE_MEMBER = gzip.compress(b"\n", mtime=0)
+_GZIP_MAGIC = b"\x1f\x8b\x08"
 _DATETIME_COLUMNS = {"x_ChargeDate", "BillingPeriodStart", "BillingPeriodEnd"}
 KUSTO_SCOPE = "https://kusto.kusto.windows.net/.default"
 _DATABASE = re.compile(r"^[A-Za-z0-9_. -]{1,260}$")
@@ -255,11 +272,30 @@ class HubOptions:
     work_dir: Path | None = None
     origin: str = "--hub"
     chunk_rows: int = CHUNK_ROWS
+    batch_rows: int = BATCH_ROWS  # spooled months are written together once they hold this many rows
     timeout_seconds: float = 1800.0
 
 
 class _WindowFailed(Exception):
     """This window cannot be pulled now; the next sync retries it."""
+
+
+@dataclass(frozen=True)
+class _Spooled:
+    """A month fetched into the spool, waiting for its batch to be written."""
+
+    window: MonthWindow
+    path: Path  # the chunks' gzip members, as the hub sent them
+    served: int  # rows, as the chunks counted them
+
+
+class _Rejected(Exception):
+    """Months of a batch the hub served badly (the batch's transaction rolled back); an empty dict: the batch could
+    not be read and the bad month is not known."""
+
+    def __init__(self, reasons: dict[_Spooled, str]) -> None:
+        super().__init__("; ".join(reasons.values()))
+        self.reasons = reasons
 
 
 class _Run:
@@ -301,28 +337,33 @@ class _Run:
             self.emit("resolving management groups")
             self.target = self._resolved(self.target)
         client = self._client() if windows else None
-        wrote = False
         try:
-            for window in windows:
-                if self.cancel.is_set():
-                    raise SyncCancelled()
-                self.window = window
-                self.rows = 0
-                try:
-                    self._pull(client, window)
-                    wrote = True
-                except _WindowFailed as exc:
-                    with self.cache.write() as cur:
-                        record_failed(cur, window, str(exc), "hub", self.monitor.throttled_seconds)
-                    self.result.failures.append(WindowFailure(self.target.shown, HUB_METRIC, window.start, str(exc)))
-                    self.emit(f"failed: {exc}", rows=0)
+            with spool_folder(self.options.work_dir) as spool:
+                batch: list[_Spooled] = []
+                for window in windows:
+                    if self.cancel.is_set():
+                        raise SyncCancelled()
+                    self.window = window
+                    self.rows = 0
+                    path = spool / f"{window.start:%Y-%m}.csv.gz"
+                    try:
+                        batch.append(_Spooled(window, path, self._fetch_with_retries(client, window, path)))
+                    except _WindowFailed as exc:
+                        self._failed(window, str(exc))
+                    if batch and sum(s.served for s in batch) >= self.options.batch_rows:
+                        self._write(batch)
+                        batch = []
+                if batch:
+                    if self.cancel.is_set():
+                        raise SyncCancelled()
+                    self._write(batch)
         except SyncCancelled:
             self.result.cancelled = True
             self.emit("cancelled")
         finally:
             if client is not None:
                 client.close()
-            if wrote:
+            if self.result.windows_done:
                 self.emit("updating resources and tags")
                 with self.cache.write() as cur:
                     refresh_derived(cur, self.policy)
@@ -371,23 +412,55 @@ class _Run:
         builder = KustoConnectionStringBuilder.with_azure_token_credential(self.target.cluster, credential)
         return KustoClient(builder)
 
-    def _pull(self, client: Any, window: MonthWindow) -> None:
-        with spool_folder(self.options.work_dir) as spool:
-            path = spool / "rows.csv"
-            served = self._fetch_with_retries(client, window, path)
-            self.emit("writing", rows=served)
-            with self.cache.write() as cur:
-                source_id = begin_window(cur, Window(HUB_KIND, self.target.key, HUB_METRIC, window.start, window.end,
-                                                     path=self.target.shown))
-                if served:
-                    _load(cur, path, source_id, window)
-                rows = finish_window(cur, source_id)
-                if rows != served:
-                    raise _WindowFailed(f"the hub served {served:,} rows but {rows:,} were in the window")
-                record_done(cur, window, rows, "hub", self.monitor.throttled_seconds)
-        self.result.windows_done += 1
-        self.result.rows += rows
-        self.emit("written", rows=rows)
+    def _failed(self, window: MonthWindow, error: str) -> None:
+        with self.cache.write() as cur:
+            record_failed(cur, window, error, "hub", self.monitor.throttled_seconds)
+        self.result.failures.append(WindowFailure(self.target.shown, HUB_METRIC, window.start, error))
+        self.window = window
+        self.emit(f"failed: {error}", rows=0)
+
+    def _write(self, batch: list[_Spooled]) -> None:
+        """Write the batch's months in one transaction; a month served badly fails alone and the others are written
+        again without it (an unreadable batch: each month on its own, to find which)."""
+        self.window = batch[0].window
+        self.emit("writing", rows=sum(s.served for s in batch))
+        try:
+            rows = self._write_together(batch)
+        except _Rejected as exc:
+            if not exc.reasons:
+                for spooled in batch:
+                    self._write([spooled])
+                return
+            for spooled, reason in exc.reasons.items():
+                self._failed(spooled.window, reason)
+            rest = [s for s in batch if s not in exc.reasons]
+            if rest:
+                self._write(rest)
+            return
+        for spooled in batch:
+            spooled.path.unlink(missing_ok=True)
+        for spooled, count in zip(batch, rows, strict=True):
+            self.result.windows_done += 1
+            self.result.rows += count
+            self.window = spooled.window
+            self.emit("written", rows=count)
+
+    def _write_together(self, batch: list[_Spooled]) -> list[int]:
+        """One transaction: each month's window begun (its previous rows dropped), all months' rows inserted in one
+        statement, checked per month, each window finished and recorded done; the rows of each, in batch order."""
+        with self.cache.write() as cur:
+            source_ids = [begin_window(cur, Window(HUB_KIND, self.target.key, HUB_METRIC, s.window.start, s.window.end,
+                                                   path=self.target.shown)) for s in batch]
+            loaded = [(s, source_id) for s, source_id in zip(batch, source_ids, strict=True) if s.served]
+            if loaded:
+                _load(cur, loaded)
+            rows = []
+            for spooled, source_id in zip(batch, source_ids, strict=True):
+                # The summary's days are settled once, after the last window.
+                rows.append(finish_window(cur, source_id, settle_summary=False))
+                record_done(cur, spooled.window, rows[-1], "hub", self.monitor.throttled_seconds)
+            summaries.settle(cur)
+        return rows
 
     def _fetch_with_retries(self, client: Any, window: MonthWindow, path: Path) -> int:
         attempt = 0
@@ -402,7 +475,7 @@ class _Run:
                                   throttled=exc.throttled)
 
     def _fetch(self, client: Any, window: MonthWindow, path: Path) -> int:
-        """One attempt: stream the chunks into `path`; a row count the chunks disagree with fails the window."""
+        """One attempt: stream the chunks' gzip members into `path` (each followed by a newline's member)."""
         from azure.kusto.data import ClientRequestProperties
         from azure.kusto.data.exceptions import (
             KustoError,
@@ -435,7 +508,7 @@ class _Run:
                         if self.cancel.is_set():
                             raise SyncCancelled()
                         out.write(_unpack(rows, count))
-                        out.write(b"\n")
+                        out.write(_NEWLINE_MEMBER)
                         served += int(count)
                         self.rows = served
                         self.emit("downloading")
@@ -501,52 +574,85 @@ def _first_line(exc: Exception) -> str:
 
 
 def _unpack(rows: Any, count: Any) -> bytes:
-    """A chunk's CSV lines from its base64 gzip text; anything else fails the window."""
+    """A chunk's gzip member (its CSV lines, still compressed: DuckDB inflates them as it reads) from its base64
+    text; anything that is not base64 of a gzip member fails the window. A member cut short is found by the read."""
     if not isinstance(rows, str) or isinstance(count, bool) or not isinstance(count, int | float) or count < 0:
         raise _WindowFailed("the hub answered a chunk that is not packed rows")
     try:
-        return zlib.decompress(base64.b64decode(rows, validate=True), wbits=31)
-    except (binascii.Error, zlib.error, ValueError):
-        raise _WindowFailed("the hub answered a chunk that is not gzipped CSV; the month is not written") from None
+        member = base64.b64decode(rows, validate=True)
+    except (binascii.Error, ValueError):
+        member = b""
+    if not member.startswith(_GZIP_MAGIC):
+        raise _WindowFailed("the hub answered a chunk that is not gzipped CSV; the month is not written")
+    return member
 
 
-def _load(cur: duckdb.DuckDBPyConnection, path: Path, source_id: int, window: MonthWindow) -> None:
-    """Insert the spooled chunks under `source_id` in one pass, then check what was inserted: a malformed id, a
-    day outside the window or a currency that is not a code fails the window (the caller's transaction rolls back).
+def _load(cur: duckdb.DuckDBPyConnection, loaded: list[tuple[_Spooled, int]]) -> None:
+    """Insert the spooled months in one statement, each row under its month's source_id (by the file it came from),
+    then check each month: a malformed id, a day outside its month, a currency that is not a code or a row count
+    other than the chunks' fails that month (`_Rejected`; the caller's transaction rolls back). A read error cannot
+    name its month: `_Rejected` without reasons when the batch holds several, the month's own when one.
 
     One pass from the CSV into `charges` (no staging table) measured 1.45 s against 1.75 s per 100k rows; the reader
-    parsing dates and sums to their column types itself (no text column cast after it), 17% less DuckDB time again."""
+    parsing dates and sums to their column types itself (no text column cast after it), 17% less DuckDB time again;
+    one statement for a batch of 100k-row months, about a fifth less CPU than one a month."""
     fields = ", ".join(f"'{column}': '{_wire_type(column, kind)}'" for column, _, kind in GRAIN)
     # An empty field, quoted or not, is NULL: the cache keeps no empty strings.
-    rows = (f"read_csv($path, columns = {{{fields}}}, header = false, delim = ',', quote = '\"', escape = '\"', "
-            "auto_detect = false, strict_mode = true)")
+    rows = (f"read_csv($paths, columns = {{{fields}}}, header = false, delim = ',', quote = '\"', escape = '\"', "
+            "auto_detect = false, strict_mode = true, compression = 'gzip', filename = true)")
+    paths = [str(spooled.path) for spooled, _ in loaded]
+    # Each row's source_id from its file, through a join with the batch's (file, source_id) pairs: a join lets DuckDB
+    # write row groups in any order (rows in `charges` have no order of their own: the read models order their
+    # answers, a resource's latest row is picked by date), 15-20% less CPU than an order-keeping insert with a CASE.
+    months = "(SELECT unnest($paths) AS path, unnest($source_ids) AS source_id)"
     try:
-        cur.execute(f"INSERT INTO charges ({', '.join(_target_columns())}) SELECT {_select_sql()} FROM {rows}",
-                    {"path": str(path), "source_id": source_id})
-    except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
-        raise _WindowFailed(f"unreadable hub rows ({str(exc).splitlines()[0]}); the month is not written") from None
-    bad = cur.execute(
-        f"SELECT ResourceId FROM charges WHERE source_id = ? AND ResourceId <> '' "
-        f"AND {invalid_resource_id_sql('ResourceId')} LIMIT 1",
-        [source_id],
-    ).fetchone()
-    if bad is not None:
-        raise _WindowFailed(f"the hub served a malformed resource id {bad[0]!r}; the month is not written")
-    outside = cur.execute(
-        "SELECT min(x_ChargeDate), max(x_ChargeDate), count(*) FILTER (WHERE x_ChargeDate IS NULL) "
-        "FROM charges WHERE source_id = ?",
-        [source_id],
-    ).fetchone()
-    assert outside is not None
-    if outside[2] or (outside[0] and outside[0] < window.start) or (outside[1] and outside[1] >= window.end):
-        raise _WindowFailed("the hub served rows outside the month asked for; the month is not written")
-    currency = cur.execute(
-        "SELECT BillingCurrency FROM charges WHERE source_id = ? "
-        "AND NOT regexp_full_match(coalesce(BillingCurrency, ''), '[A-Z]{3}') LIMIT 1",
-        [source_id],
-    ).fetchone()
-    if currency is not None:
-        raise _WindowFailed(f"the hub served a currency {currency[0]!r} that is not an ISO 4217 code")
+        cur.execute(f"INSERT INTO charges ({', '.join(_target_columns())}) SELECT {_select_sql('m.source_id')} "
+                    f"FROM {rows} r JOIN {months} m ON m.path = r.filename",
+                    {"paths": paths, "source_ids": [source_id for _, source_id in loaded]})
+    except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.IOException) as exc:
+        if len(loaded) > 1:
+            raise _Rejected({}) from None
+        reason = f"unreadable hub rows ({_first_line(exc).replace(paths[0], 'the spooled chunks')}); "\
+            "the month is not written"
+        raise _Rejected({loaded[0][0]: reason}) from None
+    by_id = {source_id: spooled for spooled, source_id in loaded}
+    # The text tests run on each month's distinct ids and currencies, not on every row: a tenth of the CPU.
+    checked = cur.execute(
+        f"""
+        WITH batch AS (SELECT * FROM charges WHERE source_id IN (SELECT unnest($ids))),
+        counts AS (
+            SELECT source_id, count(*) AS n, count(*) FILTER (WHERE x_ChargeDate IS NULL) AS undated,
+                   min(x_ChargeDate) AS first_day, max(x_ChargeDate) AS last_day
+            FROM batch GROUP BY source_id
+        ),
+        texts AS (
+            SELECT source_id,
+                   any_value(ResourceId) FILTER (WHERE ResourceId <> '' AND {invalid_resource_id_sql('ResourceId')})
+                       AS bad_id,
+                   any_value(coalesce(BillingCurrency, '')) FILTER (
+                       WHERE NOT regexp_full_match(coalesce(BillingCurrency, ''), '[A-Z]{{3}}')) AS bad_currency
+            FROM (SELECT DISTINCT source_id, ResourceId, BillingCurrency FROM batch) GROUP BY source_id
+        )
+        SELECT source_id, n, undated, first_day, last_day, bad_id, bad_currency FROM counts JOIN texts USING (source_id)
+        """,
+        {"ids": list(by_id)},
+    ).fetchall()
+    counted = {row[0]: row for row in checked}
+    reasons: dict[_Spooled, str] = {}
+    for source_id, spooled in by_id.items():
+        _, rows_in, undated, first, last, bad_id, currency = counted.get(source_id, (source_id, 0, 0, None, None,
+                                                                                     None, None))
+        window = spooled.window
+        if bad_id is not None:
+            reasons[spooled] = f"the hub served a malformed resource id {bad_id!r}; the month is not written"
+        elif undated or (first and first < window.start) or (last and last >= window.end):
+            reasons[spooled] = "the hub served rows outside the month asked for; the month is not written"
+        elif currency is not None:
+            reasons[spooled] = f"the hub served a currency {currency!r} that is not an ISO 4217 code"
+        elif rows_in != spooled.served:
+            reasons[spooled] = f"the hub served {spooled.served:,} rows but {rows_in:,} were in the window"
+    if reasons:
+        raise _Rejected(reasons)
 
 
 def _target_columns() -> list[str]:
@@ -561,7 +667,7 @@ def _wire_type(column: str, kind: str) -> str:
     return _TYPES[column] if kind == "sum" else "VARCHAR"
 
 
-def _select_sql() -> str:
+def _select_sql(source_id: str) -> str:
     items = []
     for column, _, _ in GRAIN:
         if column == "ResourceId":
@@ -576,7 +682,7 @@ def _select_sql() -> str:
             items.append(column)
     items.append("CAST(x_ChargeDate AS DATE)::TIMESTAMP")
     items.append("CAST(x_ChargeDate AS DATE)::TIMESTAMP + INTERVAL 1 DAY")
-    items.append("$source_id")
+    items.append(source_id)
     return ", ".join(items)
 
 
