@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
@@ -43,6 +44,7 @@ __all__ = ["VIEWS", "VIEWS_BY_MODE", "WELCOME_MODE", "FinopsApp", "ReopenCache",
 
 CANCEL_CONFIRM_SECONDS = 3.0  # a second R within this time cancels the running sync
 AHEAD_POLL_SECONDS = 0.2  # how often the views mounted ahead check that the app is idle
+AHEAD_QUIET_SECONDS = 0.5  # and how long after the last key: a burst of keys is not held up by work done ahead
 
 # The screen of each view, made on first use (a Textual mode).
 VIEW_SCREENS: dict[str, type[FinopsScreen]] = {
@@ -52,6 +54,18 @@ VIEW_SCREENS: dict[str, type[FinopsScreen]] = {
     "tagging": TaggingScreen,
     "commitments": CommitmentsScreen,
 }
+
+
+RESOURCE_SCREEN = "resource-detail"  # the installed resource detail screen's name
+
+
+def settle_heap(*, full: bool = True) -> None:
+    """Collect garbage now, while nothing waits on the screen, and leave what lives on (screens, widgets, loaded
+    figures) out of later collections. A full collection walks every object: ~100 ms at 10^5 objects, and
+    Python starts one whenever enough of them have piled up, which landed on view switches at random.
+    Not `full`: only the young objects are collected first (a few ms), for a moment the user may be waiting."""
+    gc.collect(2 if full else 1)
+    gc.freeze()
 
 
 def _view_bindings() -> list[BindingType]:
@@ -118,10 +132,18 @@ class FinopsApp(App[ReopenCache | None]):
         self.mount_ahead = mount_ahead
         self._switch_to_made_screen = False  # during switch_mode: the screen shown exists already
         self._mounted_ahead: Screen[Any] | None = None  # the view last mounted ahead
+        # One resource detail screen, re-targeted on each open (made ahead with the views): composing its four
+        # tables anew each time was most of its first paint.
+        self._resource_screen: ResourceDetailScreen | None = None
+        self._last_key_at = 0.0  # time.monotonic() of the last key pressed
         if self.config.theme in self.available_themes:
             self.theme = self.config.theme
 
     def on_mount(self) -> None:
+        if self.mount_ahead:
+            # What the imports made lives as long as the app: out of every collection from now on. Frozen without
+            # a collection first (that took 75 ms before the first paint; imports leave next to no garbage).
+            gc.freeze()
         if self.config_problem:
             self.notify(f"{self.config_problem}. Running on the default settings.", title="config.toml",
                         severity="warning", timeout=20, markup=False)
@@ -134,6 +156,10 @@ class FinopsApp(App[ReopenCache | None]):
         if self.config.scopes:  # the worker checks whether the cache is old enough (SQL stays off this thread)
             self.start_sync(manual=False)
 
+    def on_unmount(self) -> None:
+        if self.mount_ahead:
+            gc.unfreeze()  # the app's screens and figures are garbage now (the explorer may start again)
+
     # ----------------------------------------------------------------------------------------------
     # views
 
@@ -141,7 +167,12 @@ class FinopsApp(App[ReopenCache | None]):
         """Switch to a view, making its screen on first use."""
         if mode not in self._modes:
             self.add_mode(mode, VIEW_SCREENS[mode])
+        made = mode in self._screen_stacks
         self.switch_mode(mode)
+        if self.mount_ahead and not made:
+            # A view made on its key (before it could be mounted ahead): its widgets live on, so they are left out
+            # of the full collections that would otherwise walk them, on the next switch, say.
+            self.call_after_refresh(partial(settle_heap, full=False))
         return True
 
     def switch_mode(self, mode: str) -> AwaitMount:
@@ -157,22 +188,37 @@ class FinopsApp(App[ReopenCache | None]):
         if not self._switch_to_made_screen:
             super().delay_update(delay)
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key_at = time.monotonic()
+        await super().on_event(event)
+
+    def _idle(self) -> bool:
+        """Nothing runs that the user waits for (a sync does not count: it may run for minutes), and no key was
+        pressed just now: the moment for work done ahead."""
+        if time.monotonic() - self._last_key_at < AHEAD_QUIET_SECONDS:
+            return False
+        return not any(not worker.is_finished and worker.group != SYNC_GROUP for worker in self.workers)
+
     @property
     def views_mounted_ahead(self) -> bool:
         """Whether every view's screen exists (mounted ahead, or opened)."""
         return all(view.mode in self._screen_stacks for view in VIEWS)
 
     def _mount_next_view_ahead(self) -> None:
-        """Mount the next view the user has not opened yet behind the one on screen, when the app is idle: no
-        query or prefetch running (a sync does not count: it may run for minutes), the view mounted before
-        it done. Its first switch then paints a screen that is already composed, styled and filled."""
-        if self.current_mode == WELCOME_MODE or self.views_mounted_ahead or not self.is_running:
+        """Mount the next view the user has not opened yet behind the one on screen, when the app is idle
+        (`_idle`) and the view mounted before it is done. Its first switch then paints a screen that is already
+        composed, styled and filled. After the views, the resource detail screen."""
+        if self.current_mode == WELCOME_MODE or not self.is_running:
+            return
+        if self.views_mounted_ahead:
+            self._mount_resource_screen_ahead()
             return
         previous = self._mounted_ahead
-        busy = any(not worker.is_finished and worker.group != SYNC_GROUP for worker in self.workers)
-        if busy or (previous is not None and not previous.is_mounted):
+        if not self._idle() or (previous is not None and not previous.is_mounted):
             self.set_timer(AHEAD_POLL_SECONDS, self._mount_next_view_ahead)
             return
+        settle_heap()  # the view made before this one, and its first answer, while nothing waits on the screen
         mode = next(view.mode for view in VIEWS if view.mode not in self._screen_stacks)
         if mode not in self._modes:
             self.add_mode(mode, VIEW_SCREENS[mode])
@@ -180,6 +226,23 @@ class FinopsApp(App[ReopenCache | None]):
         self._init_mode(mode)
         self._mounted_ahead = self._screen_stacks[mode][0]
         self.set_timer(AHEAD_POLL_SECONDS, self._mount_next_view_ahead)
+
+    def _mount_resource_screen_ahead(self) -> None:
+        """Make the resource detail screen behind the views (compose, styles, and a read that warms DuckDB's
+        memory for it), once they are all made and the app is idle: the first resource opened then only
+        paints and queries, as the next ones do."""
+        if self._resource_screen is not None or not self.is_running or self.current_mode == WELCOME_MODE:
+            return
+        if not self.views_mounted_ahead or not self._idle():
+            self.set_timer(AHEAD_POLL_SECONDS, self._mount_resource_screen_ahead)
+            return
+        settle_heap()
+        self._resource_screen = self._keep_resource_screen(ResourceDetailScreen(""))
+        self._get_screen(self._resource_screen)  # Textual's step of `push_screen` that mounts a screen, hidden
+
+    def _keep_resource_screen(self, screen: ResourceDetailScreen) -> ResourceDetailScreen:
+        self.install_screen(screen, RESOURCE_SCREEN)  # installed: popping it keeps it for the next resource
+        return screen
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "cancel_sync":  # shown in the footer only while there is a sync to cancel
@@ -214,8 +277,19 @@ class FinopsApp(App[ReopenCache | None]):
 
     def open_resource(self, resource_id: str, *, trail: Sequence[tuple[str, str]] = (), root: str = "Allocation",
                       jumped_to: bool = False) -> None:
-        """One resource's detail over the screen on show; `esc` closes it (and goes back if `jumped_to`)."""
-        self.push_screen(ResourceDetailScreen(resource_id, trail=trail, root=root, jumped_to=jumped_to))
+        """One resource's detail over the screen on show; `esc` closes it (and goes back if `jumped_to`).
+
+        The detail screen made before is re-targeted when it is not on show (a detail opened from a detail's
+        explain gets a screen of its own)."""
+        screen = self._resource_screen
+        if screen is None or not screen.is_mounted or any(screen in stack for stack in self._screen_stacks.values()):
+            fresh = ResourceDetailScreen(resource_id, trail=trail, root=root, jumped_to=jumped_to)
+            if screen is None:
+                self._resource_screen = self._keep_resource_screen(fresh)
+            self.push_screen(fresh)
+            return
+        screen.retarget(resource_id, trail=trail, root=root, jumped_to=jumped_to)
+        self.push_screen(screen)
 
     def open_queue(self, key: str, scope: Sequence[ScopeStep] = ()) -> None:
         """The unallocated queue of tag `key`, scoped, over the screen on show; `esc` closes it."""

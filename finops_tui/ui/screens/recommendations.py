@@ -236,6 +236,7 @@ class RecommendationsScreen(CostScreen):
         self._serial = 0
         self._stored_worker: Worker[None] | None = None
         self._rerun_when_shown = False  # the run on open waits until the screen is first shown
+        self._run_on_open = 0  # the serial of the run started by opening the screen (not asked for with R)
 
     # ----------------------------------------------------------------------------------------------
     # layout
@@ -339,7 +340,7 @@ class RecommendationsScreen(CostScreen):
         self._show_status()
         if not message.fresh and self.refresh_on_open and self._serial == 0:
             if self.is_current:
-                self.call_after_refresh(self.rerun)
+                self.call_after_refresh(self._rerun_on_open)
             else:  # mounted ahead, behind another view: the generators would take the CPU from the one in use
                 self._rerun_when_shown = True
 
@@ -372,10 +373,24 @@ class RecommendationsScreen(CostScreen):
         rec_list = self.query_one(RecList)
         self.end_loading(rec_list)
 
+    def _rerun_on_open(self) -> None:
+        self.rerun()
+        self._run_on_open = self._serial
+
+    def on_screen_suspend(self) -> None:
+        # Left for another view while the run on open is under way: its generators would take the CPU from the
+        # view the user went to (a cold first switch waited most of a second for them). It starts again when this
+        # view is shown. A dialog or a detail over this view (still in its stack) lets it run.
+        left = self not in self.app.screen_stack
+        if left and self.running and self._serial and self._serial == self._run_on_open:
+            self.workers.cancel_group(self, "rec-refresh")
+            self._refresh_gate.interrupt_cancelled()
+            self._rerun_when_shown = True
+
     def on_screen_resume(self) -> None:
         if self._rerun_when_shown and self.is_current:
             self._rerun_when_shown = False
-            self.call_after_refresh(self.rerun)  # after the stored run is painted: the run takes the CPU
+            self.call_after_refresh(self._rerun_on_open)  # after the stored run is painted: the run takes the CPU
         # Another view may have changed the shared metric or currency meanwhile.
         if self.run is not None and self.run.metric != self.finops.view_state.metric and not self.running:
             self.rerun()

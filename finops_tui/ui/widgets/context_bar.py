@@ -80,6 +80,13 @@ class ContextBar(Horizontal):
         self._forms = list(forms)
         self._fit()
 
+    def set_view(self, view: str) -> None:
+        """The view the screen sits over now (a screen re-used over another view)."""
+        self._view = view
+        if self.is_mounted:
+            self.query_one(ViewTabs).set_current(view)
+            self._fit()
+
     def on_resize(self) -> None:
         self._fit()
 

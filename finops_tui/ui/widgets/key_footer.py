@@ -47,7 +47,10 @@ class KeyFooter(Footer):
         if not screen.app.app_focus:
             return
         if self.is_attached and screen is self.screen:
-            self.call_after_refresh(self._recompose_if_changed)
+            if screen is screen.app.screen:
+                self.call_after_refresh(self._recompose_if_changed)
+            else:  # a screen made ahead, hidden: it is not refreshed until shown, and its keys are known now
+                self.call_later(self._recompose_if_changed)
 
     async def _recompose_if_changed(self) -> None:
         if not self.is_attached or self._signature(self._shown_bindings()) == self._composed:

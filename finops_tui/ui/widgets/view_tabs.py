@@ -41,6 +41,13 @@ class ViewTabs(Static):
                 parts.append(Content.assemble(Content.styled(f" {view.key}", "bold $accent"), f"{label} "))
         return Content.assemble(*parts)
 
+    def set_current(self, current: str) -> None:
+        """Highlight another view (a screen re-used over another view)."""
+        if current != self.current:
+            self.current = current
+            self._forms = {form: self._render_form(form) for form in FORMS}
+            self.update(self._forms[self.form])
+
     def width_of(self, form: str) -> int:
         """Cells the row takes in `form`."""
         content = self._forms.get(form) or self._render_form(form)
