@@ -90,9 +90,10 @@ class SourceFile:
     def null_text_columns(self) -> frozenset[str]:
         """Text columns of a Parquet file that hold a NULL literal or an empty text somewhere.
 
-        Only those get the test row by row (which would also expand their dictionary encoding). Two cheap
-        passes over the columnar file: the shortest value of every text column, then the distinct values
-        of the few whose shortest value could be one (at most 4 characters).
+        Only those get the test row by row (which would also expand their dictionary encoding). The file's
+        statistics rule out most columns (no row group's min..max range can hold such a text); two cheap
+        passes over the others: the shortest value of each, then the distinct values of the few whose
+        shortest value could be one (at most 4 characters).
         """
         texts = [c for c in self.columns if self.types.get(c, "").upper() == "VARCHAR"]
         if not self.needs_null_cleanup or not texts:
@@ -100,6 +101,10 @@ class SourceFile:
         reader = self.reader_sql()
         con = duckdb.connect()
         try:
+            ruled_out = _ruled_out_by_statistics(con, self.path)
+            texts = [c for c in texts if c not in ruled_out]
+            if not texts:
+                return frozenset()
             lengths = con.execute(f"SELECT {', '.join(f'min(length({quote_ident(c)}))' for c in texts)} FROM {reader}")
             shortest = lengths.fetchone() or [None] * len(texts)
             suspects = [c for c, length in zip(texts, shortest, strict=True) if length is not None and length <= 4]
@@ -165,6 +170,27 @@ class SourceFile:
         if row_numbers:
             return f"(SELECT row_number() OVER () AS _row, * FROM {reader})"
         return reader
+
+
+def _ruled_out_by_statistics(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
+    """Columns of a Parquet file that cannot hold an empty text or a NULL spelling: in every row group, the
+    column's min..max range (byte order, as Parquet keeps text statistics) holds none of them, or the column
+    holds only nulls. A row group without statistics rules nothing out; a truncated bound only widens the range.
+    """
+    spellings = ("", *NULL_SPELLINGS)
+    possible: dict[str, bool] = {}
+    chunks = con.execute(
+        "SELECT path_in_schema, stats_min_value, stats_max_value, stats_null_count, num_values "
+        f"FROM parquet_metadata({duckdb_path(path)})"
+    ).fetchall()
+    for column, low, high, nulls, values in chunks:
+        name = str(column)
+        if low is None or high is None:
+            holds = not (nulls is not None and values is not None and nulls == values)
+        else:
+            holds = any(str(low) <= text <= str(high) for text in spellings)
+        possible[name] = possible.get(name, False) or holds
+    return {name for name, holds in possible.items() if not holds}
 
 
 def duckdb_path(path: Path) -> str:

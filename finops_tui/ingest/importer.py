@@ -410,6 +410,7 @@ def _load_unit(
     stats = survey.stats
     manifest = unit.manifest
     export_period = (manifest.start, manifest.end) if manifest and manifest.start and manifest.end else None
+    resource_ids = survey.resource_ids(mapping)
     if stats.rows == 0 and export_period is None:
         # An export with no rows and no period has nothing to replace: nothing is registered.
         discard_source(cur, ids.ok)
@@ -425,7 +426,9 @@ def _load_unit(
     window = _window(unit, mapping, metric, stats, periods)
     claim_window(cur, ids.ok, window)
     # refresh_derived rebuilds the summary after (derive), or settle sums the marked days
-    finish_window(cur, ids.ok, settle_summary=False, rebuild_follows=derive)
+    # The survey after the last move of rows lists the window's resource ids: keys are registered from that list
+    # rather than from another pass over the rows.
+    finish_window(cur, ids.ok, settle_summary=False, rebuild_follows=derive, resource_ids=resource_ids)
     totals = {
         currency: (billed if metric != "amortized" else None, effective if metric != "actual" else None)
         for currency, (billed, effective) in stats.totals.items()
@@ -446,6 +449,9 @@ def _load_unit(
         replaced=_periods_text(periods, "export period" if export_period else "billing period"),
     )
     return result, window
+
+
+_ID_COLUMNS = ("ResourceId", "AllocatedResourceId")  # the `charges` columns naming resources
 
 
 def _id_list(ids: list[int]) -> str:
@@ -552,9 +558,21 @@ class _Survey:
     invalid: dict[ValueCheck, list[str | None]]
     stats: _Stats
     periods: list[tuple[dt.date, dt.date]]
+    distinct: dict[str, list[str]] = field(default_factory=dict)  # checked `charges` column -> its values
 
     def rows_of(self, source_id: int) -> int:
         return self.rows.get(source_id, 0)
+
+    def resource_ids(self, mapping: Mapping) -> list[str] | None:
+        """Every resource id the good rows name (owning resources and hosts of provider splits), when the value
+        checks listed each id column the mapping reads; None when they did not."""
+        ids: set[str] = set()
+        for column in _ID_COLUMNS:
+            if column in self.distinct:
+                ids.update(self.distinct[column])
+            elif mapping.reads(column):
+                return None
+        return sorted(ids)
 
 
 # The billing period a row counts in: its BillingPeriodStart/End, else the calendar month of its charge; a
@@ -576,17 +594,23 @@ def _survey(cur: duckdb.DuckDBPyConnection, mapping: Mapping, ids: _Ids) -> _Sur
     """
     checks = mapping.value_checks
     invalid: dict[ValueCheck, list[str | None]] = {}
+    distinct: dict[str, list[str]] = {}
     if checks:
         lists = ", ".join(f"list(DISTINCT {quote_ident(c.column)})" for c in checks)
-        nulls = ", ".join(f"bool_or({quote_ident(c.column)} IS NULL)" for c in checks)
+        # Whether a column holds a NULL matters only where a value is required (a third of the query's cost
+        # when asked of every checked column).
+        required = [c for c in checks if c.required]
+        nulls = "".join(f", bool_or({quote_ident(c.column)} IS NULL)" for c in required)
         checked = cur.execute(
-            f"SELECT {lists}, {nulls} FROM charges WHERE source_id IN ({ids.ok}, {ids.noted})"
+            f"SELECT {lists}{nulls} FROM charges WHERE source_id IN ({ids.ok}, {ids.noted})"
         ).fetchone()
         assert checked is not None
+        missing = {c for c, holds in zip(required, checked[len(checks):], strict=True) if holds}
         for index, check in enumerate(checks):
             values = sorted(v for v in checked[index] or [] if v is not None)
+            distinct[check.column] = values
             failing: list[str | None] = [v for v in values if not _value_ok(check, str(v))]
-            if check.required and checked[len(checks) + index]:
+            if check in missing:
                 failing.append(None)
             if failing:
                 invalid[check] = failing
@@ -642,7 +666,7 @@ def _survey(cur: duckdb.DuckDBPyConnection, mapping: Mapping, ids: _Ids) -> _Sur
         stats.totals[str(currency)] = (_plus(sums[0], billed), _plus(sums[1], effective))
         periods[(start, end)] = periods.get((start, end), 0) + charged_within
     anchored = [period for period, charged_within in periods.items() if charged_within]
-    return _Survey(rows, invalid, stats, anchored or list(periods))
+    return _Survey(rows, invalid, stats, anchored or list(periods), distinct)
 
 
 def _plus(total: Decimal | None, value: Decimal | None) -> Decimal | None:

@@ -110,6 +110,13 @@ class Mapping:
         predecessor = _PREDECESSORS.get(name)
         return self.column_sql(predecessor) if predecessor else "NULL"
 
+    def reads(self, name: str) -> bool:
+        """Whether the mapping gives the `charges` column a value at all (not a constant NULL)."""
+        sql = self.column_sql(name)
+        if sql == quote_ident(name):
+            sql = self.inner.get(name, sql)
+        return sql != "NULL"
+
     def insert_sql(self, source_sql: str, *, ok_id: int, warn_id: int, bad_id: int) -> str:
         """INSERT every source row: good rows under `ok_id` (the window's source_id), rows with a note
         under `warn_id` and bad rows under `bad_id` (negative placeholders, never committed: the loader
@@ -178,7 +185,9 @@ class MappingBuilder:
             return
         source_type = self.source.types.get(field_name, "VARCHAR").upper()
         typed, can_fail = parse(self.source.parse_ref(field_name), source_type)
-        if by_distinct_value:
+        # A value that cannot fail to parse is typed already (a MAP column of a Parquet file): its cast is no
+        # work worth a second read of the column and a join on it.
+        if by_distinct_value and can_fail:
             join = f"_distinct_{len(self.joins)}"
             value = self.source.parse_ref(field_name, alias="d")
             parsed_value, _ = parse("d_key", source_type)

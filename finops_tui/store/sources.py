@@ -176,17 +176,27 @@ def register_resource_ids(cur: duckdb.DuckDBPyConnection, ids_sql: str, params: 
     )
 
 
-def assign_resource_keys(cur: duckdb.DuckDBPyConnection, source_id: int | None = None) -> None:
+def assign_resource_keys(
+    cur: duckdb.DuckDBPyConnection, source_id: int | None = None, *, resource_ids: list[str] | None = None
+) -> None:
     """Give new resource ids an integer key and stamp the owning resource's key on rows that lack one
-    (of one source, or all). Hosts of split rows get a key too, so their own tags can be keyed."""
+    (of one source, or all). Hosts of split rows get a key too, so their own tags can be keyed.
+
+    `resource_ids`: every id the source's rows name (ResourceId and AllocatedResourceId, as stored), when the
+    caller has them already (an import's survey lists them): registered from that list instead of a pass over
+    the rows.
+    """
     rows = "c.x_ResourceKey IS NULL" + (" AND c.source_id = $id" if source_id is not None else "")
     params = {"id": source_id} if source_id is not None else {}
-    register_resource_ids(
-        cur,
-        f"SELECT {OWNING_RESOURCE_SQL} FROM charges c WHERE {rows} "
-        f"UNION ALL SELECT c.ResourceId FROM charges c WHERE {rows} AND {PROVIDER_SPLIT_SQL}",
-        params,
-    )
+    if resource_ids is not None and source_id is not None:
+        register_resource_ids(cur, "SELECT unnest($ids::VARCHAR[])", {"ids": resource_ids})
+    else:
+        register_resource_ids(
+            cur,
+            f"SELECT {OWNING_RESOURCE_SQL} FROM charges c WHERE {rows} "
+            f"UNION ALL SELECT c.ResourceId FROM charges c WHERE {rows} AND {PROVIDER_SPLIT_SQL}",
+            params,
+        )
     cur.execute(
         f"""
         UPDATE charges SET x_ResourceKey = k.resource_key FROM resource_keys k
@@ -197,15 +207,17 @@ def assign_resource_keys(cur: duckdb.DuckDBPyConnection, source_id: int | None =
 
 
 def finish_window(
-    cur: duckdb.DuckDBPyConnection, source_id: int, *, settle_summary: bool = True, rebuild_follows: bool = False
+    cur: duckdb.DuckDBPyConnection, source_id: int, *, settle_summary: bool = True, rebuild_follows: bool = False,
+    resource_ids: list[str] | None = None,
 ) -> int:
     """Record the row count and currencies of a loaded window; forget sources left with no rows.
 
     Also brings the summary tables up to date for every day this write changed (see store.summaries), unless
     `settle_summary` is False: the caller settles them later in the same transaction, or, `rebuild_follows`,
     rebuilds the whole summary (an import ending in refresh_derived), so the days need not even be marked.
+    `resource_ids` lists the ids the window's rows name, when the caller knows them (see assign_resource_keys).
     """
-    assign_resource_keys(cur, source_id)
+    assign_resource_keys(cur, source_id, resource_ids=resource_ids)
     if not rebuild_follows:
         summaries.mark_days_of(cur, "SELECT x_ChargeDate FROM charges WHERE source_id = ?", [source_id])
     if settle_summary and not rebuild_follows:
