@@ -133,9 +133,9 @@ def test_a_failed_write_leaves_the_summary_as_it_was(tmp_path: Path) -> None:
 def test_an_older_cache_gets_its_summary_on_upgrade(tmp_path: Path) -> None:
     path = build_small_cache(tmp_path / "s.duckdb")
     con = duckdb.connect(str(path))
-    con.execute("DROP TABLE daily_summary")
-    con.execute("DROP TABLE summary_state")
-    con.execute("DELETE FROM schema_version WHERE version = 6")
+    for table in ("daily_summary", "summary_state", *(r.table for r in summaries.ROLLUPS)):
+        con.execute(f"DROP TABLE {table}")
+    con.execute("DELETE FROM schema_version WHERE version >= 6")
     con.close()
     with open_cache(path, read_only=True) as cache, cache.cursor() as cur:  # reading it migrates it first
         assert summaries.current(cur) is not None

@@ -16,6 +16,7 @@ from finops_tui.basis.metrics import metric_column
 from finops_tui.basis.periods import Period
 from finops_tui.report.shared_nodes import applied_pools, split_column
 from finops_tui.report.sources import source_for
+from finops_tui.store import summaries
 from finops_tui.store.sources import Freshness, freshness
 
 DEFAULT_BREAKDOWNS = ("service", "service-category", "subscription", "resource-group", "region")
@@ -164,7 +165,9 @@ def breakdown(
         params["cur"] = currency
     limit_sql = ""
     if limit:
-        limit_sql = " QUALIFY row_number() OVER (PARTITION BY currency ORDER BY cost DESC NULLS LAST) <= $limit"
+        # The key breaks a tie at the cut: which of two equal groups is listed must not change between runs.
+        limit_sql = (" QUALIFY row_number() OVER (PARTITION BY currency ORDER BY cost DESC NULLS LAST, key NULLS LAST)"
+                     " <= $limit")
         params["limit"] = limit
     rows = cur.execute(
         f"""
@@ -376,6 +379,17 @@ def overview(
     `breakdown_names` limits the breakdowns computed (the screen shows fewer than the report prints);
     resource groups are always computed, for the movers.
     """
+    with summaries.pinned(cur):
+        return _overview(cur, period, metric, team_key=team_key, currency=currency,
+                         extra_breakdowns=extra_breakdowns, top=top, fresh=fresh, breakdown_names=breakdown_names,
+                         shared=shared)
+
+
+def _overview(
+    cur: duckdb.DuckDBPyConnection, period: Period, metric: str, *, team_key: str, currency: str | None,
+    extra_breakdowns: tuple[str, ...], top: int | None, fresh: Freshness | None,
+    breakdown_names: tuple[str, ...] | None, shared: bool,
+) -> Overview:
     previous = period.previous()
     team = f"tag:{team_key.lower()}"
     names = [*DEFAULT_BREAKDOWNS, team] if breakdown_names is None else [*breakdown_names]
@@ -387,11 +401,23 @@ def overview(
     # Unlimited queries, cut in Python: groups are few (Decimal conversion is cheap), and the movers
     # and the untagged share need every group, not only the top ones.
     dims = labelled_for_cache(cur, [dimension(name) for name in names])
-    one_pass = summary_breakdowns(cur, dims, period, metric, currency=currency, previous=previous)
-    if one_pass is None:  # a dimension the summary does not hold (tag:env): the others still take one pass
-        held = [d for d in dims if source_for(cur, [d]).is_summary]
-        one_pass = summary_breakdowns(cur, held, period, metric, currency=currency, previous=previous) if held else None
-    totals, full = one_pass if one_pass is not None else (currency_totals(cur, period, metric, previous), {})
+    # One pass per summary table: the team from the team rollup, the rest from the team-free one (on a cache of
+    # provider splits the summary has several times the groups; each rollup stays small). A dimension no summary
+    # table holds (tag:env) is read from `charges` by `breakdown`.
+    by_table: dict[str, list[Dimension]] = defaultdict(list)
+    for dim in dims:
+        source = source_for(cur, [dim])
+        if source.is_summary:
+            by_table[source.table].append(dim)
+    totals: list[CurrencyTotal] | None = None
+    full: dict[str, list[BreakdownRow]] = {}
+    for held in by_table.values():
+        one_pass = summary_breakdowns(cur, held, period, metric, currency=currency, previous=previous)
+        if one_pass is not None:
+            totals = totals if totals is not None else one_pass[0]
+            full.update(one_pass[1])
+    if totals is None:
+        totals = currency_totals(cur, period, metric, previous)
     for dim in dims:
         if dim.name not in full:
             full[dim.name] = breakdown(cur, dim, period, metric, currency=currency, previous=previous)

@@ -1,7 +1,8 @@
-"""Where a read model's figures come from: the summary table when it can answer exactly, else `charges`."""
+"""Where a read model's figures come from: the smallest summary table that can answer exactly, else `charges`."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -82,15 +83,25 @@ def _answerable(dim: Dimension, state: summaries.SummaryState) -> bool:
     return dim.name in summaries.SUMMARY_DIMENSIONS
 
 
+def _columns(dim: Dimension) -> set[str]:
+    """The summary columns a dimension's key and label read."""
+    if dim.is_tag:
+        return {summaries.TAG_COLUMN}
+    return set(re.findall(r"\bc\.(\w+)", f"{dim.key_sql} {dim.label_sql}"))
+
+
 def source_for(
     cur: duckdb.DuckDBPyConnection, dims: Iterable[Dimension | str] = (), *, tag_keys: Sequence[str] = ()
 ) -> Source:
-    """The smallest table that answers exactly for these dimensions (and tag keys): the summary when it is
-    current and holds every one of them, else `charges`."""
+    """The smallest table that answers exactly for these dimensions (and tag keys): when the summary is current
+    and holds every one of them, the first of its rollups (smallest first) that keeps every column they read (the
+    day, the currency and the pool marker are in all), else the summary itself; otherwise `charges`."""
     state = summaries.current(cur)
     if state is None:
         return CHARGES
     resolved = [d if isinstance(d, Dimension) else dimension(d) for d in dims]
-    if all(_answerable(d, state) for d in resolved) and all(k.lower() == state.tag_key for k in tag_keys):
-        return Source(summaries.SUMMARY_TABLE, state.tag_key)
-    return CHARGES
+    if not (all(_answerable(d, state) for d in resolved) and all(k.lower() == state.tag_key for k in tag_keys)):
+        return CHARGES
+    needed = set().union(*(_columns(d) for d in resolved), {summaries.TAG_COLUMN} if tag_keys else set())
+    table = next(name for name, columns in summaries.TABLES if needed <= set(columns))
+    return Source(table, state.tag_key)

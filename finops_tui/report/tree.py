@@ -17,6 +17,7 @@ from finops_tui.basis.periods import Period
 from finops_tui.errors import UsageError
 from finops_tui.report.shared_nodes import PoolShare
 from finops_tui.report.sources import CHARGES, Source, source_for
+from finops_tui.store import summaries
 
 ZERO = Decimal(0)
 
@@ -210,6 +211,15 @@ def children(
     node (the unallocated node is always kept: it is what users come to fix); pass one (e.g. 200)
     when a level may be large, it bounds the work at resource level. One SQL query.
     """
+    with summaries.pinned(cur):
+        return _children(cur, hierarchy, path, period, metric, currency, limit=limit, previous=previous,
+                         row_filter=row_filter)
+
+
+def _children(
+    cur: duckdb.DuckDBPyConnection, hierarchy: Sequence[str | Dimension], path: Sequence[PathStep], period: Period,
+    metric: str, currency: str | None, *, limit: int | None, previous: Period | None, row_filter: str,
+) -> list[Node]:
     dims = resolve_hierarchy(hierarchy)
     steps = normalise_path(path)
     if len(steps) >= len(dims):
@@ -310,7 +320,8 @@ def allocation_tree(
     the same rule (the latest day's name), so a renamed subscription reads the same in both.
     """
     dims = labelled_for_cache(cur, resolve_hierarchy(hierarchy))
-    source = source_for(cur, dims[: depth or len(dims)])
+    with summaries.pinned(cur):
+        source = source_for(cur, dims[: depth or len(dims)])
     levels = [_aliased(d, f"lv{i}", source) for i, d in enumerate(dims[: depth or len(dims)])]
     if depth is not None and depth < 1:
         raise UsageError("--depth must be at least 1")

@@ -334,12 +334,24 @@ def _v5_storage_sources(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v6_summaries(con: duckdb.DuckDBPyConnection) -> None:
-    """(Cold speed issue) `daily_summary` and `summary_state`, built now from the cached charges (see
-    store.summaries and docs/summaries.md)."""
+    """(Cold speed issue) `daily_summary` and `summary_state` (see store.summaries and docs/summaries.md); the
+    next migration builds them, with the rollups."""
     from finops_tui.store import summaries
 
     summaries.create_tables(con)
-    summaries.rebuild(con)
+
+
+def _v7_rollups(con: duckdb.DuckDBPyConnection) -> None:
+    """(Provider splits' speed) the rollups: `daily_summary` summed by fewer columns (store.summaries.ROLLUPS).
+    A summary built at version 6 fills them from its own rows (no read of `charges`); an older cache builds both
+    from the charges now."""
+    from finops_tui.store import summaries
+
+    summaries.create_rollups(con)
+    if summaries.stored_tag_key(con) is None:
+        summaries.rebuild(con)
+    else:
+        summaries.fill_rollups(con)
 
 
 # MIGRATIONS[n] upgrades a cache at version n to n + 1; version 0 is an empty file.
@@ -350,5 +362,6 @@ MIGRATIONS: dict[int, Migration] = {
     3: _v4_shared_costs,
     4: _v5_storage_sources,
     5: _v6_summaries,
+    6: _v7_rollups,
 }
 SCHEMA_VERSION = len(MIGRATIONS)
