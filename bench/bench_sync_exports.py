@@ -72,11 +72,12 @@ def _local_runs(scratch: Path, months: int, rows_per_month: int) -> list[tuple[d
 
 
 def _serve_hub(rows_per_month: int, months: int, queue: Any) -> None:
-    from finops_tui.sync.hub import CHUNK_ROWS
+    from finops_tui.sync import hub
     from tests.fake_kusto import FakeKusto
 
     with FakeKusto(rows_per_month=rows_per_month) as fake:
-        fake.prerender(_months(months), CHUNK_ROWS)
+        # The answer's shape the client asks for: variants and rows (two tables), or whole rows before them.
+        fake.prerender(_months(months), hub.CHUNK_ROWS, shapes=(getattr(hub, "ATTRIBUTES", ()),))
         queue.put(fake.url)
         time.sleep(3600)
 

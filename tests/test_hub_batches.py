@@ -76,7 +76,7 @@ def test_small_months_are_written_together_each_as_its_own_window(hub: FakeKusto
     assert recorder.states("writing") == [MAR]  # one batch: the three months in one statement
     assert recorder.states("written") == [MAR, FEB, JAN]
     # Spooled as the hub's gzip members, a tenth of the CSV's bytes on disk.
-    assert recorder.spooled == [["2025-01.csv.gz", "2025-02.csv.gz", "2025-03.csv.gz"]]
+    assert recorder.spooled == [[f"2025-0{m}{part}.csv.gz" for m in (1, 2, 3) for part in (".attributes", "")]]
     assert not list(tmp_path.glob(PREFIX + "*"))
     assert cached(tmp_path / "c.duckdb") == served(hub, [JAN, FEB, MAR])
     assert window_states(tmp_path / "c.duckdb") == {MAR: "done", FEB: "done", JAN: "done"}

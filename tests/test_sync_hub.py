@@ -81,7 +81,7 @@ def test_each_window_is_one_query_with_its_bounds_and_the_summarize(hub: FakeKus
     newest, older = (r.query for r in hub.requests)
     assert "ChargePeriodStart >= datetime(2025-03-01) and ChargePeriodStart < datetime(2025-04-01)" in newest
     assert "ChargePeriodStart >= datetime(2025-02-01) and ChargePeriodStart < datetime(2025-03-01)" in older
-    assert newest.startswith("Costs()\n| where ")
+    assert newest.startswith("let Summarised = materialize(Costs()\n| where ")
     assert "| summarize BilledCost = sum(BilledCost), EffectiveCost = sum(EffectiveCost)" in newest
     assert "x_ChargeDate = startofday(ChargePeriodStart)" in newest and "Tags = tostring(Tags)" in newest
     # Packed on the cluster: a CSV line per row, gzipped base64 chunks; never truncated at the default result size.

@@ -5,7 +5,11 @@ currency and the FOCUS columns the cache keeps), both metrics in one pass. The c
 summarised rows: each row becomes one CSV line, CHUNK_ROWS lines are gzipped and sent as one base64 string.
 The client's streaming reader then parses five JSON tokens per chunk instead of a few per value, the wire
 carries a tenth of the bytes, and no row passes through Python: each chunk's gzip member is spooled as it came
-(one `.csv.gz` a month), and DuckDB reads them, parsing dates and sums to their types as it reads.
+(one `.csv.gz` a month), and DuckDB reads them, parsing dates and sums to their types as it reads. The columns that
+follow the resource (`ATTRIBUTES`: its id, name, type, group, region, subscription, tags, …) travel once per
+distinct combination a month (a "variant", numbered on the cluster) in a first result table, and each row carries
+only its variant's number; the insert joins them back, so `charges` gets the same rows while DuckDB reads 28
+columns a row instead of 41 and lower-cases ids and parses tags once a variant.
 
 Months are written in batches: spooled months accumulate until they hold `batch_rows` rows, then one statement
 loads them all and one transaction writes them (DuckDB writes a few large inserts for much less CPU than many
@@ -61,6 +65,8 @@ BATCH_ROWS = 1_000_000
 # Written after each chunk's gzip member: a gzip member of its own holding the newline that ends its last line.
 _NEWLINE_MEMBER = gzip.compress(b"\n", mtime=0)
 _GZIP_MAGIC = b"\x1f\x8b\x08"
+# The packed column of each result table, in the order the query returns them.
+_TABLES = ("Attributes", "Rows")
 _DATETIME_COLUMNS = {"x_ChargeDate", "BillingPeriodStart", "BillingPeriodEnd"}
 KUSTO_SCOPE = "https://kusto.kusto.windows.net/.default"
 _DATABASE = re.compile(r"^[A-Za-z0-9_. -]{1,260}$")
@@ -113,6 +119,11 @@ GRAIN: list[tuple[str, str, str]] = [
     ("ConsumedQuantity", "ConsumedQuantity", "sum"),
 ]
 _TYPES = dict(CHARGE_COLUMNS)
+# Columns that follow the resource (and its account), not the day or the charge: the cluster sends each distinct
+# combination of them once a month (a "variant"), and each summarised row only its variant's number.
+ATTRIBUTES = ("BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "ProviderName",
+              "PublisherName", "InvoiceIssuerName", "ResourceId", "ResourceName", "ResourceType", "RegionId",
+              "RegionName", "x_ResourceGroupName", "Tags")
 
 
 @dataclass(frozen=True)
@@ -211,7 +222,8 @@ def _kql_string(value: str) -> str:
 
 def window_query(target: HubTarget, start: dt.date, end: dt.date, chunk_rows: int = CHUNK_ROWS) -> str:
     """The KQL of one month window: filter, summarise to the cache's grain on the cluster, pack in gzipped CSV
-    chunks."""
+    chunks. Two result tables: the month's distinct resource attributes, each numbered once (`Variant`), then the
+    summarised rows carrying their variant's number instead of the attributes themselves."""
     keys = [(column, expr) for column, expr, kind in GRAIN if kind == "key"]
     sums = [(column, expr) for column, expr, kind in GRAIN if kind == "sum"]
     if target.management_groups:
@@ -224,15 +236,31 @@ def window_query(target: HubTarget, start: dt.date, end: dt.date, chunk_rows: in
         where.append(f"SubAccountId in~ ({ids})")
     by = ",\n    ".join(f"{column} = {expr}" for column, expr in keys)
     summed = ", ".join(f"{column} = sum({expr})" for column, expr in sums)
+    attributes = ", ".join(ATTRIBUTES)
+    attribute_fields = ", ".join(_csv_field(column, "key") for column in ATTRIBUTES)
+    fact_fields = ", ".join(_csv_field(column, kind) for column, _, kind in GRAIN if column not in ATTRIBUTES)
     return (
-        "Costs()\n"
+        # Batch statements answer in their order (the variants, then the rows). materialize(): a `let` binds a
+        # calculation, not its value, so without it each statement could summarise again and number differently.
+        "let Summarised = materialize(Costs()\n"
         f"| where {' and '.join(where)}\n"
-        f"| summarize {summed} by\n    {by}\n"
-        f"| project Line = strcat_delim(',', {', '.join(_csv_field(column, kind) for column, _, kind in GRAIN)})\n"
-        f"| serialize Chunk = (row_number() - 1) / {int(chunk_rows)}\n"
-        "| summarize Lines = make_list(Line), RowCount = count() by Chunk\n"
-        "| project Chunk, RowCount, Rows = gzip_compress_to_base64_string(strcat_array(Lines, '\\n'))"
+        f"| summarize {summed} by\n    {by});\n"
+        f"let Variants = materialize(Summarised\n| summarize by {attributes}\n| serialize Variant = row_number());\n"
+        "Variants\n"
+        f"| project Line = strcat_delim(',', {attribute_fields}, Variant)\n"
+        f"{_packing(chunk_rows, 'Attributes')};\n"
+        "Summarised\n"
+        f"| lookup kind=inner Variants on {attributes}\n"
+        f"| project Line = strcat_delim(',', {fact_fields}, Variant)\n"
+        f"{_packing(chunk_rows, 'Rows')}"
     )
+
+
+def _packing(chunk_rows: int, name: str) -> str:
+    """KQL packing a table's `Line`s into gzipped base64 chunks of `chunk_rows` lines, one result row a chunk."""
+    return (f"| serialize Chunk = (row_number() - 1) / {int(chunk_rows)}\n"
+            "| summarize Lines = make_list(Line), RowCount = count() by Chunk\n"
+            f"| project Chunk, RowCount, {name} = gzip_compress_to_base64_string(strcat_array(Lines, '\\n'))")
 
 
 def _csv_field(column: str, kind: str) -> str:
@@ -285,8 +313,17 @@ class _Spooled:
     """A month fetched into the spool, waiting for its batch to be written."""
 
     window: MonthWindow
-    path: Path  # the chunks' gzip members, as the hub sent them
+    path: Path  # the rows' chunks (gzip members), as the hub sent them
     served: int  # rows, as the chunks counted them
+
+    @property
+    def attributes(self) -> Path:
+        """The month's variants (its distinct resource attributes), spooled beside its rows."""
+        return _attributes_path(self.path)
+
+
+def _attributes_path(rows_path: Path) -> Path:
+    return rows_path.with_name(rows_path.name.replace(".csv.gz", ".attributes.csv.gz"))
 
 
 class _Rejected(Exception):
@@ -439,6 +476,7 @@ class _Run:
             return
         for spooled in batch:
             spooled.path.unlink(missing_ok=True)
+            spooled.attributes.unlink(missing_ok=True)
         for spooled, count in zip(batch, rows, strict=True):
             self.result.windows_done += 1
             self.result.rows += count
@@ -475,7 +513,8 @@ class _Run:
                                   throttled=exc.throttled)
 
     def _fetch(self, client: Any, window: MonthWindow, path: Path) -> int:
-        """One attempt: stream the chunks' gzip members into `path` (each followed by a newline's member)."""
+        """One attempt: stream the chunks' gzip members (each followed by a newline's member) of the variants table
+        into `_attributes_path(path)` and of the rows into `path`; the rows served, as their chunks count them."""
         from azure.kusto.data import ClientRequestProperties
         from azure.kusto.data.exceptions import (
             KustoError,
@@ -499,20 +538,29 @@ class _Run:
             dataset = client.execute_streaming_query(
                 self.target.database, query, timeout=dt.timedelta(seconds=self.options.timeout_seconds),
                 properties=properties)
-            with path.open("wb") as out:
-                for table in dataset.iter_primary_results():
-                    columns = [c.column_name for c in table.columns]
-                    if columns != ["Chunk", "RowCount", "Rows"]:
-                        raise _WindowFailed(f"the hub answered columns {columns}, not Chunk, RowCount, Rows")
-                    for _chunk, count, rows in table.raw_rows:
+            files = {"Attributes": _attributes_path(path), "Rows": path}
+            answered: list[str] = []
+            for table in dataset.iter_primary_results():
+                columns = [c.column_name for c in table.columns]
+                kind = columns[-1] if columns[:2] == ["Chunk", "RowCount"] and len(columns) == 3 else ""
+                # The variants come first: a row's variant is always known by the time its rows are read.
+                if len(answered) == len(_TABLES) or kind != _TABLES[len(answered)]:
+                    raise _WindowFailed(f"the hub answered columns {columns}; expected a table of Chunk, RowCount, "
+                                        "Attributes, then one of Chunk, RowCount, Rows")
+                answered.append(kind)
+                with files[kind].open("wb") as out:
+                    for _chunk, count, packed in table.raw_rows:
                         if self.cancel.is_set():
                             raise SyncCancelled()
-                        out.write(_unpack(rows, count))
+                        out.write(_unpack(packed, count))
                         out.write(_NEWLINE_MEMBER)
-                        served += int(count)
-                        self.rows = served
-                        self.emit("downloading")
-                    table.finished = True
+                        if kind == "Rows":
+                            served += int(count)
+                            self.rows = served
+                            self.emit("downloading")
+                table.finished = True
+            if tuple(answered) != _TABLES:
+                raise _WindowFailed(f"the hub answered {len(answered)} result tables, not the variants and the rows")
             # Errors after the last row (a result cut short on the cluster) are reported at the end.
             errors = _completion_errors(dataset)
             if errors:
@@ -596,25 +644,37 @@ def _load(cur: duckdb.DuckDBPyConnection, loaded: list[tuple[_Spooled, int]]) ->
     One pass from the CSV into `charges` (no staging table) measured 1.45 s against 1.75 s per 100k rows; the reader
     parsing dates and sums to their column types itself (no text column cast after it), 17% less DuckDB time again;
     one statement for a batch of 100k-row months, about a fifth less CPU than one a month."""
-    fields = ", ".join(f"'{column}': '{_wire_type(column, kind)}'" for column, _, kind in GRAIN)
+    fact_fields = ", ".join(f"'{column}': '{_wire_type(column, kind)}'" for column, _, kind in GRAIN
+                            if column not in ATTRIBUTES)
+    attribute_fields = ", ".join(f"'{column}': 'VARCHAR'" for column in ATTRIBUTES)
     # An empty field, quoted or not, is NULL: the cache keeps no empty strings.
-    rows = (f"read_csv($paths, columns = {{{fields}}}, header = false, delim = ',', quote = '\"', escape = '\"', "
-            "auto_detect = false, strict_mode = true, compression = 'gzip', filename = true)")
+    facts = _read_csv("$paths", f"{fact_fields}, 'Variant': 'BIGINT'")
+    variants = _read_csv("$attribute_paths", f"{attribute_fields}, 'Variant': 'BIGINT'")
     paths = [str(spooled.path) for spooled, _ in loaded]
-    # Each row's source_id from its file, through a join with the batch's (file, source_id) pairs: a join lets DuckDB
-    # write row groups in any order (rows in `charges` have no order of their own: the read models order their
-    # answers, a resource's latest row is picked by date), 15-20% less CPU than an order-keeping insert with a CASE.
-    months = "(SELECT unnest($paths) AS path, unnest($source_ids) AS source_id)"
+    attribute_paths = [str(spooled.attributes) for spooled, _ in loaded]
+    # Each variant's month (its source_id) from its file, through a join with the batch's (file, source_id) pairs;
+    # ids lower-cased and tags parsed once a variant, not once a row. The rows join their variants on the month's
+    # file and the variant's number: a join lets DuckDB write row groups in any order (rows in `charges` have no
+    # order of their own: the read models order their answers, a resource's latest row is picked by date), 15-20%
+    # less CPU than an order-keeping insert. A row without its variant, or a variant twice, changes the month's
+    # row count: the check below fails the month.
+    months = ("(SELECT unnest($paths) AS path, unnest($attribute_paths) AS attribute_path, "
+              "unnest($source_ids) AS source_id)")
+    attributes = ", ".join(_attribute_sql(column) for column in ATTRIBUTES)
+    variants_of_months = (f"(SELECT m.path, v.Variant, m.source_id, {attributes} FROM {variants} v "
+                          f"JOIN {months} m ON m.attribute_path = v.filename)")
     try:
-        cur.execute(f"INSERT INTO charges ({', '.join(_target_columns())}) SELECT {_select_sql('m.source_id')} "
-                    f"FROM {rows} r JOIN {months} m ON m.path = r.filename",
-                    {"paths": paths, "source_ids": [source_id for _, source_id in loaded]})
+        cur.execute(f"INSERT INTO charges ({', '.join(_target_columns())}) SELECT {_select_sql('v.source_id')} "
+                    f"FROM {facts} r JOIN {variants_of_months} v ON v.path = r.filename AND v.Variant = r.Variant",
+                    {"paths": paths, "attribute_paths": attribute_paths,
+                     "source_ids": [source_id for _, source_id in loaded]})
     except (duckdb.ConversionException, duckdb.InvalidInputException, duckdb.IOException) as exc:
         if len(loaded) > 1:
             raise _Rejected({}) from None
-        reason = f"unreadable hub rows ({_first_line(exc).replace(paths[0], 'the spooled chunks')}); "\
-            "the month is not written"
-        raise _Rejected({loaded[0][0]: reason}) from None
+        text = _first_line(exc)
+        for path in (attribute_paths[0], paths[0]):
+            text = text.replace(path, "the spooled chunks")
+        raise _Rejected({loaded[0][0]: f"unreadable hub rows ({text}); the month is not written"}) from None
     by_id = {source_id: spooled for spooled, source_id in loaded}
     # The text tests run on each month's distinct ids and currencies, not on every row: a tenth of the CPU.
     checked = cur.execute(
@@ -667,19 +727,31 @@ def _wire_type(column: str, kind: str) -> str:
     return _TYPES[column] if kind == "sum" else "VARCHAR"
 
 
+def _read_csv(paths: str, columns: str) -> str:
+    return (f"read_csv({paths}, columns = {{{columns}}}, header = false, delim = ',', quote = '\"', escape = '\"', "
+            "auto_detect = false, strict_mode = true, compression = 'gzip', filename = true)")
+
+
+def _attribute_sql(column: str) -> str:
+    """A variant's attribute as the cache keeps it (computed once a variant)."""
+    if column == "ResourceId":
+        return "lower(ResourceId) AS ResourceId"
+    if column == "Tags":
+        # A tag value that is not text (a number in the hub's dynamic bag) is kept as its JSON text.
+        return ("CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' "
+                "THEN CAST(json_transform(Tags, '\"MAP(VARCHAR, VARCHAR)\"') AS MAP(VARCHAR, VARCHAR)) END AS Tags")
+    return column
+
+
 def _select_sql(source_id: str) -> str:
     items = []
     for column, _, _ in GRAIN:
-        if column == "ResourceId":
-            items.append("lower(ResourceId)")
-        elif column == "Tags":
-            # A tag value that is not text (a number in the hub's dynamic bag) is kept as its JSON text.
-            items.append("CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' "
-                         "THEN CAST(json_transform(Tags, '\"MAP(VARCHAR, VARCHAR)\"') AS MAP(VARCHAR, VARCHAR)) END")
+        if column in ATTRIBUTES:
+            items.append(f"v.{column}")
         elif column == "x_ChargeDate":
             items.append("CAST(x_ChargeDate AS DATE)")
         else:
-            items.append(column)
+            items.append(f"r.{column}")
     items.append("CAST(x_ChargeDate AS DATE)::TIMESTAMP")
     items.append("CAST(x_ChargeDate AS DATE)::TIMESTAMP + INTERVAL 1 DAY")
     items.append(source_id)
