@@ -1,14 +1,19 @@
-"""Test-wide guards: no network beyond loopback, no user config or data, no Azure credentials; a pinnable today."""
+"""Test-wide guards: no network beyond loopback, no user config or data, no Azure credentials; a pinnable today;
+snapshots with steady text cursors."""
 
 from __future__ import annotations
 
+import inspect
 import ipaddress
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
 
 from finops_tui import clock
 
@@ -65,3 +70,25 @@ def _pinned_today(request: pytest.FixtureRequest) -> Iterator[None]:
     clock.pin(mark.args[0] if mark is not None else None)
     yield
     clock.pin(None)
+
+
+@pytest.fixture
+def snap_compare(snap_compare: Callable[..., bool]) -> Callable[..., bool]:
+    """pytest-textual-snapshot's `snap_compare`, with the text cursor of every input shown and not blinking when
+    the screenshot is taken: a blinking cursor is hidden half of each second, so a snapshot taken more than half a
+    second after the input got focus (a debounced preview, a loaded machine) differed from the stored one."""
+
+    def compare(app: Any, *args: Any,
+                run_before: Callable[[Pilot[Any]], Awaitable[None] | None] | None = None, **kwargs: Any) -> bool:
+        async def then_steady_cursors(pilot: Pilot[Any]) -> None:
+            if run_before is not None:
+                result = run_before(pilot)
+                if inspect.isawaitable(result):
+                    await result
+            for screen in pilot.app.screen_stack:
+                for text_input in screen.query(Input):
+                    text_input.cursor_blink = False  # Textual shows the cursor when its blink stops
+
+        return snap_compare(app, *args, run_before=then_steady_cursors, **kwargs)
+
+    return compare

@@ -64,20 +64,27 @@ def test_the_explorer_writes_between_readers_and_sees_its_write(cache_path: Path
 
 def test_a_write_waits_for_another_process_short_read(cache_path: Path) -> None:
     with open_cache(cache_path, shared=True) as explorer:
-        # A report in another pane holds the file read-only for a second while the user tags.
+        # A report in another pane holds the file read-only while the user tags, and lets go half a second after
+        # the write began (when its stdin closes: a fixed sleep there could end before a slow machine gets to the
+        # write, which then would not wait at all).
         holder = subprocess.Popen(
             [sys.executable, "-c",
-             f"import duckdb, time; c = duckdb.connect({str(cache_path)!r}, read_only=True); print('held', flush=True);"
-             " time.sleep(1.0); c.close()"],
-            stdout=subprocess.PIPE, text=True,
+             f"import duckdb, sys; c = duckdb.connect({str(cache_path)!r}, read_only=True); print('held', flush=True);"
+             " sys.stdin.read(); c.close()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
+        assert holder.stdin is not None
+        release = threading.Timer(0.5, holder.stdin.close)
         try:
             assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
             started = time.monotonic()
+            release.start()
             with explorer.write() as cur:
                 cur.execute("INSERT INTO recommendation_state VALUES ('r2', 'dismissed', NULL, NULL, now())")
-            assert time.monotonic() - started > 0.3  # it waited for the reader instead of failing at once
+            assert time.monotonic() - started >= 0.5  # it waited for the reader instead of failing at once
         finally:
+            release.cancel()
+            holder.stdin.close()
             holder.wait(timeout=30)
         with explorer.cursor() as cur:
             assert cur.execute("SELECT rec_id FROM recommendation_state").fetchall() == [("r2",)]

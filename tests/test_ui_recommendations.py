@@ -35,7 +35,7 @@ from finops_tui.ui.screens.recommendations import ListFilter, RecommendationsScr
 from finops_tui.ui.screens.tagging import TaggingScreen
 from finops_tui.ui.widgets.rec_detail import COMMITMENT_KINDS, RecDetail
 from finops_tui.ui.widgets.rec_list import RecList
-from tests.ui_fixtures import async_test, opened, screen_text, settle, without_prefetch
+from tests.ui_fixtures import async_test, opened, screen_text, settle, wait_until, without_prefetch
 
 DATA_END = dt.date(2026, 3, 31)
 TODAY = DATA_END + dt.timedelta(days=1)
@@ -159,14 +159,11 @@ async def test_last_results_show_before_the_run_ends(tmp_path: Path, monkeypatch
                 await pilot.press("3")
                 screen = app.screen
                 assert isinstance(screen, RecommendationsScreen)
-                for _ in range(200):  # the stored run arrives while the new one is held back
-                    await pilot.pause(0.01)
-                    if screen.run is not None:
-                        break
-                await pilot.pause()
+                # The stored run arrives while the new one is held back (no `settle`: it would wait for that one).
+                await wait_until(pilot, lambda: screen.run is not None, "the stored run")
                 assert screen.running and not screen.showing_fresh
                 assert [rec.id for rec in screen.shown] == first_run
-                assert "last run just now · running…" in screen_text(app)
+                await wait_until(pilot, lambda: "last run just now · running…" in screen_text(app), "the status")
             finally:
                 release.set()
             await settle(pilot)

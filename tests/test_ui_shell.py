@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import tomllib
 from pathlib import Path
 
@@ -133,8 +135,11 @@ async def test_welcome_demo_builds_in_a_worker_then_reopens(tmp_path: Path, monk
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot)
             await pilot.press("d")
-            await app.workers.wait_for_complete()
-            await pilot.pause()
+            # The worker posts the built cache's path, then returns: the app may take the answer and exit,
+            # cancelling the worker, before its thread has returned. So wait for the exit, not the worker.
+            deadline = time.monotonic() + 30
+            while app.return_value is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
     assert built == [paths.demo_cache_path()]
     assert app.return_value == ReopenCache(paths.demo_cache_path())
 

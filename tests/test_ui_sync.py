@@ -8,10 +8,8 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-from textual.pilot import Pilot
 
 from finops_tui import clock
 from finops_tui.azure import NOT_SIGNED_IN
@@ -31,6 +29,7 @@ from tests.ui_fixtures import (
     opened,
     screen_text,
     settle,
+    wait_until,
     without_prefetch,
 )
 
@@ -63,14 +62,6 @@ def explorer(cache: Cache) -> FinopsApp:
 
 def notices(app: FinopsApp) -> list[str]:
     return [n.message for n in app._notifications]
-
-
-async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; on screen: {screen_text(pilot.app)}")
-        await pilot.pause(0.02)
 
 
 def cents(value: Decimal) -> str:

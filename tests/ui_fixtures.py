@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ParamSpec
 
 import pytest
-from textual.app import App
+from textual.app import App, ScreenStackError
 from textual.pilot import Pilot
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerCancelled
@@ -168,9 +168,13 @@ async def settle(pilot: Pilot[Any]) -> None:
 
     One round is not enough: a worker's answer is handled during the repaint and may start the next worker
     (the allocation tree loads a slice, then expands it), and `pause` only waits while the process looks busy.
+    Nor is a finished worker: its answer may post messages that bubble up (the explain screen's waterfall
+    highlights a bucket, then the screen lists its contributors), so it also waits until no message waits.
     """
     await pilot.pause()
-    while _running(pilot.app):
+    for _ in range(_SETTLE_ROUNDS):
+        if not (_running(pilot.app) or _messages_waiting(pilot.app)):
+            return
         await wait_for_workers(pilot.app)
         await pilot.pause()
 
@@ -197,6 +201,18 @@ def _running(app: App[Any]) -> list[Worker[Any]]:
     return [w for w in app.workers if not w.is_finished and not w.is_cancelled]
 
 
+_SETTLE_ROUNDS = 200  # a blinking cursor or a spinner posts now and then: never wait for them forever
+
+
+def _messages_waiting(app: App[Any]) -> bool:
+    """Whether the app or a widget of its screen has a message not yet handled (Textual has no public way to ask)."""
+    try:
+        nodes = [app, *app.screen.walk_children(with_self=True)]
+    except ScreenStackError:  # the app is closing: nothing is left to wait for
+        return False
+    return any(not node._message_queue.empty() for node in nodes)
+
+
 def screen_text(app: App[Any]) -> str:
     """The text on screen (from the SVG screenshot), for `in` checks of rendered figures.
 
@@ -218,6 +234,16 @@ async def wait_for_text(pilot: Pilot[Any], *texts: str, timeout: float = 20.0) -
         if all(t in text for t in texts) or asyncio.get_running_loop().time() > deadline:
             return text
         await pilot.pause(0.05)
+
+
+async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    """Let the app run until `condition()` holds, without waiting for the workers (for a test that holds one
+    back); fails after `timeout` seconds naming `what` and the screen's text."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}; on screen: {screen_text(pilot.app)}")
+        await pilot.pause(0.02)
 
 
 P = ParamSpec("P")

@@ -260,20 +260,25 @@ class ExplainScreen(CostViewScreen):
         amount_width = max([len("Change"), *(len(money(c.amount, signed=True)) for c in bucket.top)])
         width = self.size.width // 2 if self.size.width >= 140 else self.size.width
         room = max(12, width - amount_width - 10)
-        # A set width: measured from the rows as they arrive, it came out at the header's 6 now and then.
-        table.add_column(Text("Change", justify="right"), width=amount_width)
-        table.add_column("Resource · meter / charge")
-        for c in bucket.top:
-            label = c.name if not c.meter else f"{c.name} · {c.meter}"
-            table.add_row(Text(money(c.amount, signed=True), justify="right"), Text(truncate(label, room)))
+        rows: list[tuple[str | Text, Text]] = [
+            (Text(money(c.amount, signed=True), justify="right"),
+             Text(truncate(c.name if not c.meter else f"{c.name} · {c.meter}", room))) for c in bucket.top]
         if bucket.rest_count:
-            table.add_row(Text(money(bucket.rest, signed=True), justify="right"),
-                          Text(f"({bucket.rest_count} more)", style="dim"))
+            rows.append((Text(money(bucket.rest, signed=True), justify="right"),
+                         Text(f"({bucket.rest_count} more)", style="dim")))
         elif bucket.rest:
-            table.add_row(Text(money(bucket.rest, signed=True), justify="right"),
-                          Text("(amounts under a cent each)", style="dim"))
+            rows.append((Text(money(bucket.rest, signed=True), justify="right"),
+                         Text("(amounts under a cent each)", style="dim")))
         if not bucket.top and not bucket.rest:
-            table.add_row("", Text("nothing in this bucket", style="dim italic"))
+            rows.append(("", Text("nothing in this bucket", style="dim italic")))
+        # Set widths: the table measures its rows when idle, and the contributors are shown twice in a row (the
+        # answer, then the waterfall's highlight), so a screen painted in between showed the headers' widths
+        # (6 and 25) and cut the cents and the names.
+        header = Text("Resource · meter / charge")
+        table.add_column(Text("Change", justify="right"), width=amount_width)
+        table.add_column(header, width=max(label.cell_len for label in [header, *(row[1] for row in rows)]))
+        for row in rows:
+            table.add_row(*row)
 
     # actions --------------------------------------------------------------------------------------
 
