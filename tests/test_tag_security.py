@@ -477,7 +477,8 @@ def test_a_resource_from_a_real_sync_is_pushed(tmp_path: Path, monkeypatch: pyte
 def test_push_refusals_print_without_terminal_escapes(synced: Cache) -> None:
     evil = vm("x\x1b]52;c;agk=\x07")
     with synced.write() as cur:
-        cur.execute("UPDATE charges SET ResourceId = ? WHERE ResourceId = ?", [evil, DB])
+        # A row whose id changes loses its resource key, as a window write would give it a new one.
+        cur.execute("UPDATE charges SET ResourceId = ?, x_ResourceKey = NULL WHERE ResourceId = ?", [evil, DB])
         from finops_tui.allocation.effective import refresh_derived
 
         refresh_derived(cur, TagPolicy())
