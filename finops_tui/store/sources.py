@@ -267,7 +267,7 @@ def freshness(cur: duckdb.DuckDBPyConnection) -> Freshness:
     # min/max from its statistics: a full scan (45 ms at 10M rows) on every overview. The summary holds
     # every dated row's day, so its min/max are the same dates, read from a table 75x smaller (its team
     # rollup: smaller still, and as small with provider splits as without).
-    table = summaries.ROLLUPS[0].table if summaries.current(cur) is not None else "charges"
+    table = summaries.SMALLEST_TABLE if summaries.current(cur) is not None else "charges"
     bounds = cur.execute(f"SELECT min(x_ChargeDate), max(x_ChargeDate) FROM {table}").fetchone()
     last = cur.execute(
         "SELECT kind, path, imported_at FROM sources ORDER BY imported_at DESC, source_id DESC LIMIT 1"

@@ -65,6 +65,7 @@ ROLLUPS = (
     Rollup("summary_team_groups",
            (*_EVERY_ROLLUP, TAG_COLUMN, "ProviderName", "SubAccountId", "SubAccountName", "x_ResourceGroupName")),
 )
+SMALLEST_TABLE = ROLLUPS[0].table  # every summary table holds each dated row's day: min/max of days read here
 _FILL_ORDER = sorted(ROLLUPS, key=lambda r: -len(r.columns))  # wider first: a narrower one may sum a wider one
 # (table, its group columns) from the smallest to the summary itself.
 TABLES = (*((r.table, r.columns) for r in ROLLUPS), (SUMMARY_TABLE, _KEYS))
@@ -439,13 +440,8 @@ def whole_key(cur: duckdb.DuckDBPyConnection) -> str | None:
     the same row count, no days or tag edit pending), so a derived table may be computed from it; else None."""
     if _temp_exists(cur, _DAYS) or _temp_exists(cur, _RESOURCE_KEYS):
         return None
-    try:
-        row = cur.execute(
-            "SELECT tag_key, charges_rows = (SELECT count(*) FROM charges) FROM summary_state"
-        ).fetchone()
-    except duckdb.CatalogException:
-        return None
-    return str(row[0]) if row is not None and row[1] else None
+    state = _read_state(cur)
+    return state.tag_key if state is not None else None
 
 
 def differences(cur: duckdb.DuckDBPyConnection, limit: int = 20) -> list[str]:
