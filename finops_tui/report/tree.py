@@ -129,10 +129,19 @@ def expansion_sql(
     # aggregate per row.
     label_sql = "NULL" if level.is_tag or level.label_sql == level.key_sql else level.label_sql
     params = window_params(period, previous, currency)
-    filters = "".join(_step_filter(dim, key, f"p{i}", params, source) for i, (dim, key) in enumerate(path))
+    # Over charges, the tag nodes above (with a value) and a tag level read resource_tags in one join: a semi-join
+    # per step and a LEFT JOIN for the level would each scan the tags and probe every charge row again.
+    owned = {} if source.is_summary else {
+        f"p{i}": (dim.tag_key, key) for i, (dim, key) in enumerate(path) if dim.tag_key is not None and key is not None
+    }
+    join = level.join_sql("lv")
+    if owned:
+        join = source.owners_join([(name, *step) for name, step in owned.items()], level.tag_key, params, "lv")
+    filters = "".join(_step_filter(dim, key, f"p{i}", params, source) for i, (dim, key) in enumerate(path)
+                      if f"p{i}" not in owned)
     table = source.table
     source_sql = f"""
-            FROM {table} c{level.join_sql("lv")}
+            FROM {table} c{join}
             WHERE c.x_ChargeDate >= $lo AND c.x_ChargeDate < $hi AND c.BillingCurrency = $cur{filters}{row_filter}"""
     if limit is None or level.name not in HIGH_CARDINALITY:
         sql = f"""
