@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -19,6 +20,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Header, Input, Static
+from textual.worker import get_current_worker
 
 from finops_tui.allocation import assign, journal
 from finops_tui.allocation.effective import load_tag_policy
@@ -41,6 +43,7 @@ from finops_tui.ui.widgets.key_footer import KeyFooter
 from finops_tui.ui.widgets.status_bar import StatusBar
 
 QUEUE_LIMIT = 5000  # resources listed (costliest first); subtotals and counts still cover every one
+LISTED_PAINT_WAIT = 0.3  # seconds the suggestions wait at most for the rows to be painted
 ZERO = Decimal(0)
 
 
@@ -55,6 +58,9 @@ class QueueRequest:
     period: str
     metric: str
     currency: str | None
+    # Set once the queue's rows are painted (or the request is superseded): the worker works out the suggestions
+    # after that, so their Python work does not hold the GIL while the UI thread paints the rows.
+    listed_painted: threading.Event = field(default_factory=threading.Event, compare=False)
 
 
 @dataclass
@@ -177,6 +183,8 @@ class TaggingScreen(CostViewScreen):
         self.filter_text = ""
         self.tag_key_coverage: list[TagKeyCoverage] | None = None
         self._serial = 0
+        self._request: QueueRequest | None = None
+        self._listed_serial = 0  # the request whose rows are on screen (its suggestions may still come)
         self._marked_count = 0
         self._marked_cost = ZERO
         self._keep_marks = False
@@ -222,7 +230,9 @@ class TaggingScreen(CostViewScreen):
     def request_view(self) -> None:
         state = self.finops.view_state
         self._serial += 1
-        request = QueueRequest(self._serial, self.key, state.period, state.metric, state.currency)
+        if self._request is not None:
+            self._request.listed_painted.set()  # superseded: nothing of it will be painted
+        request = self._request = QueueRequest(self._serial, self.key, state.period, state.metric, state.currency)
         self.begin_query(request)
         self._load(request)
 
@@ -232,14 +242,26 @@ class TaggingScreen(CostViewScreen):
 
     @work(thread=True, exclusive=True, group="tagging-queue", exit_on_error=False, name="unallocated queue")
     def _load(self, request: QueueRequest) -> None:
+        worker = get_current_worker()
+
         def query(cur: duckdb.DuckDBPyConnection) -> QueueLoaded:
             period, fresh, codes, currency = resolve_view(cur, request.period, request.metric, request.currency)
-            queue = unallocated_queue(cur, request.key, period, request.metric, currency, limit=QUEUE_LIMIT)
             values = tag_values(cur, request.key)
             total = next((t.cost for t in currency_totals(cur, period, request.metric) if t.currency == currency),
                          ZERO)
             pending = len(journal.pending_edits(cur))
-            return QueueLoaded(request, period, fresh, codes, currency, queue, values, total, pending)
+
+            def answer(queue: UnallocatedQueue) -> QueueLoaded:
+                return QueueLoaded(request, period, fresh, codes, currency, queue, values, total, pending)
+
+            def listed(queue: UnallocatedQueue) -> None:
+                # The rows and their exact totals paint now; the suggestions (half the query) follow.
+                if not worker.is_cancelled:
+                    self.post_message(answer(queue))
+                    request.listed_painted.wait(LISTED_PAINT_WAIT)
+
+            return answer(unallocated_queue(cur, request.key, period, request.metric, currency, limit=QUEUE_LIMIT,
+                                            on_listed=listed))
 
         self.run_query(query)
 
@@ -247,8 +269,19 @@ class TaggingScreen(CostViewScreen):
     def _queue_loaded(self, message: QueueLoaded) -> None:
         if message.request.serial != self._serial:
             return
-        self.end_query()
         table = self.table
+        if message.queue.suggested and self._listed_serial == message.request.serial:
+            # The same queue with its suggestions: the cursor, the marks and the scroll stay where the user left them.
+            self.queue = message.queue
+            table.show_queue(message.queue, keep_marks=True)
+            return
+        self._listed_serial = message.request.serial
+        if not message.queue.suggested:
+            if self.app.screen is self:
+                self.call_after_refresh(message.request.listed_painted.set)
+            else:  # made ahead, hidden: not painted before it is shown
+                message.request.listed_painted.set()
+        self.end_query()
         self.take_answer(message)
         self.queue, self.values, self.total = message.queue, message.values, message.total
         self.pending_pushes = message.pending_pushes
@@ -259,6 +292,12 @@ class TaggingScreen(CostViewScreen):
 
     def loading_target(self) -> Widget:
         return self.table
+
+    def show_loading(self) -> None:
+        # Before its first answer the empty table already reads "loading…": no overlay. Mounting one, and the
+        # focus leaving the table and coming back, rebuilt the footer twice in the first switch to the view.
+        if self.queue is not None:
+            super().show_loading()
 
     # ----------------------------------------------------------------------------------------------
     # bars
@@ -413,6 +452,10 @@ class TaggingScreen(CostViewScreen):
             if item.suggestion is not None:
                 assignments.setdefault(item.suggestion.value, []).append(item.resource_id)
         if not assignments:
+            if self.queue is not None and not self.queue.suggested:
+                self.notify("The suggestions are still being worked out: press y again in a moment, or t to choose "
+                            "a value.", timeout=4)
+                return
             self.notify("No suggestion for the selected resources: press t to choose a value.", timeout=4)
             return
         self._apply(assignments, self.key, [i for i in items if i.suggestion is not None])
@@ -587,7 +630,7 @@ class TaggingScreen(CostViewScreen):
         self.finops.open_resource(item.resource_id, trail=trail, root="Tagging")
 
     def can_export(self) -> bool:
-        return self.queue is not None and self.period is not None
+        return self.queue is not None and self.queue.suggested and self.period is not None
 
     def export_csv(self, folder: Path) -> Path:
         """The listed queue (after filters) with exact figures and the suggestions."""

@@ -23,7 +23,7 @@ ZERO = Decimal(0)
 ItemFilter = Callable[[QueueSubscription, QueueGroup, QueueItem], bool]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, and a queue has 5,000 rows
 class QueueRow:
     """A subscription header, a resource group header (with subtotals), or one resource."""
 
@@ -118,7 +118,8 @@ class QueueTable(DrawnRows[QueueRow]):
         self.marked: set[str] = set()
         self.currency = ""
         self._filter: ItemFilter | None = None
-        self._empty_text = "loading…"
+        self._empty_text = "loading…"  # until the first queue: then the filter's own (`set_filter`)
+        self._filtered_empty_text = "nothing unallocated"
         self._cost_width = 10
         self._widths = {"name": 24, "type": 16, "group": 16, "value": 14}
         self._strips: dict[tuple[int, int, bool], Strip] = {}
@@ -134,6 +135,7 @@ class QueueTable(DrawnRows[QueueRow]):
         current = None if from_top else self.cursor_item
         self.queue = queue
         self.currency = queue.currency
+        self._empty_text = self._filtered_empty_text
         if keep_marks:
             listed = {item.resource_id for item in queue.items}
             self.marked &= listed
@@ -147,8 +149,11 @@ class QueueTable(DrawnRows[QueueRow]):
         self._marks_changed()
 
     def set_filter(self, keep: ItemFilter | None, empty_text: str) -> None:
+        """`empty_text`: what the list says when nothing is left (once a queue is shown; "loading…" until then)."""
         self._filter = keep
-        self._empty_text = empty_text
+        self._filtered_empty_text = empty_text
+        if self.queue is not None:
+            self._empty_text = empty_text
         self._rebuild(self.cursor_item)
 
     def _rebuild(self, keep: QueueItem | None = None) -> None:
@@ -159,18 +164,20 @@ class QueueTable(DrawnRows[QueueRow]):
             groups: list[tuple[Decimal, list[QueueRow]]] = []
             sub_cost, sub_listed = ZERO, 0
             for group in sub.groups:
-                items = [i for i in group.items if self._filter is None or self._filter(sub, group, i)]
+                check = self._filter
+                items = group.items if check is None else [i for i in group.items if check(sub, group, i)]
                 if not items:
                     continue
-                listed_cost = sum((i.cost for i in items), ZERO)
-                complete = self._filter is None and len(items) == group.resources
-                cost = group.cost if complete else listed_cost
+                complete = check is None and len(items) == group.resources
+                cost = group.cost if complete else sum((i.cost for i in items), ZERO)
                 header = QueueRow("group", sub, group, None, cost, group.resources if complete else len(items),
                                   len(items))
-                groups.append((cost, [header, *(QueueRow("item", sub, group, item) for item in items)]))
+                groups.append((cost, [header, *[QueueRow("item", sub, group, item) for item in items]]))
                 sub_cost += cost
                 sub_listed += len(items)
-                widest = max(widest, len(money(cost)), *(len(money(i.cost)) for i in items))
+                # A figure's width grows with its size (and a sign): the largest and the smallest are the widest.
+                costs = [i.cost for i in items]
+                widest = max(widest, len(money(cost)), len(money(max(costs))), len(money(min(costs))))
             if not groups:
                 continue
             complete = self._filter is None and sub_listed == sub.resources
@@ -377,7 +384,8 @@ class QueueTable(DrawnRows[QueueRow]):
             segments.append(Segment("  " + truncate(item.resource_group or "", cols.group).ljust(cols.group),
                                     styled("muted")))
         segments.append(Segment("  " + money(item.cost).rjust(cols.cost), base))
-        value = truncate(suggestion.value, cols.value) if suggestion else "—"
+        pending = self.queue is not None and not self.queue.suggested
+        value = truncate(suggestion.value, cols.value) if suggestion else "…" if pending else "—"
         segments.append(Segment("  " + value.ljust(cols.value), styled("value") if suggestion else styled("muted")))
         why = "; ".join(part for part in (host, suggestion.reason if suggestion else "") if part)
         if cols.reason and why:

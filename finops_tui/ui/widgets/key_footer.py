@@ -98,5 +98,5 @@ class KeyFooter(Footer):
             return
         self._width = width
         self.compact = width < COMPACT_BELOW
-        if self._bindings_ready:
-            self.call_after_refresh(self.recompose)
+        if self._bindings_ready:  # only when the keys that fit changed: the first size is usually the one composed for
+            self.call_after_refresh(self._recompose_if_changed)
