@@ -46,12 +46,17 @@ def export_focus(source_cache: Path, csv_path: Path, parquet_path: Path) -> int:
     """Write the cache's charges as FOCUS 1.2 files (Tags as JSON, ISO UTC timestamps); return the row count."""
     con = duckdb.connect(str(source_cache), read_only=True)
     try:
+        # A row's tags: its tag set's (schema 8, store.tag_sets), else the MAP on the row (the demo's, older caches).
+        has_tag_sets = bool(con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tag_sets'").fetchone()[0])  # type: ignore[index]
+        tags = 'coalesce(ts.Tags, charges."Tags")' if has_tag_sets else '"Tags"'
+        source = "charges LEFT JOIN tag_sets ts ON ts.x_TagSet = charges.x_TagSet" if has_tag_sets else "charges"
         csv_items, parquet_items = [], []
         for name, kind in CHARGE_COLUMNS:
             if name in ("x_ChargeDate", "source_id"):
                 continue
             if name == "Tags":
-                item = 'CAST(to_json("Tags") AS VARCHAR) AS "Tags"'
+                item = f'CAST(to_json({tags}) AS VARCHAR) AS "Tags"'
                 csv_items.append(item)
                 parquet_items.append(item)
             elif kind == "TIMESTAMP":
@@ -62,8 +67,8 @@ def export_focus(source_cache: Path, csv_path: Path, parquet_path: Path) -> int:
                 csv_items.append(f'"{name}"')
                 parquet_items.append(f'"{name}"')
         extra = [f'{sql} AS "{name}"' for name, sql in _EXTRA_FOCUS_12.items()]
-        csv_select = f"SELECT {', '.join(csv_items + extra)} FROM charges"
-        parquet_select = f"SELECT {', '.join(parquet_items + extra)} FROM charges"
+        csv_select = f"SELECT {', '.join(csv_items + extra)} FROM {source}"
+        parquet_select = f"SELECT {', '.join(parquet_items + extra)} FROM {source}"
         con.execute(f"COPY ({csv_select}) TO '{csv_path}' (HEADER, DELIMITER ',')")
         con.execute(f"COPY ({parquet_select}) TO '{parquet_path}' (FORMAT parquet)")
         row = con.execute("SELECT count(*) FROM charges").fetchone()

@@ -202,9 +202,12 @@ def _raw_hub_load(scratch: Path, months: int) -> tuple[float, float]:
     folder = scratch / "raw-hub"
     folder.mkdir()
     with duckdb.connect(str(scratch / "hub.duckdb"), read_only=True) as con:
-        wire = ", ".join("to_json(Tags)::VARCHAR" if column == "Tags" else column for column, _, _ in GRAIN)
+        # The tags as the wire sends them, read through the rows' tag sets (store.tag_sets).
+        wire = ", ".join("to_json(coalesce(ts.Tags, c.Tags))::VARCHAR" if column == "Tags" else f"c.{column}"
+                         for column, _, _ in GRAIN)
         for month in _months(months):
-            con.execute(f"COPY (SELECT {wire} FROM charges WHERE date_trunc('month', x_ChargeDate) = DATE '{month}') "
+            con.execute(f"COPY (SELECT {wire} FROM charges c LEFT JOIN tag_sets ts ON ts.x_TagSet = c.x_TagSet "
+                        f"WHERE date_trunc('month', c.x_ChargeDate) = DATE '{month}') "
                         f"TO '{folder / f'{month:%Y-%m}.csv.gz'}' (HEADER false, COMPRESSION gzip)")
     fields = ", ".join(f"'{column}': '{_wire_type(column, kind)}'" for column, _, kind in GRAIN)
     cpu_before = _process_cpu()

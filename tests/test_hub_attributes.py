@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from finops_tui.store.cache import open_cache
+from finops_tui.store.tag_sets import join_sql, row_tags_sql
 from finops_tui.sync.hub import ATTRIBUTES, GRAIN, window_query
 from tests.fake_kusto import FakeKusto
 from tests.test_sync_hub import FEB, JAN, MAR, cached, pull, served
@@ -54,8 +55,10 @@ def served_rows(fake: FakeKusto, start: dt.date, end: dt.date) -> list[tuple[Any
 
 def cached_rows(cache_path: Path, start: dt.date, end: dt.date) -> list[tuple[Any, ...]]:
     with open_cache(cache_path) as cache, cache.cursor() as cur:
-        found = cur.execute(f"SELECT {', '.join(CHECKED)} FROM charges WHERE x_ChargeDate >= ? AND x_ChargeDate < ?",
-                            [start, end]).fetchall()
+        # A row's tags read through its tag set (store.tag_sets).
+        columns = ", ".join(row_tags_sql() if column == "Tags" else f"c.{column}" for column in CHECKED)
+        found = cur.execute(f"SELECT {columns} FROM charges c {join_sql()} "
+                            "WHERE c.x_ChargeDate >= ? AND c.x_ChargeDate < ?", [start, end]).fetchall()
     rows = []
     for row in found:
         values = list(row)

@@ -9,6 +9,7 @@ import shutil
 from decimal import Decimal
 from pathlib import Path
 
+from finops_tui.store.tag_sets import join_sql, row_tags_sql
 from tests.import_helpers import (
     CENT,
     EA_ACTUAL,
@@ -121,7 +122,8 @@ def test_mapping_follows_microsofts_focus_conversion(tmp_path, capsys):
     ]
     regions = dict(query(cache, "SELECT DISTINCT RegionId, RegionName FROM charges WHERE RegionId IS NOT NULL"))
     assert regions["eastus"] == "East US" and regions["uksouth"] == "UK South"
-    tags = query(cache, "SELECT Tags FROM charges WHERE ResourceName = 'dbstoragewp6hglwvvrad2' LIMIT 1")[0][0]
+    tags = query(cache, f"SELECT {row_tags_sql()} FROM charges c {join_sql()} "
+                        "WHERE c.ResourceName = 'dbstoragewp6hglwvvrad2' LIMIT 1")[0][0]
     assert tags["application"] == "databricks" and tags["CostCenter"] == "1234"
 
 

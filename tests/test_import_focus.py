@@ -11,6 +11,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 import pytest
 
+from finops_tui.store.tag_sets import join_sql, row_tags_sql
 from tests.import_helpers import (
     EA_ACTUAL,
     FOCUS_SAMPLE,
@@ -96,7 +97,8 @@ def test_null_literals_become_nulls_and_tags_become_maps(tmp_path, capsys):
     assert query(cache, literal) == [(0,)]
     assert query(cache, "SELECT count(*) FROM charges WHERE ResourceName IS NULL")[0][0] > 900
     raw = read_rows(FOCUS_SAMPLE)[1]  # a row with tags
-    tags = query(cache, "SELECT Tags FROM charges WHERE ResourceId = lower(?) LIMIT 1", [raw["ResourceId"]])
+    tags = query(cache, f"SELECT {row_tags_sql()} FROM charges c {join_sql()} WHERE c.ResourceId = lower(?) LIMIT 1",
+                 [raw["ResourceId"]])
     assert tags[0][0]["application"] == "BrightLensMatrix"
 
 

@@ -14,6 +14,7 @@ from finops_tui.ingest.files import inspect
 from finops_tui.ingest.importer import import_paths
 from finops_tui.store import open_cache
 from finops_tui.store.sources import OWNING_RESOURCE_SQL, PROVIDER_SPLIT_SQL
+from finops_tui.store.tag_sets import join_sql, row_tags_sql
 from tests.allocation_data import Charge, load, rid
 from tests.import_helpers import query, write_focus_variant
 from tests.splits_data import imported_splits
@@ -25,14 +26,14 @@ REFERENCE_RESOURCES = f"""
         SELECT {OWNING_RESOURCE_SQL} AS ResourceId,
                CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.AllocatedResourceName ELSE c.ResourceName END AS ResourceName,
                CASE WHEN {PROVIDER_SPLIT_SQL} THEN NULL ELSE c.ResourceType END AS ResourceType,
-               CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.AllocatedTags ELSE c.Tags END AS Tags,
+               CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.AllocatedTags ELSE {row_tags_sql()} END AS Tags,
                c.x_ResourceGroupName, c.SubAccountId, c.SubAccountName, c.RegionId, c.ServiceName, c.ProviderName,
                c.ChargePeriodStart, c.x_ChargeDate
-        FROM charges c WHERE {OWNING_RESOURCE_SQL} IS NOT NULL
+        FROM charges c {join_sql()} WHERE {OWNING_RESOURCE_SQL} IS NOT NULL
         UNION ALL
-        SELECT c.ResourceId, c.ResourceName, c.ResourceType, c.Tags, c.x_ResourceGroupName, c.SubAccountId,
+        SELECT c.ResourceId, c.ResourceName, c.ResourceType, {row_tags_sql()}, c.x_ResourceGroupName, c.SubAccountId,
                c.SubAccountName, c.RegionId, c.ServiceName, c.ProviderName, c.ChargePeriodStart, c.x_ChargeDate
-        FROM charges c WHERE {PROVIDER_SPLIT_SQL} AND c.ResourceId IS NOT NULL
+        FROM charges c {join_sql()} WHERE {PROVIDER_SPLIT_SQL} AND c.ResourceId IS NOT NULL
     )
     SELECT ResourceId,
            arg_max(ResourceName, ChargePeriodStart) FILTER (WHERE ResourceName IS NOT NULL),

@@ -27,6 +27,7 @@ from finops_tui.report.resource import resource_detail
 from finops_tui.report.tree import allocation_tree, children
 from finops_tui.store import open_cache
 from finops_tui.store.sources import PROVIDER_SPLIT_SQL, Window, begin_window, finish_window
+from finops_tui.store.tag_sets import join_sql, row_tags_sql
 from tests.allocation_data import fresh_copy
 from tests.import_helpers import checksum, query, read_rows, run_import, write_csv
 from tests.splits_data import CLUSTER, HOST, NIGHTLY_ETL, SEARCH_API, SPLITS, SUB, imported_splits
@@ -178,8 +179,9 @@ def test_the_host_owner_loses_exactly_the_split_cost(tmp_path, template):
     with open_cache(unsplit) as cache:
         import_paths(cache, TagPolicy(), [_without_splits(tmp_path / "unsplit.csv")])
     before, after = _tree(unsplit, ["tag:team"]), _tree(template, ["tag:team"])
-    split_from = dict(_sql(template, """
-        SELECT Tags['team'], sum(EffectiveCost) FROM charges WHERE AllocatedResourceId IS NOT NULL GROUP BY 1
+    split_from = dict(_sql(template, f"""
+        SELECT {row_tags_sql()}['team'], sum(c.EffectiveCost) FROM charges c {join_sql()}
+        WHERE c.AllocatedResourceId IS NOT NULL GROUP BY 1
     """))
     assert split_from == {"platform": D("80.00"), "dba": D("7.00")}
     assert before["platform"] - after["platform"] == split_from["platform"]

@@ -194,7 +194,7 @@ def test_a_cache_without_rollups_gets_them_on_upgrade(split: Path, tmp_path: Pat
     con = duckdb.connect(str(path))
     for table in ROLLUP_TABLES:
         con.execute(f"DROP TABLE {table}")
-    con.execute("DELETE FROM schema_version WHERE version = 7")
+    con.execute("DELETE FROM schema_version WHERE version >= 7")
     con.close()
     with open_cache(path, read_only=True) as cache, cache.cursor() as cur:  # reading it migrates it first
         assert_rollups_equal_charges(cur)

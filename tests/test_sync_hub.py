@@ -15,6 +15,7 @@ from finops_tui.allocation.effective import TagPolicy
 from finops_tui.cli import main
 from finops_tui.errors import UserError
 from finops_tui.store.cache import open_cache
+from finops_tui.store.tag_sets import join_sql, row_tags_sql
 from finops_tui.sync.hub import HubOptions, parse_hub, sync_hub, window_query
 from tests.fake_arm import FakeArm, FakeCredential, install_fake_az
 from tests.fake_kusto import OTHER_SUBSCRIPTION, SUBSCRIPTION, FakeKusto
@@ -69,7 +70,8 @@ def test_sync_hub_fills_an_empty_cache_through_the_az_login(
                            ).fetchone() == (0,)
         # Resource ids lower-cased and tags as a map, as the explorer reads them.
         assert cur.execute("SELECT count(*) FROM charges WHERE ResourceId <> lower(ResourceId)").fetchone() == (0,)
-        assert cur.execute("SELECT Tags['team'] FROM charges LIMIT 1").fetchone()[0].startswith("team-")
+        assert cur.execute(f"SELECT {row_tags_sql()}['team'] FROM charges c {join_sql()} LIMIT 1"
+                           ).fetchone()[0].startswith("team-")
         assert cur.execute("SELECT count(*) FROM resource_tags WHERE tag_key = 'team'").fetchone()[0] > 0
 
 
@@ -100,7 +102,8 @@ def test_text_with_quotes_commas_and_line_breaks_arrives_as_it_was(hub: FakeKust
     served_names = sorted(r["ResourceName"] for r in hub.month_rows(MAR, dt.date(2025, 4, 1)))
     with open_cache(tmp_path / "c.duckdb") as cache, cache.cursor() as cur:
         names = [n for (n,) in cur.execute("SELECT ResourceName FROM charges ORDER BY 1").fetchall()]
-        tags = cur.execute("SELECT Tags['cost-center'], Tags['note'] FROM charges LIMIT 1").fetchone()
+        tags = cur.execute(f"SELECT {row_tags_sql()}['cost-center'], {row_tags_sql()}['note'] FROM charges c "
+                           f"{join_sql()} LIMIT 1").fetchone()
     assert names == served_names and '"big"\nline' in names[0]
     assert tags == ("4711", 'a "quoted", text')
     assert cached(tmp_path / "c.duckdb") == served(hub, [MAR])

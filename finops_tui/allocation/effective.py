@@ -19,6 +19,8 @@ from finops_tui.allocation.shared import (
 from finops_tui.config import Config
 from finops_tui.store import Cache, summaries
 from finops_tui.store.sources import PROVIDER_SPLIT_SQL, assign_resource_keys
+from finops_tui.store.tag_sets import has_tags_sql, row_tags_sql
+from finops_tui.store.tag_sets import join_sql as tag_sets_join_sql
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,11 @@ _ATTRIBUTES = (
     ("ResourceType", f"CASE WHEN {PROVIDER_SPLIT_SQL} THEN NULL ELSE c.ResourceType END", "c.ResourceType"),
     *((name, f"c.{name}", f"c.{name}") for name in (
         "x_ResourceGroupName", "SubAccountId", "SubAccountName", "RegionId", "ServiceName", "ProviderName")),
-    ("Tags", f"CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.AllocatedTags ELSE c.Tags END", "c.Tags"),
+    ("Tags", f"CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.AllocatedTags ELSE {row_tags_sql()} END", row_tags_sql()),
 )
+# Whether a row holds each attribute, as _ATTRIBUTES' SQL IS NOT NULL, without the tag sets joined.
+_HELD = {"Tags": (f"CASE WHEN {PROVIDER_SPLIT_SQL} THEN c.AllocatedTags IS NOT NULL ELSE {has_tags_sql()} END",
+                  has_tags_sql())}
 
 
 def refresh_resources(cur: duckdb.DuckDBPyConnection) -> None:
@@ -127,7 +132,11 @@ def _described_rows(keys: str = "IS NOT NULL", *, flags: bool = False) -> str:
     (has_0, has_1, ...: reading every attribute, so only for a few resources)."""
 
     def held(side: int) -> str:
-        return "".join(f", ({sql[side]}) IS NOT NULL AS has_{i}" for i, sql in enumerate(_ATTRIBUTES)) if flags else ""
+        if not flags:
+            return ""
+        tests = [_HELD.get(name, (f"({owner}) IS NOT NULL", f"({host}) IS NOT NULL"))[side - 1]
+                 for name, owner, host in _ATTRIBUTES]
+        return "".join(f", {test} AS has_{i}" for i, test in enumerate(tests))
 
     return f"""
         SELECT c.x_ResourceKey AS resource_key, c.rowid * 2 AS pick, c.ChargePeriodStart, c.x_ChargeDate{held(1)}
@@ -145,7 +154,7 @@ def _picked_rows(row_ids_sql: str) -> str:
     values = ", ".join(f"CASE WHEN h.host THEN {host} ELSE {owner} END AS {name}" for name, owner, host in _ATTRIBUTES)
     return f"""
         SELECT c.rowid * 2 + CAST(h.host AS INTEGER) AS pick, {values}
-        FROM charges c, (VALUES (false), (true)) AS h(host)
+        FROM charges c {tag_sets_join_sql()}, (VALUES (false), (true)) AS h(host)
         WHERE c.rowid IN ({row_ids_sql})
     """
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from finops_tui.commands.report import open_existing_cache
 from finops_tui.config import Config
 from finops_tui.store import summaries
+from finops_tui.store.tag_sets import missing_tag_sets
 from finops_tui.textsafe import printable
 
 
@@ -21,7 +22,7 @@ def run_doctor(args: argparse.Namespace, cache_path: Path, config: Config) -> in
         print(f"summaries rebuilt: {held:,} summary rows over {rows:,} charge rows (tag key {config.team_key.lower()})")
         return 0
     with open_existing_cache(cache_path) as cache, cache.cursor() as cur:
-        problems = summaries.differences(cur, limit=args.limit)
+        problems = summaries.differences(cur, limit=args.limit) + missing_tag_sets(cur, limit=args.limit)
     for line in problems:
         print(printable(line))
     if problems:

@@ -50,7 +50,6 @@ from finops_tui.ingest.mapping import (
     parse_money,
     parse_number,
     parse_timestamp,
-    tags_sql,
 )
 
 # Logical column -> the spellings seen in EA, MCA and older exports (matched case-insensitively).
@@ -126,10 +125,9 @@ def _parse_date(expr: str, source_type: str) -> tuple[str, bool]:
     return f"CAST(CAST(coalesce(try_strptime({expr}, '%m/%d/%Y'), {iso}) AS DATE) AS TIMESTAMP)", True
 
 
-def _parse_tags(expr: str, source_type: str) -> tuple[str, bool]:
-    """Tags without the outer braces (`"a": "b","c": "d"`), or with them."""
-    braced = f"CASE WHEN starts_with(ltrim({expr}), '{{') THEN {expr} ELSE '{{' || {expr} || '}}' END"
-    return tags_sql(braced), True
+def _braced_tags(expr: str) -> str:
+    """Tags without the outer braces (`"a": "b","c": "d"`), or with them, as a JSON object."""
+    return f"CASE WHEN starts_with(ltrim({expr}), '{{') THEN {expr} ELSE '{{' || {expr} || '}}' END"
 
 
 def _resource_type_sql(resource_id: str) -> str:
@@ -159,14 +157,7 @@ def build_mapping(source: SourceFile, metric: str | None) -> Mapping:
         b.parsed(name, col[name], parse_money, _MONEY_EXPECTED)
     for name in ("charge_type", "pricing_model", "frequency"):
         b.value(name, f"lower(trim({ref[name]}))")
-    b.parsed(
-        "Tags",
-        col["tags"],
-        _parse_tags,
-        'tags as JSON ("key": "value", ...)',
-        warn_only=True,
-        by_distinct_value=source.columnar,
-    )
+    b.tag_set(col["tags"], 'tags as JSON ("key": "value", ...)', json_text=_braced_tags)
 
     service = "coalesce(sp.ServiceName, st.ServiceName)"
     b.value("ServiceName", f"coalesce({service}, {ref['meter_category']})")

@@ -204,7 +204,7 @@ def build_mapping(source: SourceFile) -> Mapping:
         b.value("x_ResourceGroupName", "NULL")
 
     tags = col("Tags")
-    b.parsed("Tags", tags, parse_tags, "a JSON object of tags", warn_only=True, by_distinct_value=source.columnar)
+    b.tag_set(tags, "a JSON object of tags")
 
     # Provider splits (FOCUS 1.3): the consumer's id is checked and lower-cased like ResourceId, its tags
     # parsed like Tags. A file without the columns has no split rows.

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from finops_tui.store.schema import ALLOCATION_COLUMNS, CHARGE_COLUMNS, MONEY_TYPE
+from finops_tui.store.tag_sets import TAG_SET_COLUMN, tags_from_json
 
 # Every spelling of the literal NULL that some exporters write instead of an empty field.
 NULL_SPELLINGS: tuple[str, ...] = tuple(
@@ -22,8 +23,8 @@ DATE_RANGE_TEXT = "in the years 2000 to 2100"
 
 # Columns filled by the loader itself rather than by a mapping; finish_window stamps x_ResourceKey.
 LOADER_COLUMNS = ("x_ChargeDate", "source_id")
-MAPPED_COLUMNS: tuple[str, ...] = tuple(
-    name for name, _ in CHARGE_COLUMNS if name not in (*LOADER_COLUMNS, "x_ResourceKey")
+MAPPED_COLUMNS: tuple[str, ...] = (
+    *(name for name, _ in CHARGE_COLUMNS if name not in (*LOADER_COLUMNS, "x_ResourceKey")), TAG_SET_COLUMN
 )
 # What a mapping that does not read FOCUS 1.3's columns (FOCUS 1.0-1.2, Azure cost details) puts in them:
 # the provider names from their predecessors, and no provider split.
@@ -88,6 +89,14 @@ class Mapping:
     row_checks: list[RowCheck] = field(default_factory=list)
     row_warnings: list[RowCheck] = field(default_factory=list)
     value_checks: list[ValueCheck] = field(default_factory=list)
+    # Tags text that does not parse: a warning the INSERT does not test row by row (the loader tests the window's
+    # distinct tag sets after it, see importer._note_unparsed_tags); listing the rows reads the file with it.
+    tags_check: RowCheck | None = None
+
+    @property
+    def warnings(self) -> list[RowCheck]:
+        """Every check that keeps a row with a note."""
+        return [*self.row_warnings, *([self.tags_check] if self.tags_check else [])]
 
     def inner_select(self, source_sql: str, *, source_alias: str = "src", extra: str = "") -> str:
         """SELECT of the typed and raw aliases over `source_sql` (with its lookups joined)."""
@@ -105,6 +114,8 @@ class Mapping:
     def column_sql(self, name: str) -> str:
         """The SQL of one `charges` column over the inner aliases; a FOCUS 1.3 column the mapping does not read
         takes its predecessor's value (provider names) or none (no provider split)."""
+        if name == TAG_SET_COLUMN and name not in self.outer:
+            return "NULL"
         if name in self.outer or name in self.inner or name not in _ALLOCATION_NAMES:
             return self.outer.get(name, quote_ident(name))
         predecessor = _PREDECESSORS.get(name)
@@ -148,6 +159,7 @@ class MappingBuilder:
         self.row_checks: list[RowCheck] = []
         self.row_warnings: list[RowCheck] = []
         self.value_checks: list[ValueCheck] = []
+        self.tags_check: RowCheck | None = None
 
     def ref(self, field_name: str | None) -> str:
         """A source column as it is, but for the NULL texts a non-CSV file may hold (see parse_ref)."""
@@ -212,6 +224,23 @@ class MappingBuilder:
         if required:
             self.require(alias, field_name)
 
+    def tag_set(self, field_name: str | None, expected: str, *, json_text: Callable[[str], str] = str) -> None:
+        """Provider tags. A text column, `json_text` of it a JSON object, becomes the row's tag set as it is
+        (store.tag_sets: the loader parses each distinct text once, registers its MAP and keeps the rows of a
+        text that does not parse without tags, with a note). A MAP column (Parquet) is the row's Tags as it is."""
+        if field_name is None:
+            self.inner["Tags"] = "NULL"
+            return
+        source_type = self.source.types.get(field_name, "VARCHAR").upper()
+        if source_type.startswith("MAP"):
+            self.inner["Tags"] = f"CAST({self.source.parse_ref(field_name)} AS MAP(VARCHAR, VARCHAR))"
+            return
+        raw = quote_ident(self.raw(field_name))
+        self.outer["Tags"] = "NULL"
+        self.outer[TAG_SET_COLUMN] = json_text(raw)
+        failed = f"({raw} IS NOT NULL AND {tags_from_json(json_text(raw))} IS NULL)"
+        self.tags_check = RowCheck(field_name, expected, failed, raw)
+
     def require(self, alias: str, field_name: str) -> None:
         self.row_checks.append(
             RowCheck(field_name, "a value (the column is required)", f"({quote_ident(alias)} IS NULL)", "NULL")
@@ -234,6 +263,7 @@ class MappingBuilder:
             row_checks=self.row_checks,
             row_warnings=self.row_warnings,
             value_checks=self.value_checks,
+            tags_check=self.tags_check,
         )
 
 
@@ -303,20 +333,4 @@ def parse_timestamp(expr: str, source_type: str) -> tuple[str, bool]:
 def parse_tags(expr: str, source_type: str) -> tuple[str, bool]:
     if source_type.startswith("MAP"):
         return f"CAST({expr} AS MAP(VARCHAR, VARCHAR))", False
-    return tags_sql(expr), True
-
-
-def tags_sql(json_text: str) -> str:
-    """A JSON object (text) to MAP(VARCHAR, VARCHAR); NULL when it is not one.
-
-    The fast path is a plain cast; objects with a repeated key fail it, so they take the slow path,
-    which keeps the first value of each key.
-    """
-    as_json = f"TRY_CAST({json_text} AS JSON)"
-    return (
-        f"CASE WHEN {json_text} IS NULL THEN NULL ELSE coalesce("
-        f"TRY_CAST({as_json} AS MAP(VARCHAR, VARCHAR)), "
-        f"CASE WHEN json_type({as_json}) = 'OBJECT' THEN map_from_entries(list_transform("
-        f"list_distinct(json_keys({as_json})), lambda k: {{'key': k, 'value': json_extract_string({as_json}, "
-        f"'$.\"' || replace(k, '\"', '\\\"') || '\"')}})) END) END"
-    )
+    return tags_from_json(expr), True

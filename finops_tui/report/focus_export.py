@@ -15,6 +15,8 @@ import duckdb
 
 from finops_tui.basis.periods import Period
 from finops_tui.store.schema import MONEY_TYPE
+from finops_tui.store.tag_sets import join_sql as tag_sets_join_sql
+from finops_tui.store.tag_sets import row_tags_sql
 
 FocusVersion = Literal["1.2", "1.3"]
 FileFormat = Literal["parquet", "csv"]
@@ -98,7 +100,7 @@ _EXTENSIONS: list[tuple[str, str]] = [
     ("x_ResourceGroupName", "c.x_ResourceGroupName"),
     ("x_SkuMeterCategory", "c.x_SkuMeterCategory"),
     ("x_SkuMeterName", "c.x_SkuMeterName"),
-    ("x_ProviderTags", "to_json(c.Tags)::VARCHAR"),  # the tags as the provider sent them
+    ("x_ProviderTags", f"to_json({row_tags_sql('c', 'ts')})::VARCHAR"),  # the tags as the provider sent them
     ("x_CostDataset", _DATASET_BY_METRIC),
     ("x_SourceKind", "s.kind"),
 ]
@@ -332,9 +334,10 @@ def focus_query(
         where.append(f"NOT coalesce(({split.replaces}), false)")
         params.update(split.params)
     select = ",\n       ".join(f'{_typed(name, sql, file_format)} AS "{name}"' for name, sql in _select_list(version))
-    joins = """
+    joins = f"""
     LEFT JOIN et ON et.resource_key = c.x_ResourceKey
-    LEFT JOIN sources s ON s.source_id = c.source_id"""
+    LEFT JOIN sources s ON s.source_id = c.source_id
+    {tag_sets_join_sql('c', 'ts')}"""
     body = f"SELECT {select}\n    FROM charges c{joins}\n    WHERE {' AND '.join(where)}"
     if shared:
         days, rows = "TRUE", "TRUE"

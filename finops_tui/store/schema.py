@@ -354,6 +354,14 @@ def _v7_rollups(con: duckdb.DuckDBPyConnection) -> None:
         summaries.fill_rollups(con)
 
 
+def _v8_tag_sets(con: duckdb.DuckDBPyConnection) -> None:
+    """(Import speed) provider tags as tag sets: `charges.x_TagSet` names a row's tags by their JSON text, and
+    `tag_sets` holds each text's MAP once (store.tag_sets). Rows already cached keep their Tags MAP (a read takes
+    the tag set, else the MAP), so the migration adds a column and a table and rewrites no row."""
+    con.execute('ALTER TABLE charges ADD COLUMN IF NOT EXISTS "x_TagSet" VARCHAR')
+    con.execute("CREATE TABLE IF NOT EXISTS tag_sets (x_TagSet VARCHAR PRIMARY KEY, Tags MAP(VARCHAR, VARCHAR))")
+
+
 # MIGRATIONS[n] upgrades a cache at version n to n + 1; version 0 is an empty file.
 MIGRATIONS: dict[int, Migration] = {
     0: _create_v1,
@@ -363,5 +371,6 @@ MIGRATIONS: dict[int, Migration] = {
     4: _v5_storage_sources,
     5: _v6_summaries,
     6: _v7_rollups,
+    7: _v8_tag_sets,
 }
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -47,6 +47,7 @@ from finops_tui.store import summaries
 from finops_tui.store.cache import Cache
 from finops_tui.store.schema import CHARGE_COLUMNS
 from finops_tui.store.sources import Window, begin_window, finish_window
+from finops_tui.store.tag_sets import TAG_SET_COLUMN, add_tag_sets
 from finops_tui.sync.engine import SyncProgress, SyncResult, WindowFailure
 from finops_tui.sync.spool import remove_stale_spools, spool_folder
 from finops_tui.sync.windows import MonthWindow, Scope, plan_windows, record_done, record_failed
@@ -676,6 +677,7 @@ def _load(cur: duckdb.DuckDBPyConnection, loaded: list[tuple[_Spooled, int]]) ->
             text = text.replace(path, "the spooled chunks")
         raise _Rejected({loaded[0][0]: f"unreadable hub rows ({text}); the month is not written"}) from None
     by_id = {source_id: spooled for spooled, source_id in loaded}
+    add_tag_sets(cur, f"source_id IN ({', '.join(str(source_id) for source_id in by_id)})")
     # The text tests run on each month's distinct ids and currencies, not on every row: a tenth of the CPU.
     checked = cur.execute(
         f"""
@@ -716,7 +718,9 @@ def _load(cur: duckdb.DuckDBPyConnection, loaded: list[tuple[_Spooled, int]]) ->
 
 
 def _target_columns() -> list[str]:
-    return [f'"{column}"' for column, _, _ in GRAIN] + ['"ChargePeriodStart"', '"ChargePeriodEnd"', '"source_id"']
+    """The `charges` columns of the batch insert, in GRAIN's order: a variant's Tags go to its tag set."""
+    return ([f'"{TAG_SET_COLUMN if column == "Tags" else column}"' for column, _, _ in GRAIN]
+            + ['"ChargePeriodStart"', '"ChargePeriodEnd"', '"source_id"'])
 
 
 def _wire_type(column: str, kind: str) -> str:
@@ -737,9 +741,11 @@ def _attribute_sql(column: str) -> str:
     if column == "ResourceId":
         return "lower(ResourceId) AS ResourceId"
     if column == "Tags":
-        # A tag value that is not text (a number in the hub's dynamic bag) is kept as its JSON text.
-        return ("CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' "
-                "THEN CAST(json_transform(Tags, '\"MAP(VARCHAR, VARCHAR)\"') AS MAP(VARCHAR, VARCHAR)) END AS Tags")
+        # A tag value that is not text (a number in the hub's dynamic bag) is kept as its JSON text. The row keeps
+        # the tags as a tag set (store.tag_sets): the JSON text of their MAP, which parses back to that MAP.
+        return ("CASE WHEN json_valid(Tags) AND json_type(Tags) = 'OBJECT' THEN "
+                "to_json(CAST(json_transform(Tags, '\"MAP(VARCHAR, VARCHAR)\"') AS MAP(VARCHAR, VARCHAR)))::VARCHAR "
+                "END AS Tags")
     return column
 
 
