@@ -6,6 +6,7 @@ import duckdb
 
 from finops_tui.basis.periods import Period
 from finops_tui.errors import UsageError, UserError
+from finops_tui.store import summaries
 
 METRIC_COLUMNS = {"effective": "EffectiveCost", "billed": "BilledCost"}
 METRIC_TITLES = {"effective": "EffectiveCost (amortized)", "billed": "BilledCost (actual)"}
@@ -22,9 +23,13 @@ def currencies(cur: duckdb.DuckDBPyConnection, period: Period, metric: str = "ef
     """Billing currencies with cost in the period (or the previous one), largest first."""
     col = metric_column(metric)
     previous = period.previous()
+    # Every view's first query asks this: the smallest summary table holds each row's day and currency in a
+    # few thousand rows where `charges` holds millions. It ranks by the size of each day's team sums, which
+    # orders currencies as their rows do unless credits cancel a currency's charges within a day and team.
+    table = summaries.SMALLEST_TABLE if summaries.current(cur) is not None else "charges"
     rows = cur.execute(
         f"""
-        SELECT BillingCurrency FROM charges
+        SELECT BillingCurrency FROM {table}
         WHERE x_ChargeDate >= least($s, $ps) AND x_ChargeDate < greatest($e, $pe) AND BillingCurrency IS NOT NULL
         GROUP BY 1 ORDER BY sum(abs({col})) DESC NULLS LAST, 1
         """,

@@ -329,13 +329,13 @@ def allocation_tree(
     the same rule (the latest day's name), so a renamed subscription reads the same in both.
     """
     dims = labelled_for_cache(cur, resolve_hierarchy(hierarchy))
-    with summaries.pinned(cur):
-        source = source_for(cur, dims[: depth or len(dims)])
-    levels = [_aliased(d, f"lv{i}", source) for i, d in enumerate(dims[: depth or len(dims)])]
     if depth is not None and depth < 1:
         raise UsageError("--depth must be at least 1")
+    with summaries.pinned(cur):
+        source = source_for(cur, dims[: depth or len(dims)])
+        currency = resolve_currency(cur, period, metric, currency)
+    levels = [_aliased(d, f"lv{i}", source) for i, d in enumerate(dims[: depth or len(dims)])]
     previous = previous or period.previous()
-    currency = resolve_currency(cur, period, metric, currency)
     col = metric_column(metric)
     params = window_params(period, previous, currency)
     keys = ", ".join(f"{d.key_sql} AS k{i}" for i, d in enumerate(levels))
