@@ -341,11 +341,13 @@ def _load_unit(
     # The real window (scope, days) is known only once the rows are in: register a provisional one.
     provisional = Window(mapping.kind, f"pending-import:{uuid.uuid4()}", mapping.metric or "actual", _DAY0, _DAY0)
     ids = _Ids(begin_window(cur, provisional), next(placeholders), next(placeholders))
+    known_keys = cur.execute("SELECT 1 FROM resource_keys LIMIT 1").fetchone() is not None
     rejects: list[list[StructuralReject]] = []
     for index, part in enumerate(unit.parts):
         rejects_table = f"_finops_rejects_{-next(placeholders)}" if part.source.format == "csv" else None
         sql = part.mapping.insert_sql(
-            part.source.reader_sql(rejects_table=rejects_table), ok_id=ids.ok, warn_id=ids.noted, bad_id=ids.bad
+            part.source.reader_sql(rejects_table=rejects_table), ok_id=ids.ok, warn_id=ids.noted, bad_id=ids.bad,
+            known_keys=known_keys,
         )
         label = part.source.name
         if len(unit.parts) > 1:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from finops_tui.store.schema import ALLOCATION_COLUMNS, CHARGE_COLUMNS, MONEY_TYPE
+from finops_tui.store.sources import owning_resource_sql
 from finops_tui.store.tag_sets import TAG_SET_COLUMN, tags_from_json
 
 # Every spelling of the literal NULL that some exporters write instead of an empty field.
@@ -21,10 +22,11 @@ FIRST_DATE = "2000-01-01"
 END_DATE = "2101-01-01"  # exclusive: the years 2000 to 2100
 DATE_RANGE_TEXT = "in the years 2000 to 2100"
 
-# Columns filled by the loader itself rather than by a mapping; finish_window stamps x_ResourceKey.
-LOADER_COLUMNS = ("x_ChargeDate", "source_id")
+# Columns filled by the loader itself rather than by a mapping. x_ResourceKey comes from resource_keys in the INSERT
+# for the ids the cache knows already (see Mapping.insert_sql); finish_window stamps the others.
+LOADER_COLUMNS = ("x_ChargeDate", "source_id", "x_ResourceKey")
 MAPPED_COLUMNS: tuple[str, ...] = (
-    *(name for name, _ in CHARGE_COLUMNS if name not in (*LOADER_COLUMNS, "x_ResourceKey")), TAG_SET_COLUMN
+    *(name for name, _ in CHARGE_COLUMNS if name not in LOADER_COLUMNS), TAG_SET_COLUMN
 )
 # What a mapping that does not read FOCUS 1.3's columns (FOCUS 1.0-1.2, Azure cost details) puts in them:
 # the provider names from their predecessors, and no provider split.
@@ -128,20 +130,31 @@ class Mapping:
             sql = self.inner.get(name, sql)
         return sql != "NULL"
 
-    def insert_sql(self, source_sql: str, *, ok_id: int, warn_id: int, bad_id: int) -> str:
+    def insert_sql(self, source_sql: str, *, ok_id: int, warn_id: int, bad_id: int, known_keys: bool = False) -> str:
         """INSERT every source row: good rows under `ok_id` (the window's source_id), rows with a note
         under `warn_id` and bad rows under `bad_id` (negative placeholders, never committed: the loader
-        counts and reports those rows, then keeps or deletes them)."""
+        counts and reports those rows, then keeps or deletes them).
+
+        `known_keys` (the cache has resource keys): a row whose owning resource has one gets it here, not from the
+        UPDATE after (finish_window keys only the rest). Re-importing a million Parquet rows took 0.55 s less wall
+        time and 0.16-0.28 s less CPU so; into an empty cache the join would only cost (up to 0.1 s of CPU a
+        million rows)."""
         columns = ", ".join(quote_ident(c) for c in (*MAPPED_COLUMNS, *LOADER_COLUMNS))
         mapped = ", ".join(f"{self.column_sql(name)} AS {quote_ident(name)}" for name in MAPPED_COLUMNS)
         flag = (
             f"CASE WHEN {self.any_failed_sql(self.row_checks)} THEN {bad_id} "
             f"WHEN {self.any_failed_sql(self.row_warnings)} THEN {warn_id} ELSE {ok_id} END"
         )
+        rows = f"(SELECT {mapped}, {flag} AS _flag FROM ({self.inner_select(source_sql)}) AS typed) AS mapped"
+        if not known_keys:
+            return (
+                f"INSERT INTO charges ({columns}) "
+                f"SELECT * EXCLUDE (_flag), CAST(ChargePeriodStart AS DATE), _flag, NULL FROM {rows}"
+            )
         return (
             f"INSERT INTO charges ({columns}) "
-            f"SELECT * EXCLUDE (_flag), CAST(ChargePeriodStart AS DATE), _flag "
-            f"FROM (SELECT {mapped}, {flag} AS _flag FROM ({self.inner_select(source_sql)}) AS typed) AS mapped"
+            f"SELECT mapped.* EXCLUDE (_flag), CAST(mapped.ChargePeriodStart AS DATE), mapped._flag, k.resource_key "
+            f"FROM {rows} LEFT JOIN resource_keys k ON k.ResourceId = {owning_resource_sql('mapped')}"
         )
 
 
