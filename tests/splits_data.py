@@ -1,12 +1,18 @@
-"""The crafted FOCUS 1.3 file with provider splits (tests/fixtures/focus-1.3), its ids, and its cache."""
+"""The crafted FOCUS 1.3 file with provider splits (tests/fixtures/focus-1.3), its ids, and its cache; and a small
+demo whose rows the bench turns into provider splits."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+from bench.bench_splits import make_split_rows
 from finops_tui.allocation.effective import TagPolicy
+from finops_tui.ingest.demo import build_demo
 from finops_tui.ingest.importer import import_paths
 from finops_tui.store import open_cache
+
+SPLIT_DEMO_END = dt.date(2026, 11, 26)
 
 SPLITS = Path(__file__).parent / "fixtures" / "focus-1.3" / "splits.csv"
 SUB = "0a0a0a0a-1111-4111-8111-111111111111"
@@ -23,4 +29,13 @@ def imported_splits(folder: Path) -> Path:
     path = folder / "cache.duckdb"
     with open_cache(path) as cache:
         import_paths(cache, TagPolicy(), [SPLITS])
+    return path
+
+
+def split_demo(path: Path) -> Path:
+    """A two-month demo cache at `path` (ending SPLIT_DEMO_END) with a fifth of its resources' rows made provider
+    splits, as bench/bench_splits.py makes them at scale."""
+    build_demo(path, TagPolicy(), end=SPLIT_DEMO_END, months=2)
+    with open_cache(path) as cache, cache.write() as cur:
+        make_split_rows(cur)
     return path

@@ -14,22 +14,21 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from bench.bench_splits import make_split_rows
 from finops_tui import cli
 from finops_tui.allocation.effective import TagPolicy
 from finops_tui.allocation.journal import apply_tags, undo
 from finops_tui.allocation.rules import Rule
 from finops_tui.allocation.shared import Pool, apply_pools
 from finops_tui.basis.dimensions import dimension, labelled_for_cache
-from finops_tui.ingest.demo import build_demo
 from finops_tui.report import overview, tree
 from finops_tui.report.sources import source_for
 from finops_tui.store import open_cache, summaries
 from finops_tui.store.sources import Window, begin_window, finish_window
 from tests.allocation_data import fresh_copy
+from tests.splits_data import SPLIT_DEMO_END, split_demo
 from tests.summaries_check import check_cache, check_overview, check_tree, periods_of
 
-DEMO_END = dt.date(2026, 11, 26)
+DEMO_END = SPLIT_DEMO_END
 TODAY = DEMO_END + dt.timedelta(days=1)
 pytestmark = pytest.mark.today(TODAY)
 ROLLUP_TABLES = [r.table for r in summaries.ROLLUPS]
@@ -37,11 +36,7 @@ ROLLUP_TABLES = [r.table for r in summaries.ROLLUPS]
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("split") / "split.duckdb"
-    build_demo(path, TagPolicy(), end=DEMO_END, months=2)
-    with open_cache(path) as cache, cache.write() as cur:
-        make_split_rows(cur)
-    return path
+    return split_demo(tmp_path_factory.mktemp("split") / "split.duckdb")
 
 
 def assert_rollups_equal_charges(cur: duckdb.DuckDBPyConnection) -> None:

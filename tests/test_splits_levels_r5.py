@@ -17,19 +17,16 @@ from typing import Any
 import duckdb
 import pytest
 
-from bench.bench_splits import make_split_rows
-from finops_tui.allocation.effective import TagPolicy
 from finops_tui.basis.dimensions import Dimension, dimension
 from finops_tui.basis.metrics import currencies, metric_column
 from finops_tui.basis.periods import Period
-from finops_tui.ingest.demo import build_demo
 from finops_tui.report import tree
 from finops_tui.report.sources import source_for
 from finops_tui.store import open_cache
-from tests.splits_data import imported_splits
+from tests.splits_data import SPLIT_DEMO_END, imported_splits, split_demo
 from tests.summaries_check import periods_of
 
-DEMO_END = dt.date(2026, 11, 26)
+DEMO_END = SPLIT_DEMO_END
 TODAY = DEMO_END + dt.timedelta(days=1)
 pytestmark = pytest.mark.today(TODAY)
 HIERARCHIES = (
@@ -44,11 +41,7 @@ HIERARCHIES = (
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("split") / "split.duckdb"
-    build_demo(path, TagPolicy(), end=DEMO_END, months=2)
-    with open_cache(path) as cache, cache.write() as cur:
-        make_split_rows(cur)
-    return path
+    return split_demo(tmp_path_factory.mktemp("split") / "split.duckdb")
 
 
 @pytest.fixture(scope="module")
