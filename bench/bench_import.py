@@ -24,6 +24,7 @@ from finops_tui.allocation.effective import TagPolicy
 from finops_tui.ingest.importer import import_paths
 from finops_tui.store.cache import open_cache
 from finops_tui.store.schema import CHARGE_COLUMNS
+from finops_tui.store.tag_sets import join_sql, row_tags_sql
 
 # FOCUS 1.2 columns the importer does not keep still belong in a realistic export (they cost parse time).
 _EXTRA_FOCUS_12 = {
@@ -49,8 +50,8 @@ def export_focus(source_cache: Path, csv_path: Path, parquet_path: Path) -> int:
         # A row's tags: its tag set's (schema 8, store.tag_sets), else the MAP on the row (the demo's, older caches).
         has_tag_sets = bool(con.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'tag_sets'").fetchone()[0])  # type: ignore[index]
-        tags = 'coalesce(ts.Tags, charges."Tags")' if has_tag_sets else '"Tags"'
-        source = "charges LEFT JOIN tag_sets ts ON ts.x_TagSet = charges.x_TagSet" if has_tag_sets else "charges"
+        tags = row_tags_sql("charges") if has_tag_sets else '"Tags"'
+        source = f"charges {join_sql('charges')}" if has_tag_sets else "charges"
         csv_items, parquet_items = [], []
         for name, kind in CHARGE_COLUMNS:
             if name in ("x_ChargeDate", "source_id"):

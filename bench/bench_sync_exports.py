@@ -197,16 +197,17 @@ def _raw_hub_load(scratch: Path, months: int) -> tuple[float, float]:
     wire's 41 columns and types) into a bare table and commit: the floor the hub sync is compared with."""
     import duckdb
 
+    from finops_tui.store.tag_sets import join_sql, row_tags_sql
     from finops_tui.sync.hub import GRAIN, _wire_type
 
     folder = scratch / "raw-hub"
     folder.mkdir()
     with duckdb.connect(str(scratch / "hub.duckdb"), read_only=True) as con:
         # The tags as the wire sends them, read through the rows' tag sets (store.tag_sets).
-        wire = ", ".join("to_json(coalesce(ts.Tags, c.Tags))::VARCHAR" if column == "Tags" else f"c.{column}"
+        wire = ", ".join(f"to_json({row_tags_sql()})::VARCHAR" if column == "Tags" else f"c.{column}"
                          for column, _, _ in GRAIN)
         for month in _months(months):
-            con.execute(f"COPY (SELECT {wire} FROM charges c LEFT JOIN tag_sets ts ON ts.x_TagSet = c.x_TagSet "
+            con.execute(f"COPY (SELECT {wire} FROM charges c {join_sql()} "
                         f"WHERE date_trunc('month', c.x_ChargeDate) = DATE '{month}') "
                         f"TO '{folder / f'{month:%Y-%m}.csv.gz'}' (HEADER false, COMPRESSION gzip)")
     fields = ", ".join(f"'{column}': '{_wire_type(column, kind)}'" for column, _, kind in GRAIN)

@@ -430,10 +430,10 @@ def _load_unit(
     periods = [export_period] if export_period else survey.periods
     window = _window(unit, mapping, metric, stats, periods)
     claim_window(cur, ids.ok, window)
-    # refresh_derived rebuilds the summary after (derive), or settle sums the marked days
+    add_tag_sets(cur, f"source_id = {ids.ok}")  # the rows are final: bad ones gone, noted ones without tags
+    # refresh_derived rebuilds the summary after (derive), or settle sums the marked days.
     # The survey after the last move of rows lists the window's resource ids: keys are registered from that list
     # rather than from another pass over the rows.
-    add_tag_sets(cur, f"source_id = {ids.ok}")  # the rows are final: bad ones gone, noted ones without tags
     finish_window(cur, ids.ok, settle_summary=False, rebuild_follows=derive, resource_ids=resource_ids)
     totals = {
         currency: (billed if metric != "amortized" else None, effective if metric != "actual" else None)

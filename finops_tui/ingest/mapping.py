@@ -246,7 +246,7 @@ class MappingBuilder:
             return
         source_type = self.source.types.get(field_name, "VARCHAR").upper()
         if source_type.startswith("MAP"):
-            self.inner["Tags"] = f"CAST({self.source.parse_ref(field_name)} AS MAP(VARCHAR, VARCHAR))"
+            self.inner["Tags"], _ = parse_tags(self.source.parse_ref(field_name), source_type)
             return
         raw = quote_ident(self.raw(field_name))
         self.outer["Tags"] = "NULL"
