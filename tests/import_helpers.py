@@ -170,3 +170,14 @@ def write_csv(target: Path, header: list[str], rows: list[dict[str, str]]) -> Pa
 def header_of(path: Path) -> list[str]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         return next(csv.reader(handle))
+
+
+def parquet_with_one_more_row(file: Path, out: Path, replace: str) -> Path:
+    """`file` (Parquet) written to `out` with a copy of its first row whose columns `replace` changes (a DuckDB
+    `REPLACE` list, e.g. `'XYZ1' AS BillingCurrency`)."""
+    with duckdb.connect() as con:
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{file}') UNION ALL "
+            f"(SELECT * REPLACE ({replace}) FROM read_parquet('{file}') LIMIT 1)) TO '{out}' (FORMAT parquet)"
+        )
+    return out

@@ -13,7 +13,7 @@ from finops_tui.ingest import focus
 from finops_tui.ingest.files import inspect
 from finops_tui.ingest.importer import import_paths
 from finops_tui.store import open_cache, summaries
-from tests.import_helpers import query, write_focus_variant
+from tests.import_helpers import parquet_with_one_more_row, query, write_focus_variant
 from tests.test_import_speed_r4 import REFERENCE_KEY_IDS, UNKEYED_ROWS
 
 KEYS = "SELECT ResourceId, resource_key FROM resource_keys ORDER BY ResourceId"
@@ -84,15 +84,11 @@ def test_ids_named_only_by_skipped_rows_get_no_key(tmp_path: Path) -> None:
     """A resource whose only row is bad for another field (a date outside 2000-2100) gets no key, into a cache that
     knows other resources (the INSERT joins keys) as into an empty one; the others keep keys in id order."""
     file = write_focus_variant(tmp_path / "focus.parquet", "1.2", fmt="parquet")
-    bad = tmp_path / "bad.parquet"
-    con = duckdb.connect()
-    con.execute(
-        f"COPY (SELECT * FROM read_parquet('{file}') UNION ALL (SELECT * REPLACE ('/subscriptions/x/resourcegroups/"
-        f"rg/providers/microsoft.compute/virtualmachines/aaa-only-on-a-bad-row' AS ResourceId, "
-        f"'1899-01-01T00:00:00Z' AS ChargePeriodStart) FROM read_parquet('{file}') LIMIT 1)) TO '{bad}' "
-        "(FORMAT parquet)"
+    bad = parquet_with_one_more_row(
+        file, tmp_path / "bad.parquet",
+        "'/subscriptions/x/resourcegroups/rg/providers/microsoft.compute/virtualmachines/aaa-only-on-a-bad-row' "
+        "AS ResourceId, '1899-01-01T00:00:00Z' AS ChargePeriodStart",
     )
-    con.close()
     for name, first in (("empty", None), ("known", write_focus_variant(tmp_path / "other.csv", "1.3"))):
         cache = tmp_path / f"{name}.duckdb"
         if first is not None:

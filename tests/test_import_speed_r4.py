@@ -16,7 +16,7 @@ from finops_tui.store import open_cache
 from finops_tui.store.sources import OWNING_RESOURCE_SQL, PROVIDER_SPLIT_SQL
 from finops_tui.store.tag_sets import join_sql, row_tags_sql
 from tests.allocation_data import Charge, load, rid
-from tests.import_helpers import query, write_focus_variant
+from tests.import_helpers import parquet_with_one_more_row, query, write_focus_variant
 from tests.splits_data import imported_splits
 
 # What `resources` holds, as the aggregate over every charge row states it: each resource's latest non-null value
@@ -119,14 +119,11 @@ def test_an_imported_focus_file_has_the_reference_resources_and_keys(tmp_path: P
 def test_a_skipped_bad_rows_resource_gets_no_key(tmp_path: Path) -> None:
     """Ids seen only on rows an import drops (bad rows skipped) are not registered."""
     file = write_focus_variant(tmp_path / "focus.parquet", "1.2", fmt="parquet")
-    bad = tmp_path / "bad.parquet"
-    con = duckdb.connect()
-    con.execute(
-        f"COPY (SELECT * FROM read_parquet('{file}') UNION ALL (SELECT * REPLACE ('/subscriptions/x/resourcegroups/"
-        f"rg/providers/microsoft.compute/virtualmachines/only-on-a-bad-row' AS ResourceId, 'XYZ1' AS BillingCurrency)"
-        f" FROM read_parquet('{file}') LIMIT 1)) TO '{bad}' (FORMAT parquet)"
+    bad = parquet_with_one_more_row(
+        file, tmp_path / "bad.parquet",
+        "'/subscriptions/x/resourcegroups/rg/providers/microsoft.compute/virtualmachines/only-on-a-bad-row' "
+        "AS ResourceId, 'XYZ1' AS BillingCurrency",
     )
-    con.close()
     cache = tmp_path / "cache.duckdb"
     with open_cache(cache) as opened:
         import_paths(opened, TagPolicy(), [bad], skip_bad_rows=True)
