@@ -218,3 +218,21 @@ def test_one_read_model_call_reads_the_summary_state_once(split: Path, monkeypat
         assert len(reads) == 1
         with summaries.charges_only():  # the equality guard still reads charges inside a pinned call
             assert not source_for(cur).is_summary
+
+
+@pytest.mark.parametrize("row_group_rows", [100, 10_000_000])
+def test_a_rollup_is_filled_in_day_order_when_it_spans_row_groups(
+    split: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, row_group_rows: int
+) -> None:
+    """Sorted by day when the table may hold more than one row group (so a period's read skips the others); a table
+    within one row group has one day range whatever its order, so it is left unsorted. Either way, equal to charges."""
+    monkeypatch.setattr(summaries, "ROW_GROUP_ROWS", row_group_rows)
+    with open_cache(fresh_copy(split, tmp_path)) as cache:
+        with cache.write() as cur:
+            summaries.fill_rollups(cur)
+        with cache.cursor() as cur:
+            assert_rollups_equal_charges(cur)
+            for table in ROLLUP_TABLES:
+                days = [row[0] for row in cur.execute(f"SELECT x_ChargeDate FROM {table} ORDER BY rowid").fetchall()]
+                assert len(days) > 100
+                assert (days == sorted(days)) or row_group_rows > len(days), table
