@@ -114,3 +114,15 @@ def check_cache(cache: Cache, today: dt.date, *, periods: Sequence[str] = PERIOD
                 checked += check_overview(cur, period, metric)
                 checked += check_tree(cur, period, metric, depth=tree_depth)
     return checked
+
+
+def as_wide_summary_cache(con: duckdb.DuckDBPyConnection) -> None:
+    """Turn a cache back into its schema-8 shape: the summary and the no-team rollup as wide tables (what the
+    views show), without the star-shaped tables, version 9 unrecorded. Opening it again runs migration 9."""
+    for stored in (summaries.SUMMARY, *(r for r in summaries.ROLLUPS if r.facts)):
+        con.execute(f"CREATE TABLE _wide AS SELECT * FROM {stored.table}")
+        con.execute(f"DROP VIEW {stored.table}")
+        con.execute(f"ALTER TABLE _wide RENAME TO {stored.table}")
+        con.execute(f"DROP TABLE {stored.stored}")
+    con.execute(f"DROP TABLE {summaries.GROUPS_TABLE}")
+    con.execute("DELETE FROM schema_version WHERE version >= 9")

@@ -26,7 +26,14 @@ from finops_tui.store import open_cache, summaries
 from finops_tui.store.sources import Window, begin_window, finish_window, freshness
 from tests.allocation_data import Charge, fresh_copy, load
 from tests.report_helpers import build_small_cache
-from tests.summaries_check import assert_same, check_cache, check_overview, check_tree, periods_of
+from tests.summaries_check import (
+    as_wide_summary_cache,
+    assert_same,
+    check_cache,
+    check_overview,
+    check_tree,
+    periods_of,
+)
 from tests.ui_fixtures import build_ui_cache
 
 DEMO_END = dt.date(2026, 11, 26)
@@ -130,9 +137,36 @@ def test_a_failed_write_leaves_the_summary_as_it_was(tmp_path: Path) -> None:
             assert summaries.differences(cur) == []
 
 
+def test_a_wide_summary_becomes_star_shaped_on_upgrade_without_reading_charges(tmp_path: Path) -> None:
+    """Schema 8 -> 9: the summary's and the no-team rollup's rows move to the group-keyed tables, and the views under
+    their names show exactly the rows the wide tables held; later writes keep them true."""
+    path = build_small_cache(tmp_path / "s.duckdb")
+    con = duckdb.connect(str(path))
+    as_wide_summary_cache(con)
+    wide = {t: con.execute(f"SELECT * FROM {t} ORDER BY ALL").fetchall() for t in ("daily_summary", "summary_no_team")}
+    combinations = con.execute(f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(summaries._GROUP_KEYS)} "
+                               "FROM daily_summary)").fetchone()
+    con.execute("DELETE FROM charges WHERE x_ChargeDate = (SELECT max(x_ChargeDate) FROM charges)")  # stale
+    con.execute("UPDATE summary_state SET charges_rows = (SELECT count(*) FROM charges)")
+    con.close()
+    with open_cache(path) as cache:
+        with cache.cursor() as cur:
+            kinds = dict(cur.execute("SELECT table_name, table_type FROM information_schema.tables").fetchall())
+            assert kinds["daily_summary"] == kinds["summary_no_team"] == "VIEW"
+            for table, rows in wide.items():  # converted from the wide rows, not recomputed from charges
+                assert cur.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall() == rows
+            assert cur.execute(f"SELECT count(*) FROM {summaries.GROUPS_TABLE}").fetchone() == combinations
+            assert summaries.differences(cur) != []  # the rows deleted behind its back are still summed
+        with cache.write() as cur:
+            summaries.rebuild(cur)
+        with cache.cursor() as cur:
+            assert summaries.differences(cur) == []
+
+
 def test_an_older_cache_gets_its_summary_on_upgrade(tmp_path: Path) -> None:
     path = build_small_cache(tmp_path / "s.duckdb")
     con = duckdb.connect(str(path))
+    as_wide_summary_cache(con)
     for table in ("daily_summary", "summary_state", *(r.table for r in summaries.ROLLUPS)):
         con.execute(f"DROP TABLE {table}")
     con.execute("DELETE FROM schema_version WHERE version >= 6")
@@ -148,8 +182,8 @@ def test_doctor_says_summaries_match_and_lists_each_difference(tmp_path: Path,
     assert cli.main(["--cache", str(path), "doctor"]) == 0
     assert capsys.readouterr().out.strip() == "summaries match"
     with open_cache(path) as cache, cache.write() as cur:
-        cur.execute("UPDATE daily_summary SET EffectiveCost = EffectiveCost + 0.01 "
-                    "WHERE x_ChargeDate = (SELECT max(x_ChargeDate) FROM daily_summary)")
+        cur.execute(f"UPDATE {summaries.SUMMARY_FACTS} SET EffectiveCost = EffectiveCost + 0.01 "
+                    f"WHERE x_ChargeDate = (SELECT max(x_ChargeDate) FROM {summaries.SUMMARY_FACTS})")
     assert cli.main(["--cache", str(path), "doctor"]) == 1
     out = capsys.readouterr().out.strip().splitlines()
     assert out and all(line.startswith("daily_summary 2026-11-26 ") for line in out)

@@ -169,7 +169,7 @@ def test_an_edit_that_leaves_the_summarised_value_reads_no_charges(cache: Cache)
     policy = _with_pools(cache, POOL_SETS["tag-free"])
     recording = _edit(cache, policy, RESOURCES[:3], "cost-center", "cc-1")
     assert recording.reading("charges") == []
-    assert recording.writing("daily_summary") == [] and recording.writing("shared_splits") == []
+    assert recording.writing(summaries.SUMMARY_FACTS) == [] and recording.writing("shared_splits") == []
     assert_derived_equal_afresh(cache, POOL_SETS["tag-free"])
 
 
@@ -178,7 +178,7 @@ def test_setting_the_value_a_resource_already_has_moves_nothing(cache: Cache) ->
     with cache.cursor() as cur:
         before = cur.execute("SELECT * FROM daily_summary ORDER BY ALL").fetchall()
     recording = _edit(cache, policy, [RESOURCES[0]], "team", "payments")  # provider value made manual
-    assert recording.reading("charges") == [] and recording.writing("daily_summary") == []
+    assert recording.reading("charges") == [] and recording.writing(summaries.SUMMARY_FACTS) == []
     with cache.cursor() as cur:
         assert cur.execute("SELECT * FROM daily_summary ORDER BY ALL").fetchall() == before
 
@@ -189,7 +189,7 @@ def test_keys_a_pool_reads_re_split_it(cache: Cache, key: str) -> None:
     recording = _edit(cache, policy, RESOURCES[:2], key, "prod" if key == "env" else "o9")
     assert recording.writing("shared_splits")
     assert recording.reading("charges")  # the basis and a `to` other than the summary's key need the rows
-    assert recording.writing("daily_summary") == []  # the team value did not move
+    assert recording.writing(summaries.SUMMARY_FACTS) == []  # the team value did not move
     assert_derived_equal_afresh(cache, POOL_SETS["other keys"])
 
 

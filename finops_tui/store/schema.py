@@ -343,15 +343,15 @@ def _v6_summaries(con: duckdb.DuckDBPyConnection) -> None:
 
 def _v7_rollups(con: duckdb.DuckDBPyConnection) -> None:
     """(Provider splits' speed) the rollups: `daily_summary` summed by fewer columns (store.summaries.ROLLUPS).
-    A summary built at version 6 fills them from its own rows (no read of `charges`); an older cache builds both
-    from the charges now."""
+    A summary built at version 6 fills them from its own rows (no read of `charges`); a summary never built is
+    built from the charges at version 9."""
     from finops_tui.store import summaries
 
     summaries.create_rollups(con)
-    if summaries.stored_tag_key(con) is None:
-        summaries.rebuild(con)
-    else:
-        summaries.fill_rollups(con)
+    if summaries.stored_tag_key(con) is not None:
+        # The wide tables of this version, summed as they were then (the summary became star-shaped at 9).
+        for rollup in summaries.ROLLUPS:
+            con.execute(f"INSERT INTO {rollup.table} {summaries.rollup_sql(rollup, summaries.SUMMARY_TABLE)}")
 
 
 def _v8_tag_sets(con: duckdb.DuckDBPyConnection) -> None:
@@ -360,6 +360,17 @@ def _v8_tag_sets(con: duckdb.DuckDBPyConnection) -> None:
     the tag set, else the MAP), so the migration adds a column and a table and rewrites no row."""
     con.execute('ALTER TABLE charges ADD COLUMN IF NOT EXISTS "x_TagSet" VARCHAR')
     con.execute("CREATE TABLE IF NOT EXISTS tag_sets (x_TagSet VARCHAR PRIMARY KEY, Tags MAP(VARCHAR, VARCHAR))")
+
+
+def _v9_star_summary(con: duckdb.DuckDBPyConnection) -> None:
+    """(Import speed) the summary and the rollup without the team become star-shaped: their dimension columns kept
+    once per combination in `summary_groups`, their rows keyed by group id, read through views under the old
+    names (store.summaries). Converted from their own rows; a summary never built is built from the charges."""
+    from finops_tui.store import summaries
+
+    summaries.create_star(con)
+    if summaries.stored_tag_key(con) is None:
+        summaries.rebuild(con)
 
 
 # MIGRATIONS[n] upgrades a cache at version n to n + 1; version 0 is an empty file.
@@ -372,5 +383,6 @@ MIGRATIONS: dict[int, Migration] = {
     5: _v6_summaries,
     6: _v7_rollups,
     7: _v8_tag_sets,
+    8: _v9_star_summary,
 }
 SCHEMA_VERSION = len(MIGRATIONS)

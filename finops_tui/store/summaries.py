@@ -10,6 +10,13 @@ several times the groups of one without splits (a host's rows go to its workload
 need only a few of its columns. Each is maintained in the same steps, from the summary's rows, never from
 `charges`.
 
+The two wide tables, the summary and the rollup without the team, are star-shaped (schema 9): each distinct
+combination of the dimension columns is kept once in `summary_groups`, and their rows (`summary_facts`,
+`summary_no_team_facts`) hold the day, that combination's integer `group_id`, the tag value and the sums. Views under
+the old names (`daily_summary`, `summary_no_team`) join them back, so every read reads the same columns as before.
+At 1M rows a wide summary was 14 text columns written per row, and writing them was most of an import's time beyond
+loading the rows; a few hundred combinations hold the same text once.
+
 Maintenance, always inside the caller's write (one transaction):
 - window writes (store.sources) mark the days whose rows they delete or insert (`mark_days*`), and
   `finish_window` rebuilds those days (`settle`);
@@ -30,7 +37,9 @@ import duckdb
 
 from finops_tui import clock
 
-SUMMARY_TABLE = "daily_summary"
+SUMMARY_TABLE = "daily_summary"  # a view: summary_facts joined to summary_groups
+GROUPS_TABLE = "summary_groups"  # one row per distinct combination of the dimension columns, by group_id
+SUMMARY_FACTS = "summary_facts"  # daily_summary's rows: day, group_id, tag value, sums
 DEFAULT_TAG_KEY = "team"
 TAG_COLUMN = "tag_value"  # the effective value of summary_state.tag_key for the rows' owning resource
 # Dimension columns of `charges` the summary keeps, by their `charges` names so dimension SQL reads either.
@@ -45,6 +54,8 @@ SUMMARY_DIMENSIONS = frozenset({
     "pricing-category", "commitment", "provider",
 })
 _KEYS = (*GROUP_COLUMNS, TAG_COLUMN)
+# The columns summary_groups holds: every dimension column but the day.
+_GROUP_KEYS = tuple(c for c in GROUP_COLUMNS if c != "x_ChargeDate")
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,19 @@ class Rollup:
 
     table: str
     columns: tuple[str, ...]
+    facts: str | None = None  # star-shaped: the table its rows are kept in, keyed by group_id (`table` is a view)
+
+    @property
+    def stored(self) -> str:
+        """The table its rows are written to."""
+        return self.facts or self.table
+
+    @property
+    def stored_keys(self) -> tuple[str, ...]:
+        """The stored table's group columns (a star-shaped one keeps group_id for the dimension columns)."""
+        if self.facts is None:
+            return self.columns
+        return ("x_ChargeDate", "group_id", *((TAG_COLUMN,) if TAG_COLUMN in self.columns else ()))
 
 
 # Every rollup keeps the day, the currency and the pool marker: each read model filters on them.
@@ -61,15 +85,17 @@ _EVERY_ROLLUP = ("x_ChargeDate", "BillingCurrency", "x_SharedPool")
 # rows against the summary's 665k; without split rows 9k, 62k, 36k against 133k).
 ROLLUPS = (
     Rollup("summary_by_team", (*_EVERY_ROLLUP, TAG_COLUMN)),
-    Rollup("summary_no_team", GROUP_COLUMNS),
+    Rollup("summary_no_team", GROUP_COLUMNS, facts="summary_no_team_facts"),
     Rollup("summary_team_groups",
            (*_EVERY_ROLLUP, TAG_COLUMN, "ProviderName", "SubAccountId", "SubAccountName", "x_ResourceGroupName")),
 )
 ROW_GROUP_ROWS = 122_880  # DuckDB's rows per row group: a scan skips or splits work by whole row groups
 SMALLEST_TABLE = ROLLUPS[0].table  # every summary table holds each dated row's day: min/max of days read here
 _FILL_ORDER = sorted(ROLLUPS, key=lambda r: -len(r.columns))  # wider first: a narrower one may sum a wider one
+SUMMARY = Rollup(SUMMARY_TABLE, _KEYS, facts=SUMMARY_FACTS)  # the summary, described as its rollups are
 # (table, its group columns) from the smallest to the summary itself.
 TABLES = (*((r.table, r.columns) for r in ROLLUPS), (SUMMARY_TABLE, _KEYS))
+_STORED = (*ROLLUPS, SUMMARY)
 _DAYS = "_summary_days"  # temp table of the days a write changed, until `settle`
 _RESOURCE_KEYS = "_summary_resources"  # a tag edit's resources and their summarised value before it
 _MOVED = "_summary_moved"  # the same with the value after it
@@ -116,7 +142,7 @@ def create_rollups(con: duckdb.DuckDBPyConnection) -> None:
                     "row_count BIGINT NOT NULL)")
 
 
-def _rollup_sql(rollup: Rollup, source: str, where: str = "") -> str:
+def rollup_sql(rollup: Rollup, source: str, where: str = "") -> str:
     """SELECT of `source` (the summary, or rows shaped like it) summed into the rollup's groups: DECIMAL sums of
     sums, NULL where every summed value is NULL, as `sum()` over the charges themselves gives."""
     cols = ", ".join(rollup.columns)
@@ -127,22 +153,80 @@ def _rollup_sql(rollup: Rollup, source: str, where: str = "") -> str:
     """
 
 
+def create_star(con: duckdb.DuckDBPyConnection) -> None:
+    """The star-shaped summary (schema migration 8 -> 9): `summary_groups` and the facts tables, filled from the
+    wide `daily_summary` and `summary_no_team` tables' rows (no read of `charges`), which then become views."""
+    groups = ", ".join(_GROUP_KEYS)
+    star = (SUMMARY, *(r for r in ROLLUPS if r.facts))
+    every = " UNION ".join(f"SELECT {groups} FROM {stored.table}" for stored in star)
+    con.execute(f"CREATE TABLE {GROUPS_TABLE} AS SELECT CAST(row_number() OVER () AS INTEGER) AS group_id, * "
+                f"FROM ({every})")
+    for stored in star:
+        values = ", ".join(f"w.{c}" if c != "group_id" else "g.group_id" for c in stored.stored_keys)
+        con.execute(
+            f"CREATE TABLE {stored.stored} AS SELECT {values}, w.EffectiveCost, w.BilledCost, w.row_count "
+            f"FROM {stored.table} w JOIN {GROUPS_TABLE} g ON {_same_group('w', 'g')} ORDER BY w.x_ChargeDate"
+        )
+        con.execute(f"DROP TABLE {stored.table}")
+        con.execute(f"CREATE VIEW {stored.table} AS {_view_sql(stored)}")
+
+
+def _same_group(rows: str, groups: str) -> str:
+    """Join condition of rows carrying the dimension columns to their summary_groups row (NULL matches NULL)."""
+    return " AND ".join(f"{rows}.{c} IS NOT DISTINCT FROM {groups}.{c}" for c in _GROUP_KEYS)
+
+
+def _view_sql(stored: Rollup) -> str:
+    """A star-shaped table's rows with their dimension columns, in the column order the wide table had."""
+    columns = ", ".join(f"f.{c}" if c in stored.stored_keys else f"g.{c}" for c in stored.columns)
+    return (f"SELECT {columns}, f.EffectiveCost, f.BilledCost, f.row_count "
+            f"FROM {stored.facts} f JOIN {GROUPS_TABLE} g ON g.group_id = f.group_id")
+
+
+def _add_groups(cur: duckdb.DuckDBPyConnection, rows_sql: str) -> None:
+    """Give each combination of dimension columns in `rows_sql` (rows with those columns) that has none a group."""
+    groups = ", ".join(_GROUP_KEYS)
+    cur.execute(
+        f"""
+        INSERT INTO {GROUPS_TABLE}
+        SELECT CAST((SELECT coalesce(max(group_id), 0) FROM {GROUPS_TABLE}) + row_number() OVER () AS INTEGER), *
+        FROM (SELECT {groups} FROM ({rows_sql}) EXCEPT SELECT {groups} FROM {GROUPS_TABLE})
+        """
+    )
+
+
 def fill_rollups(cur: duckdb.DuckDBPyConnection, days: str | None = None) -> None:
     """Recompute the rollups from the summary: all of them, or only the days the query `days` selects. A rollup
     whose columns a wider one already filled holds is summed from that one (the team rollup from the team-groups
-    one: a third of the summary's rows on a split cache)."""
+    one: a third of the summary's rows on a split cache); the one without the team is summed from the summary's
+    facts by group (no dimension text is read or written)."""
     where = "" if days is None else f" AND x_ChargeDate IN ({days})"
     filled: list[Rollup] = []
     for rollup in _FILL_ORDER:
-        source = next((r.table for r in filled if set(rollup.columns) <= set(r.columns)), SUMMARY_TABLE)
-        cur.execute(f"DELETE FROM {rollup.table}" + (f" WHERE true{where}" if where else ""))
+        if rollup.facts is not None:
+            select = _factsrollup_sql(rollup, where)
+            source = SUMMARY_FACTS
+        else:
+            source = next((r.table for r in filled if set(rollup.columns) <= set(r.columns)), SUMMARY_TABLE)
+            select = rollup_sql(rollup, source, where)
+        cur.execute(f"DELETE FROM {rollup.stored}" + (f" WHERE true{where}" if where else ""))
         # In day order (settle appends whole days, so it stays so): a period's read skips the other days' row
         # groups, which is most of the team-groups rollup on a split cache (a level under a team: -15% CPU).
         # A table that stays within one row group has one day range whatever its order: the sort buys nothing
         # there and costs a third of the fill (1M rows: 40 of 120 ms).
-        order = " ORDER BY x_ChargeDate" if _may_span_row_groups(cur, rollup.table, source, where) else ""
-        cur.execute(f"INSERT INTO {rollup.table} {_rollup_sql(rollup, source, where)}{order}")
+        order = " ORDER BY x_ChargeDate" if _may_span_row_groups(cur, rollup.stored, source, where) else ""
+        cur.execute(f"INSERT INTO {rollup.stored} {select}{order}")
         filled.append(rollup)
+
+
+def _factsrollup_sql(rollup: Rollup, where: str) -> str:
+    """SELECT of the summary's facts summed into a star-shaped rollup's groups (its stored keys)."""
+    keys = ", ".join(rollup.stored_keys)
+    return f"""
+        SELECT {keys}, sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost,
+               sum(row_count) AS row_count
+        FROM {SUMMARY_FACTS} WHERE true{where} GROUP BY ALL
+    """
 
 
 def _may_span_row_groups(cur: duckdb.DuckDBPyConnection, table: str, source: str, where: str) -> bool:
@@ -168,6 +252,21 @@ def _grouped_sql(where: str = "") -> str:
     """
 
 
+def _facts_sql(where: str = "") -> str:
+    """SELECT of `charges` grouped as the summary's facts are: by day, group and the tag value of summary_state's
+    key (every combination the rows hold has its group)."""
+    return f"""
+        SELECT c.x_ChargeDate, g.group_id, t.tag_value AS {TAG_COLUMN}, sum(c.EffectiveCost) AS EffectiveCost,
+               sum(c.BilledCost) AS BilledCost, count(*) AS row_count
+        FROM charges c
+        JOIN {GROUPS_TABLE} g ON {_same_group('c', 'g')}
+        LEFT JOIN resource_tags t ON t.resource_key = c.x_ResourceKey
+             AND t.tag_key = (SELECT tag_key FROM summary_state)
+        WHERE c.x_ChargeDate IS NOT NULL{where}
+        GROUP BY ALL
+    """
+
+
 def _stamp(cur: duckdb.DuckDBPyConnection, tag_key: str | None = None) -> None:
     key = tag_key if tag_key is not None else stored_tag_key(cur) or DEFAULT_TAG_KEY
     cur.execute("DELETE FROM summary_state")
@@ -177,8 +276,10 @@ def _stamp(cur: duckdb.DuckDBPyConnection, tag_key: str | None = None) -> None:
 def rebuild(cur: duckdb.DuckDBPyConnection, tag_key: str | None = None) -> None:
     """Recompute the whole summary from `charges` and `resource_tags`; `tag_key` changes the summarised key."""
     _stamp(cur, tag_key)
-    cur.execute(f"DELETE FROM {SUMMARY_TABLE}")
-    cur.execute(f"INSERT INTO {SUMMARY_TABLE} {_grouped_sql()}")
+    cur.execute(f"DELETE FROM {SUMMARY_FACTS}")
+    cur.execute(f"DELETE FROM {GROUPS_TABLE}")
+    _add_groups(cur, "SELECT * FROM charges WHERE x_ChargeDate IS NOT NULL")
+    cur.execute(f"INSERT INTO {SUMMARY_FACTS} {_facts_sql()}")
     fill_rollups(cur)
     cur.execute(f"DROP TABLE IF EXISTS {_DAYS}")
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {_REBUILT} AS SELECT 1 AS done")
@@ -232,10 +333,10 @@ def settle(cur: duckdb.DuckDBPyConnection) -> None:
         rebuild(cur)
         return
     cur.execute(f"CREATE OR REPLACE TEMP TABLE {_DAYS}_set AS SELECT DISTINCT day FROM {_DAYS} WHERE day IS NOT NULL")
-    cur.execute(f"DELETE FROM {SUMMARY_TABLE} WHERE x_ChargeDate IN (SELECT day FROM {_DAYS}_set)")
-    cur.execute(
-        f"INSERT INTO {SUMMARY_TABLE} {_grouped_sql(f' AND c.x_ChargeDate IN (SELECT day FROM {_DAYS}_set)')}"
-    )
+    days = f" AND c.x_ChargeDate IN (SELECT day FROM {_DAYS}_set)"
+    _add_groups(cur, f"SELECT * FROM charges c WHERE true{days}")
+    cur.execute(f"DELETE FROM {SUMMARY_FACTS} WHERE x_ChargeDate IN (SELECT day FROM {_DAYS}_set)")
+    cur.execute(f"INSERT INTO {SUMMARY_FACTS} {_facts_sql(days)}")
     fill_rollups(cur, f"SELECT day FROM {_DAYS}_set")
     cur.execute(f"DROP TABLE {_DAYS}_set")
     cur.execute(f"DROP TABLE {_DAYS}")
@@ -316,25 +417,30 @@ def _merge(cur: duckdb.DuckDBPyConnection, delta_sql: str, *, team_only: bool = 
         FROM delta GROUP BY ALL
         """
     )
-    for table, columns in TABLES:
-        if not (team_only and TAG_COLUMN not in columns):
-            _merge_into(cur, table, columns)
+    _add_groups(cur, f"SELECT * FROM {_NET}")  # a moved row may land in a combination no row had before
+    for stored in _STORED:
+        if not (team_only and TAG_COLUMN not in stored.columns):
+            _merge_into(cur, stored)
     cur.execute(f"DROP TABLE {_NET}")
 
 
-def _merge_into(cur: duckdb.DuckDBPyConnection, table: str, columns: tuple[str, ...]) -> None:
-    """The pending delta, summed by `columns`, into `table` (groups whose delta nets to nothing are left alone)."""
+def _merge_into(cur: duckdb.DuckDBPyConnection, stored: Rollup) -> None:
+    """The pending delta, summed by the table's columns, into the table its rows are kept in (by group for a
+    star-shaped one); groups whose delta nets to nothing are left alone."""
+    table, columns = stored.stored, stored.stored_keys
     keys = ", ".join(columns)
     same = " AND ".join(f"s.{k} IS NOT DISTINCT FROM d.{k}" for k in columns)
-    moves = "row_count <> 0 OR EffectiveCost <> 0 OR BilledCost <> 0"
-    net = f"SELECT * FROM {_NET} WHERE {moves}"  # already summed by every summary column
-    if columns != _KEYS:
-        net = f"""
-            SELECT {keys}, sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost,
-                   sum(row_count) AS row_count
-            FROM {_NET} GROUP BY ALL
-            HAVING sum(row_count) <> 0 OR sum(EffectiveCost) <> 0 OR sum(BilledCost) <> 0
-        """
+    source = _NET
+    if stored.facts is not None:
+        values = ", ".join("g.group_id" if k == "group_id" else f"n.{k}" for k in columns)
+        source = (f"(SELECT {values}, n.EffectiveCost, n.BilledCost, n.row_count FROM {_NET} n "
+                  f"JOIN {GROUPS_TABLE} g ON {_same_group('n', 'g')})")
+    net = f"""
+        SELECT {keys}, sum(EffectiveCost) AS EffectiveCost, sum(BilledCost) AS BilledCost,
+               sum(row_count) AS row_count
+        FROM {source} GROUP BY ALL
+        HAVING sum(row_count) <> 0 OR sum(EffectiveCost) <> 0 OR sum(BilledCost) <> 0
+    """
     cur.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {_MATCHED} AS
@@ -501,7 +607,7 @@ def _rollup_differences(cur: duckdb.DuckDBPyConnection, rollup: Rollup, limit: i
         WITH stored AS (SELECT {keys}, sum(EffectiveCost) AS e, sum(BilledCost) AS b, sum(row_count) AS n
                         FROM {rollup.table} GROUP BY ALL),
              expected AS (SELECT {keys}, EffectiveCost AS e, BilledCost AS b, row_count AS n
-                          FROM ({_rollup_sql(rollup, "_summary_expected")}))
+                          FROM ({rollup_sql(rollup, "_summary_expected")}))
         SELECT {", ".join(f"coalesce(s.{k}, x.{k})" for k in ("x_ChargeDate", "BillingCurrency", *rest))},
                s.e, x.e, s.b, x.b, s.n, x.n
         FROM stored s FULL OUTER JOIN expected x
