@@ -193,6 +193,23 @@ def test_doctor_says_summaries_match_and_lists_each_difference(tmp_path: Path,
     assert cli.main(["--cache", str(path), "doctor"]) == 0
 
 
+def test_doctor_names_a_combination_with_two_groups_and_fix_renumbers_them(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Sums still match when a combination has two groups, but a tag edit's delta would be added twice: doctor
+    says so, and `--fix` (a full rebuild) numbers each combination once."""
+    path = build_small_cache(tmp_path / "s.duckdb")
+    with open_cache(path) as cache, cache.write() as cur:
+        cur.execute(f"INSERT INTO {summaries.GROUPS_TABLE} SELECT group_id + 1000, * EXCLUDE (group_id) "
+                    f"FROM {summaries.GROUPS_TABLE} WHERE group_id = 1")
+    capsys.readouterr()
+    assert cli.main(["--cache", str(path), "doctor"]) == 1
+    assert capsys.readouterr().out.strip() == (
+        "summary_groups: combinations of dimension columns with more than one group: 1")
+    assert cli.main(["--cache", str(path), "doctor", "--fix"]) == 0
+    capsys.readouterr()
+    assert cli.main(["--cache", str(path), "doctor"]) == 0
+
+
 # --- the property: random tag edits, rules, pools and re-imports keep summaries and charges equal ---------
 
 START = dt.date(2026, 11, 1)

@@ -568,6 +568,13 @@ def differences(cur: duckdb.DuckDBPyConnection, limit: int = 20) -> list[str]:
     if stored_tag_key(cur) is None:
         return ["daily_summary has never been built; any write (or `doctor --fix`) builds it"]
     problems: list[str] = []
+    groups = ", ".join(_GROUP_KEYS)
+    repeated = cur.execute(
+        f"SELECT count(*) FROM (SELECT {groups} FROM {GROUPS_TABLE} GROUP BY ALL HAVING count(*) > 1)"
+    ).fetchone()
+    if repeated is not None and repeated[0]:
+        # A tag edit's delta would join each of a combination's groups and be added more than once.
+        problems.append(f"{GROUPS_TABLE}: combinations of dimension columns with more than one group: {repeated[0]:,}")
     stamped = cur.execute("SELECT charges_rows, (SELECT count(*) FROM charges) FROM summary_state").fetchone()
     if stamped is not None and stamped[0] != stamped[1]:
         problems.append(f"summary_state: built over {stamped[0]:,} charge rows, the cache has {stamped[1]:,}")
