@@ -204,7 +204,7 @@ def fill_rollups(cur: duckdb.DuckDBPyConnection, days: str | None = None) -> Non
     filled: list[Rollup] = []
     for rollup in _FILL_ORDER:
         if rollup.facts is not None:
-            select = _factsrollup_sql(rollup, where)
+            select = _facts_rollup_sql(rollup, where)
             source = SUMMARY_FACTS
         else:
             source = next((r.table for r in filled if set(rollup.columns) <= set(r.columns)), SUMMARY_TABLE)
@@ -219,7 +219,7 @@ def fill_rollups(cur: duckdb.DuckDBPyConnection, days: str | None = None) -> Non
         filled.append(rollup)
 
 
-def _factsrollup_sql(rollup: Rollup, where: str) -> str:
+def _facts_rollup_sql(rollup: Rollup, where: str) -> str:
     """SELECT of the summary's facts summed into a star-shaped rollup's groups (its stored keys)."""
     keys = ", ".join(rollup.stored_keys)
     return f"""
