@@ -23,7 +23,17 @@ from finops_tui.ui.screens.allocation import AllocationScreen
 from finops_tui.ui.screens.commitments import CommitmentsScreen
 from finops_tui.ui.screens.recommendations import RecommendationsScreen
 from finops_tui.ui.widgets.commitment_list import CommitmentList
-from tests.ui_fixtures import DATA_END, TODAY, async_test, make_app, opened, screen_text, settle, without_prefetch
+from tests.ui_fixtures import (
+    DATA_END,
+    LOADED_AT,
+    TODAY,
+    async_test,
+    make_app,
+    opened,
+    screen_text,
+    settle,
+    without_prefetch,
+)
 
 SnapCompare = Callable[..., bool]
 pytestmark = pytest.mark.today(TODAY)
@@ -34,6 +44,9 @@ def demo_path() -> Path:
     """Three months of the demo estate ending on the UI tests' data end (built once per process)."""
     path = Path(tempfile.mkdtemp(prefix="finops-commitments-")) / "demo.duckdb"
     build_demo(path, TagPolicy(), end=DATA_END, months=3)
+    with open_cache(path) as cache_file, cache_file.write() as cur:
+        # "built 3 h ago" in every snapshot: the build's own time would read "just now" after 09:29 UTC only.
+        cur.execute("UPDATE sources SET imported_at = ?", [LOADED_AT])
     return path
 
 
