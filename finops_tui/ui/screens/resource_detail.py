@@ -9,7 +9,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import duckdb
 from rich.text import Text
@@ -70,6 +70,18 @@ class CostLines(DataTable[str | Text]):
         Binding("j", "cursor_down", "Down", id="list.down", show=False, tooltip="Next row"),
         Binding("k", "cursor_up", "Up", id="list.up", show=False, tooltip="Previous row"),
     ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._laid_out_height = 0
+
+    def on_idle(self) -> None:
+        # DataTable measures its new rows while idle. The layout its new height asks for is then left pending until
+        # another message reaches the table, and a table sized by its rows (height: auto) that was laid out empty
+        # (the splits table, just shown) kept a height of 0 on a still screen. A message of its own settles it.
+        if self.virtual_size.height != self._laid_out_height:
+            self._laid_out_height = self.virtual_size.height
+            self.call_later(self.refresh, layout=True)
 
 
 class ResourceDetailScreen(CostViewScreen):
