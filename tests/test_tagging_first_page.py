@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from textual.pilot import Pilot
 
 from finops_tui.allocation import queue as queue_module
 from finops_tui.allocation.journal import list_edits
@@ -27,6 +27,7 @@ from tests.ui_fixtures import (
     opened,
     screen_text,
     settle,
+    usd_cache_copy,
     usd_cache_path,
     wait_until,
     without_prefetch,
@@ -127,9 +128,7 @@ def _no_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def cache_path(tmp_path: Path) -> Path:
-    path = tmp_path / "usd.duckdb"
-    shutil.copyfile(usd_cache_path(), path)
-    return path
+    return usd_cache_copy(tmp_path)
 
 
 class HeldSuggestions:
@@ -154,6 +153,17 @@ class HeldSuggestions:
         self.go.set()
 
 
+async def _open_listed(app: Any, pilot: Pilot[Any]) -> TaggingScreen:
+    """Key 4 from the overview, once the Tagging screen holds its queue's listed step."""
+    await settle(pilot)
+    await pilot.press("4")
+    await wait_until(pilot, lambda: isinstance(app.screen, TaggingScreen) and app.screen.queue is not None,
+                     "the listed step")
+    screen = app.screen
+    assert isinstance(screen, TaggingScreen)
+    return screen
+
+
 def _notes(app: Any) -> str:
     return " ".join(str(n.message) for n in app._notifications)
 
@@ -164,12 +174,8 @@ async def test_the_queue_paints_before_its_suggestions(cache_path: Path, monkeyp
     with opened(cache_path) as cache:
         app = make_app(cache)
         async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            await pilot.press("4")
-            await wait_until(pilot, lambda: isinstance(app.screen, TaggingScreen) and app.screen.queue is not None,
-                             "the listed step")
-            screen = app.screen
-            assert isinstance(screen, TaggingScreen) and screen.queue is not None
+            screen = await _open_listed(app, pilot)
+            assert screen.queue is not None
             assert held.entered.is_set() and not screen.queue.suggested
             assert screen.period is not None
             with cache.cursor() as cur:
@@ -211,12 +217,7 @@ async def test_the_suggestions_of_a_superseded_request_never_land(cache_path: Pa
     with opened(cache_path) as cache:
         app = make_app(cache)
         async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot)
-            await pilot.press("4")
-            await wait_until(pilot, lambda: isinstance(app.screen, TaggingScreen) and app.screen.queue is not None,
-                             "the listed step")
-            screen = app.screen
-            assert isinstance(screen, TaggingScreen)
+            screen = await _open_listed(app, pilot)
             await pilot.press("m")  # BilledCost: a newer request
             held.release()
             await settle(pilot)

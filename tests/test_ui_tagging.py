@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +25,7 @@ from finops_tui.ui.screens.overview import OverviewScreen
 from finops_tui.ui.screens.resource_detail import ResourceDetailScreen
 from finops_tui.ui.screens.tagging import TaggingScreen, common_pattern
 from tests.fake_tags_arm import FakeCredential, FakeTagsArm
-from tests.ui_fixtures import TODAY, async_test, make_app, opened, screen_text, settle, usd_cache_path, without_prefetch
+from tests.ui_fixtures import TODAY, async_test, make_app, opened, screen_text, settle, usd_cache_copy, without_prefetch
 
 SIZE = (120, 40)
 
@@ -42,9 +41,7 @@ def _no_prefetch(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def cache_path(tmp_path: Path) -> Path:
     """A copy of the shared small cache: these tests write tags."""
-    path = tmp_path / "usd.duckdb"
-    shutil.copyfile(usd_cache_path(), path)
-    return path
+    return usd_cache_copy(tmp_path)
 
 
 @pytest.fixture

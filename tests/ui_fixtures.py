@@ -7,6 +7,7 @@ import datetime as dt
 import functools
 import html
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
@@ -98,6 +99,13 @@ _ROOT = Path(tempfile.mkdtemp(prefix="finops-ui-tests-"))
 def usd_cache_path() -> Path:
     """Built once per test process (xdist workers each build their own)."""
     return build_ui_cache(_ROOT / "usd.duckdb")
+
+
+def usd_cache_copy(folder: Path) -> Path:
+    """A copy of the shared small USD cache in `folder`, for a test that writes (tags, edits)."""
+    path = folder / "usd.duckdb"
+    shutil.copyfile(usd_cache_path(), path)
+    return path
 
 
 @cache

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -258,17 +258,12 @@ def _suggest(cur: duckdb.DuckDBPyConnection, key: str) -> dict[str, list[Suggest
         """,
         {"key": key},
     ).fetchall()
-    # One suggestion per resource group, shared by its resources: the money is read (as text) and the reason
-    # written once per group rather than once per resource.
-    made: dict[tuple[Any, ...], Suggestion] = {}
-    for rid, *evidence in rows:
-        suggestion = made.get(tuple(evidence))
-        if suggestion is None:
-            value, n, siblings, cost_text, siblings_cost_text, rg = evidence
-            cost, siblings_cost = Decimal(cost_text), Decimal(siblings_cost_text)
-            share = f", {cost / siblings_cost:.0%} of their cost" if siblings_cost > 0 else ""
-            reason = f"{n} of {siblings} tagged resources in {rg} have {key}={value}{share}"
-            suggestion = made[tuple(evidence)] = Suggestion(value, "siblings", reason)
+    def siblings(value: str, n: int, siblings: int, cost_text: str, siblings_cost_text: str, rg: str) -> Suggestion:
+        cost, siblings_cost = Decimal(cost_text), Decimal(siblings_cost_text)
+        share = f", {cost / siblings_cost:.0%} of their cost" if siblings_cost > 0 else ""
+        return Suggestion(value, "siblings", f"{n} of {siblings} tagged resources in {rg} have {key}={value}{share}")
+
+    for rid, suggestion in _per_evidence(rows, siblings):
         found.setdefault(rid, []).append(suggestion)
 
     # (c) Another tag whose value maps to exactly one value of `key` on every resource carrying both.
@@ -291,13 +286,11 @@ def _suggest(cur: duckdb.DuckDBPyConnection, key: str) -> dict[str, list[Suggest
         """,
         {"key": key},
     ).fetchall()
-    made.clear()
-    for rid, *evidence in rows:
-        suggestion = made.get(tuple(evidence))
-        if suggestion is None:
-            value, other_key, other_value, n = evidence
-            reason = f"{other_key}={other_value} goes with {key}={value} on all {n} resources that carry both"
-            suggestion = made[tuple(evidence)] = Suggestion(value, "other-tag", reason)
+    def other_tag(value: str, other_key: str, other_value: str, n: int) -> Suggestion:
+        return Suggestion(value, "other-tag",
+                          f"{other_key}={other_value} goes with {key}={value} on all {n} resources that carry both")
+
+    for rid, suggestion in _per_evidence(rows, other_tag):
         _add(found, rid, suggestion)
 
     # (b) The resource group's name contains a known value as whole words (rg-payments-prod -> payments).
@@ -319,6 +312,18 @@ def _suggest(cur: duckdb.DuckDBPyConnection, key: str) -> dict[str, list[Suggest
         for rid in ids:
             _add(found, rid, Suggestion(match, "group-name", reason))
     return found
+
+
+def _per_evidence(rows: list[tuple[Any, ...]], make: Callable[..., Suggestion]) -> Iterator[tuple[str, Suggestion]]:
+    """(resource id, suggestion) for each row (the id, then the evidence): one Suggestion per distinct evidence,
+    shared by the resources it names, so its money is read and its reason written once (per resource group, say)
+    rather than once per resource."""
+    made: dict[tuple[Any, ...], Suggestion] = {}
+    for rid, *evidence in rows:
+        key = tuple(evidence)
+        if key not in made:
+            made[key] = make(*evidence)
+        yield rid, made[key]
 
 
 def _add(found: dict[str, list[Suggestion]], rid: str, suggestion: Suggestion) -> None:

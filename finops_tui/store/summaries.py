@@ -93,9 +93,8 @@ ROW_GROUP_ROWS = 122_880  # DuckDB's rows per row group: a scan skips or splits 
 SMALLEST_TABLE = ROLLUPS[0].table  # every summary table holds each dated row's day: min/max of days read here
 _FILL_ORDER = sorted(ROLLUPS, key=lambda r: -len(r.columns))  # wider first: a narrower one may sum a wider one
 SUMMARY = Rollup(SUMMARY_TABLE, _KEYS, facts=SUMMARY_FACTS)  # the summary, described as its rollups are
-# (table, its group columns) from the smallest to the summary itself.
-TABLES = (*((r.table, r.columns) for r in ROLLUPS), (SUMMARY_TABLE, _KEYS))
-_STORED = (*ROLLUPS, SUMMARY)
+_STORED = (*ROLLUPS, SUMMARY)  # from the smallest to the summary itself
+TABLES = tuple((r.table, r.columns) for r in _STORED)  # (table, its group columns), in that order
 _DAYS = "_summary_days"  # temp table of the days a write changed, until `settle`
 _RESOURCE_KEYS = "_summary_resources"  # a tag edit's resources and their summarised value before it
 _MOVED = "_summary_moved"  # the same with the value after it

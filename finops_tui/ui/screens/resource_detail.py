@@ -73,14 +73,14 @@ class CostLines(DataTable[str | Text]):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._laid_out_height = 0
+        self._measured_height = 0
 
     def on_idle(self) -> None:
         # DataTable measures its new rows while idle. The layout its new height asks for is then left pending until
         # another message reaches the table, and a table sized by its rows (height: auto) that was laid out empty
         # (the splits table, just shown) kept a height of 0 on a still screen. A message of its own settles it.
-        if self.virtual_size.height != self._laid_out_height:
-            self._laid_out_height = self.virtual_size.height
+        if self.virtual_size.height != self._measured_height:
+            self._measured_height = self.virtual_size.height
             self.call_later(self.refresh, layout=True)
 
 

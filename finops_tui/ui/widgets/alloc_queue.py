@@ -157,14 +157,13 @@ class QueueTable(DrawnRows[QueueRow]):
         self._rebuild(self.cursor_item)
 
     def _rebuild(self, keep: QueueItem | None = None) -> None:
-        queue = self.queue
+        queue, check = self.queue, self._filter
         widest = len(f"Cost ({self.currency})")
         blocks: list[tuple[QueueRow, list[QueueRow]]] = []  # a subscription's header and its rows
         for sub in queue.subscriptions if queue else []:
             groups: list[tuple[Decimal, list[QueueRow]]] = []
             sub_cost, sub_listed = ZERO, 0
             for group in sub.groups:
-                check = self._filter
                 items = group.items if check is None else [i for i in group.items if check(sub, group, i)]
                 if not items:
                     continue
@@ -180,7 +179,7 @@ class QueueTable(DrawnRows[QueueRow]):
                 widest = max(widest, len(money(cost)), len(money(max(costs))), len(money(min(costs))))
             if not groups:
                 continue
-            complete = self._filter is None and sub_listed == sub.resources
+            complete = check is None and sub_listed == sub.resources
             # Costliest first by what is listed: a filter changes the subtotals, so the order follows them.
             groups.sort(key=lambda block: block[0], reverse=True)
             header = QueueRow("subscription", sub, None, None, sub.cost if complete else sub_cost,
